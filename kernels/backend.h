@@ -1,0 +1,45 @@
+// backend: the table of functions every backend fills, generated from OPS_LIST (kernels/ops.h),
+// and the context that carries the chosen backend. Only kernels/ code includes this header.
+//
+// The CPU backend is linked into every executable (kernels/cpu/). The CUDA backend is a shared
+// object (lib/libdiffood_cuda.so) exporting `const ops_backend *ops_cuda_backend(void)` and
+// `int ops_cuda_ctx_init(ops_ctx *ctx)` / `void ops_cuda_ctx_fini(ops_ctx *ctx)` with C linkage;
+// kernels/ops.c loads it with dlopen only when a GPU is asked for, so CPU users never need CUDA.
+#ifndef DIFFOOD_BACKEND_H
+#define DIFFOOD_BACKEND_H
+
+#include "kernels/ops.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct ops_backend {
+    const char *name;
+#define OPS_MEMBER(op, params, args) int(*op) params;
+    OPS_LIST(OPS_MEMBER)
+#undef OPS_MEMBER
+} ops_backend;
+
+struct ops_ctx {
+    const ops_backend *be;
+    ops_device dev;
+    ops_options opt;
+    void *impl;       // backend state (CUDA: stream, handles, workspace, algorithm cache)
+    void *dl_handle;  // the CUDA shared object, when loaded
+    void (*fini)(ops_ctx *ctx);
+};
+
+// The CPU backend's table (kernels/cpu/).
+const ops_backend *ops_cpu_backend(void);
+
+// Entry points of the CUDA shared object (resolved with dlsym).
+typedef const ops_backend *(*ops_cuda_backend_fn)(void);
+typedef int (*ops_cuda_ctx_init_fn)(ops_ctx *ctx);
+#define OPS_CUDA_BACKEND_SYMBOL "ops_cuda_backend"
+#define OPS_CUDA_INIT_SYMBOL "ops_cuda_ctx_init"
+
+#ifdef __cplusplus
+}
+#endif
+#endif

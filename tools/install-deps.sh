@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the build, the tests and the reference scripts need; quiet and
+# quick when everything is there. Run by `make deps` (and so by `make` and `make test`).
+set -euo pipefail
+pkgs=(build-essential pkg-config liblmdb-dev lmdb-utils libzstd-dev libyaml-dev check libsubunit-dev
+      libopenblas-dev zlib1g-dev libpng-dev libjpeg62-turbo-dev libxxhash-dev libcjson-dev
+      python3-numpy python3-torch python3-sklearn)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+echo "deps: installing ${missing[*]}" >&2
+sudo=""; [ "$(id -u)" -eq 0 ] || sudo=sudo
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq >/dev/null
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
