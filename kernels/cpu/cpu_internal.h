@@ -1,0 +1,99 @@
+// cpu_internal: what the files of the CPU backend share (kernels/cpu/): the per-context state
+// (thread count, reusable scratch buffers), thread helpers, fast vectorisable math, and the
+// declarations of every op implementation (cpu_NAME, one per OPS_LIST entry, filled into the
+// table by cpu_backend.c). Not a public header: only kernels/cpu/ and its tests include it.
+//
+// Threading: every OpenMP region names its thread count (cpu_threads); OpenBLAS is set to the
+// same count before a GEMM (cpu_blas_threads) and never called from inside a parallel region.
+// A context is used by one thread at a time (the same rule as for every ops_ctx).
+#ifndef DIFFOOD_CPU_INTERNAL_H
+#define DIFFOOD_CPU_INTERNAL_H
+
+#include <math.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "kernels/backend.h"
+
+// Per-context state, created on first use and freed by ops_ctx_destroy (through ctx->fini).
+typedef struct {
+    int threads;       // resolved thread count (>= 1)
+    float *scratch;    // im2col / column buffer, grown rarely (aligned)
+    size_t scratch_n;  // its capacity in floats
+    double *partial;   // per-chunk / per-(n, c) reduction partials, grown rarely (aligned)
+    size_t partial_n;  // its capacity in doubles
+} cpu_state;
+
+// The context's state, created on first call (NULL only when out of memory).
+cpu_state *cpu_state_get(ops_ctx *ctx);
+// Threads to use for OpenMP regions of `ctx` (>= 1).
+int cpu_threads(ops_ctx *ctx);
+// Sets OpenBLAS's thread count to the context's (a no-op when already set).
+void cpu_blas_threads(ops_ctx *ctx);
+// A scratch buffer of at least `n` floats (content undefined) or NULL with ERR_NOMEM set.
+// Valid until the next cpu_scratch call on the same context. Owned by the context.
+float *cpu_scratch(ops_ctx *ctx, size_t n);
+// A buffer of at least `n` doubles (content undefined), or NULL with ERR_NOMEM set; separate
+// from cpu_scratch so that both can be held at once. Owned by the context.
+double *cpu_partial(ops_ctx *ctx, size_t n);
+
+// Reductions split into chunks of this many elements whatever the thread count, combined in
+// chunk order: results do not depend on threads at all.
+#define CPU_CHUNK 8192
+
+// --- fast math: vectorisable exp and activations ----------------------------------------------
+
+// exp(x) for float, Cephes-style range reduction and degree-6 polynomial (relative error about
+// 2e-7), branch-free so that GCC vectorises loops over it. Saturates to 0 / +inf outside the
+// float range like expf.
+static inline float cpu_expf(float x) {
+    x = fminf(fmaxf(x, -103.0f), 88.72283f);
+    float n = floorf(x * 1.44269504088896341f + 0.5f);
+    float r = x - n * 0.693359375f;
+    r = r - n * -2.12194440e-4f;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * r * r + r + 1.0f;
+    // 2^n in two steps so that n down to -150 (subnormal results) stays exact enough
+    int ni = (int)n;
+    int n1 = ni >> 1, n2 = ni - n1;
+    union { uint32_t u; float f; } s1, s2;
+    s1.u = (uint32_t)(n1 + 127) << 23;
+    s2.u = (uint32_t)(n2 + 127) << 23;
+    return p * s1.f * s2.f;
+}
+
+static inline float cpu_sigmoidf(float x) { return 1.0f / (1.0f + cpu_expf(-x)); }
+
+// act(z)
+static inline float cpu_act(ops_act act, float z) {
+    if (act == OPS_ACT_RELU) return z > 0.0f ? z : 0.0f;
+    if (act == OPS_ACT_SWISH) return z * cpu_sigmoidf(z);
+    return z;
+}
+// act'(z)
+static inline float cpu_act_grad(ops_act act, float z) {
+    if (act == OPS_ACT_RELU) return z > 0.0f ? 1.0f : 0.0f;
+    if (act == OPS_ACT_SWISH) {
+        float s = cpu_sigmoidf(z);
+        return s * (1.0f + z * (1.0f - s));
+    }
+    return 1.0f;
+}
+// y[i] = act(y[i]) over a row (vectorisable per activation)
+void cpu_act_row(ops_act act, float *y, size_t n);
+
+// Checks an activation code; ERR_USAGE naming `op` when out of range.
+int cpu_check_act(const char *op, ops_act act);
+
+// --- the op implementations ---------------------------------------------------------------------
+#define CPU_DECLARE(op, params, args) int cpu_##op params;
+OPS_LIST(CPU_DECLARE)
+#undef CPU_DECLARE
+
+#endif

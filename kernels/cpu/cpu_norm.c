@@ -1,0 +1,240 @@
+// cpu_norm: GroupNorm and BatchNorm on the CPU, each with a fused activation (y = act(norm(x))).
+//
+// Statistics are summed in double per (image, group) or per channel, in a fixed order; the
+// backward pass recomputes the pre-activation from x and the saved mean/rstd. GroupNorm's
+// dgamma/dbeta are first summed per (image, channel) into the context's partial buffer and
+// then over images in order, so nothing depends on the thread count.
+#include "kernels/cpu/cpu_internal.h"
+
+#include "common/err.h"
+
+// y[i] = act(x[i] * a + b) over a row
+static inline void cpu_affine_act_row(ops_act act, float *y, const float *x, float a, float b, int n) {
+    if (act == OPS_ACT_SWISH) {
+#pragma omp simd
+        for (int i = 0; i < n; i++) {
+            float z = x[i] * a + b;
+            y[i] = z / (1.0f + cpu_expf(-z));
+        }
+    } else if (act == OPS_ACT_RELU) {
+#pragma omp simd
+        for (int i = 0; i < n; i++) {
+            float z = x[i] * a + b;
+            y[i] = z > 0.0f ? z : 0.0f;
+        }
+    } else {
+#pragma omp simd
+        for (int i = 0; i < n; i++) y[i] = x[i] * a + b;
+    }
+}
+
+// Sums of g = dy * act'(z) and g * xhat over a row, z = xhat * gamma + beta, xhat = (x - mean) * rstd.
+static inline void cpu_norm_row_sums(ops_act act, const float *dy, const float *x, float mean, float rstd, float gamma,
+                                     float beta, int n, double *sum_g, double *sum_gx) {
+    float sg = 0.0f, sgx = 0.0f;
+#pragma omp simd reduction(+ : sg, sgx)
+    for (int i = 0; i < n; i++) {
+        float xh = (x[i] - mean) * rstd;
+        float g = dy[i] * cpu_act_grad(act, xh * gamma + beta);
+        sg += g;
+        sgx += g * xh;
+    }
+    *sum_g = sg;
+    *sum_gx = sgx;
+}
+
+// dx[i] += rstd * (gamma * g - c1 - xhat * c2)
+static inline void cpu_norm_row_dx(ops_act act, float *dx, const float *dy, const float *x, float mean, float rstd,
+                                   float gamma, float beta, float c1, float c2, int n) {
+#pragma omp simd
+    for (int i = 0; i < n; i++) {
+        float xh = (x[i] - mean) * rstd;
+        float g = dy[i] * cpu_act_grad(act, xh * gamma + beta);
+        dx[i] += rstd * (gamma * g - c1 - xh * c2);
+    }
+}
+
+// Mean and variance (biased) of a row in double: two passes for accuracy.
+static void cpu_row_stats(const float *x, size_t n, double *mean, double *var) {
+    double s = 0.0;
+    for (size_t i = 0; i < n; i++) s += x[i];
+    double m = s / (double)n, v = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        double d = x[i] - m;
+        v += d * d;
+    }
+    *mean = m;
+    *var = v / (double)n;
+}
+
+// --- GroupNorm ------------------------------------------------------------------------------------
+
+static int cpu_gn_check(const char *op, ops_act act, int n, int c, int hw, int groups) {
+    ERR_TRY(cpu_check_act(op, act));
+    if (n <= 0 || c <= 0 || hw <= 0 || groups <= 0 || c % groups)
+        return err_set(ERR_USAGE, "%s: invalid shape n=%d c=%d hw=%d groups=%d (dims > 0, groups must divide c)", op, n,
+                       c, hw, groups);
+    return 0;
+}
+
+int cpu_groupnorm_fwd(ops_ctx *ctx, ops_act act, float *y, float *mean, float *rstd, const float *x, const float *gamma,
+                      const float *beta, int n, int c, int hw, int groups, float eps) {
+    ERR_TRY(cpu_gn_check("groupnorm_fwd", act, n, c, hw, groups));
+    int cg = c / groups;
+    size_t gsz = (size_t)cg * hw;
+#pragma omp parallel for schedule(static) num_threads(cpu_threads(ctx)) if (n * groups > 1)
+    for (int t = 0; t < n * groups; t++) {
+        int grp = t % groups;
+        const float *xg = x + (size_t)t * gsz;
+        float *yg = y + (size_t)t * gsz;
+        double m, v;
+        cpu_row_stats(xg, gsz, &m, &v);
+        float rs = (float)(1.0 / sqrt(v + (double)eps));
+        mean[t] = (float)m;
+        rstd[t] = rs;
+        for (int k = 0; k < cg; k++) {
+            int ch = grp * cg + k;
+            float a = rs * (gamma ? gamma[ch] : 1.0f);
+            float b = (beta ? beta[ch] : 0.0f) - (float)m * a;
+            cpu_affine_act_row(act, yg + (size_t)k * hw, xg + (size_t)k * hw, a, b, hw);
+        }
+    }
+    return 0;
+}
+
+int cpu_groupnorm_bwd(ops_ctx *ctx, ops_act act, float *dx, float *dgamma, float *dbeta, const float *dy, const float *x,
+                      const float *mean, const float *rstd, const float *gamma, const float *beta, int n, int c, int hw,
+                      int groups) {
+    ERR_TRY(cpu_gn_check("groupnorm_bwd", act, n, c, hw, groups));
+    int cg = c / groups;
+    size_t gsz = (size_t)cg * hw;
+    double *part = cpu_partial(ctx, (size_t)2 * n * c); // (N, C, 2): sum g, sum g*xhat
+    if (!part) return err_prefix(ERR_NOMEM, "groupnorm_bwd: ");
+#pragma omp parallel for schedule(static) num_threads(cpu_threads(ctx)) if (n * groups > 1)
+    for (int t = 0; t < n * groups; t++) {
+        int img = t / groups, grp = t % groups;
+        const float *xg = x + (size_t)t * gsz, *dyg = dy + (size_t)t * gsz;
+        float m = mean[t], rs = rstd[t];
+        double sdx = 0.0, sdxx = 0.0; // sums of dxhat = g*gamma and dxhat*xhat over the group
+        for (int k = 0; k < cg; k++) {
+            int ch = grp * cg + k;
+            float ga = gamma ? gamma[ch] : 1.0f, be = beta ? beta[ch] : 0.0f;
+            double sg, sgx;
+            cpu_norm_row_sums(act, dyg + (size_t)k * hw, xg + (size_t)k * hw, m, rs, ga, be, hw, &sg, &sgx);
+            part[((size_t)img * c + ch) * 2] = sg;
+            part[((size_t)img * c + ch) * 2 + 1] = sgx;
+            sdx += sg * ga;
+            sdxx += sgx * ga;
+        }
+        if (dx) {
+            float c1 = (float)(sdx / (double)gsz), c2 = (float)(sdxx / (double)gsz);
+            for (int k = 0; k < cg; k++) {
+                int ch = grp * cg + k;
+                float ga = gamma ? gamma[ch] : 1.0f, be = beta ? beta[ch] : 0.0f;
+                cpu_norm_row_dx(act, dx + (size_t)t * gsz + (size_t)k * hw, dyg + (size_t)k * hw, xg + (size_t)k * hw,
+                                m, rs, ga, be, c1, c2, hw);
+            }
+        }
+    }
+    for (int ch = 0; ch < c; ch++) {
+        double sg = 0.0, sgx = 0.0;
+        for (int img = 0; img < n; img++) {
+            sg += part[((size_t)img * c + ch) * 2];
+            sgx += part[((size_t)img * c + ch) * 2 + 1];
+        }
+        if (dgamma) dgamma[ch] += (float)sgx;
+        if (dbeta) dbeta[ch] += (float)sg;
+    }
+    return 0;
+}
+
+// --- BatchNorm ------------------------------------------------------------------------------------
+
+static int cpu_bn_check(const char *op, ops_act act, int n, int c, int hw) {
+    ERR_TRY(cpu_check_act(op, act));
+    if (n <= 0 || c <= 0 || hw <= 0)
+        return err_set(ERR_USAGE, "%s: invalid shape n=%d c=%d hw=%d (all must be > 0)", op, n, c, hw);
+    return 0;
+}
+
+int cpu_batchnorm_fwd_train(ops_ctx *ctx, ops_act act, float *y, float *mean, float *rstd, float *running_mean,
+                            float *running_var, const float *x, const float *gamma, const float *beta, int n, int c,
+                            int hw, float momentum, float eps) {
+    ERR_TRY(cpu_bn_check("batchnorm_fwd_train", act, n, c, hw));
+    size_t cnt = (size_t)n * hw;
+    ERR_IF(cnt < 2, ERR_USAGE, "batchnorm_fwd_train: n*hw=%zu: training needs more than one value per channel (c=%d)",
+           cnt, c);
+#pragma omp parallel for schedule(static) num_threads(cpu_threads(ctx)) if (c > 1)
+    for (int ch = 0; ch < c; ch++) {
+        double s = 0.0;
+        for (int img = 0; img < n; img++) {
+            const float *p = x + ((size_t)img * c + ch) * hw;
+            for (int i = 0; i < hw; i++) s += p[i];
+        }
+        double m = s / (double)cnt, v = 0.0;
+        for (int img = 0; img < n; img++) {
+            const float *p = x + ((size_t)img * c + ch) * hw;
+            for (int i = 0; i < hw; i++) {
+                double d = p[i] - m;
+                v += d * d;
+            }
+        }
+        double var = v / (double)cnt;
+        float rs = (float)(1.0 / sqrt(var + (double)eps));
+        mean[ch] = (float)m;
+        rstd[ch] = rs;
+        if (running_mean) running_mean[ch] = (1.0f - momentum) * running_mean[ch] + momentum * (float)m;
+        if (running_var)
+            running_var[ch] = (1.0f - momentum) * running_var[ch] + momentum * (float)(v / (double)(cnt - 1));
+        float a = rs * (gamma ? gamma[ch] : 1.0f);
+        float b = (beta ? beta[ch] : 0.0f) - (float)m * a;
+        for (int img = 0; img < n; img++) {
+            size_t o = ((size_t)img * c + ch) * hw;
+            cpu_affine_act_row(act, y + o, x + o, a, b, hw);
+        }
+    }
+    return 0;
+}
+
+int cpu_batchnorm_fwd_eval(ops_ctx *ctx, ops_act act, float *y, const float *x, const float *gamma, const float *beta,
+                           const float *running_mean, const float *running_var, int n, int c, int hw, float eps) {
+    ERR_TRY(cpu_bn_check("batchnorm_fwd_eval", act, n, c, hw));
+#pragma omp parallel for schedule(static) num_threads(cpu_threads(ctx)) if (n * c > 1)
+    for (int t = 0; t < n * c; t++) {
+        int ch = t % c;
+        float rs = (float)(1.0 / sqrt((double)running_var[ch] + (double)eps));
+        float a = rs * (gamma ? gamma[ch] : 1.0f);
+        float b = (beta ? beta[ch] : 0.0f) - running_mean[ch] * a;
+        cpu_affine_act_row(act, y + (size_t)t * hw, x + (size_t)t * hw, a, b, hw);
+    }
+    return 0;
+}
+
+int cpu_batchnorm_bwd(ops_ctx *ctx, ops_act act, float *dx, float *dgamma, float *dbeta, const float *dy, const float *x,
+                      const float *mean, const float *rstd, const float *gamma, const float *beta, int n, int c, int hw) {
+    ERR_TRY(cpu_bn_check("batchnorm_bwd", act, n, c, hw));
+    size_t cnt = (size_t)n * hw;
+#pragma omp parallel for schedule(static) num_threads(cpu_threads(ctx)) if (c > 1)
+    for (int ch = 0; ch < c; ch++) {
+        float m = mean[ch], rs = rstd[ch];
+        float ga = gamma ? gamma[ch] : 1.0f, be = beta ? beta[ch] : 0.0f;
+        double sg = 0.0, sgx = 0.0;
+        for (int img = 0; img < n; img++) {
+            size_t o = ((size_t)img * c + ch) * hw;
+            double a, b;
+            cpu_norm_row_sums(act, dy + o, x + o, m, rs, ga, be, hw, &a, &b);
+            sg += a;
+            sgx += b;
+        }
+        if (dgamma) dgamma[ch] += (float)sgx;
+        if (dbeta) dbeta[ch] += (float)sg;
+        if (dx) {
+            float c1 = (float)(ga * sg / (double)cnt), c2 = (float)(ga * sgx / (double)cnt);
+            for (int img = 0; img < n; img++) {
+                size_t o = ((size_t)img * c + ch) * hw;
+                cpu_norm_row_dx(act, dx + o, dy + o, x + o, m, rs, ga, be, c1, c2, hw);
+            }
+        }
+    }
+    return 0;
+}
