@@ -1,0 +1,302 @@
+// stage: store keys, up-to-date/resume/conflict decisions and completion marks (stage.h).
+#include "common/stage.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "common/err.h"
+
+static const char *const stage_state_names[STAGE_STATE_COUNT] = {"fresh", "resume", "up to date"};
+
+const char *stage_state_name(stage_state s) { return s >= 0 && s < STAGE_STATE_COUNT ? stage_state_names[s] : "?"; }
+
+int stage_key(const stage_id *id, char key[HASH_HEX_LEN + 1]) {
+    ERR_IF(!id || !id->stage || !id->params || !id->inputs, ERR_USAGE, "stage_key: incomplete stage id");
+    hash_state *h = NULL;
+    ERR_TRY(hash_init(&h));
+    char ver[32];
+    snprintf(ver, sizeof ver, "%d", id->version);
+    hash_update_text(h, "diffood-stage");
+    hash_update_text(h, id->stage);
+    hash_update_text(h, ver);
+    hash_update_text(h, id->params);
+    hash_update_text(h, id->inputs);
+    hash_final_hex(h, key);
+    hash_free(h);
+    return 0;
+}
+
+// --- canonical JSON ------------------------------------------------------------------------
+
+static int stage_cmp_items(const void *a, const void *b) {
+    const cJSON *x = *(const cJSON *const *)a, *y = *(const cJSON *const *)b;
+    return strcmp(x->string, y->string);
+}
+
+// A deep copy of item with every object's members sorted by key.
+static cJSON *stage_sorted_copy(const cJSON *item) {
+    if (cJSON_IsObject(item)) {
+        int n = cJSON_GetArraySize(item), i = 0;
+        cJSON *obj = cJSON_CreateObject();
+        const cJSON **kids = malloc(sizeof *kids * (size_t)(n ? n : 1));
+        if (!obj || !kids) goto oom;
+        const cJSON *c;
+        cJSON_ArrayForEach(c, item) kids[i++] = c;
+        qsort(kids, (size_t)n, sizeof *kids, stage_cmp_items);
+        for (i = 0; i < n; i++) {
+            cJSON *v = stage_sorted_copy(kids[i]);
+            if (!v || !cJSON_AddItemToObject(obj, kids[i]->string, v)) {
+                cJSON_Delete(v);
+                goto oom;
+            }
+        }
+        free(kids);
+        return obj;
+    oom:
+        free(kids);
+        cJSON_Delete(obj);
+        return NULL;
+    }
+    if (cJSON_IsArray(item)) {
+        cJSON *arr = cJSON_CreateArray();
+        const cJSON *c;
+        if (!arr) return NULL;
+        cJSON_ArrayForEach(c, item) {
+            cJSON *v = stage_sorted_copy(c);
+            if (!v || !cJSON_AddItemToArray(arr, v)) {
+                cJSON_Delete(v);
+                cJSON_Delete(arr);
+                return NULL;
+            }
+        }
+        return arr;
+    }
+    return cJSON_Duplicate(item, 0);
+}
+
+int stage_canonical_json(const cJSON *item, char **text) {
+    *text = NULL;
+    cJSON *sorted = stage_sorted_copy(item);
+    ERR_IF(!sorted, ERR_NOMEM, "stage: out of memory building canonical JSON");
+    *text = cJSON_PrintUnformatted(sorted);
+    cJSON_Delete(sorted);
+    ERR_IF(!*text, ERR_NOMEM, "stage: out of memory printing canonical JSON");
+    return 0;
+}
+
+// --- explaining a conflict -----------------------------------------------------------------
+
+// Appends "; what: ..." describing how two JSON texts differ (top-level keys when both are
+// objects) to buf.
+static void stage_describe_diff(char *buf, size_t cap, const char *what, const char *old, const char *now) {
+    size_t len = strlen(buf);
+    if (len >= cap - 1) return;
+    cJSON *a = old ? cJSON_Parse(old) : NULL, *b = cJSON_Parse(now);
+    if (!cJSON_IsObject(a) || !cJSON_IsObject(b)) {
+        snprintf(buf + len, cap - len, "; %s differ (was %.120s, now %.120s)", what, old ? old : "(none)", now);
+        goto done;
+    }
+    len += (size_t)snprintf(buf + len, cap - len, "; %s differ:", what);
+    const cJSON *c;
+    cJSON_ArrayForEach(c, b) {
+        if (len >= cap - 1) break;
+        const cJSON *o = cJSON_GetObjectItemCaseSensitive(a, c->string);
+        char *vn = cJSON_PrintUnformatted(c), *vo = o ? cJSON_PrintUnformatted(o) : NULL;
+        if (!o)
+            len += (size_t)snprintf(buf + len, cap - len, " %s (new: %.60s)", c->string, vn ? vn : "?");
+        else if (!cJSON_Compare(o, c, 1))
+            len += (size_t)snprintf(buf + len, cap - len, " %s (was %.60s, now %.60s)", c->string, vo ? vo : "?",
+                                    vn ? vn : "?");
+        free(vn);
+        free(vo);
+    }
+    cJSON_ArrayForEach(c, a) {
+        if (len >= cap - 1) break;
+        if (!cJSON_GetObjectItemCaseSensitive(b, c->string))
+            len += (size_t)snprintf(buf + len, cap - len, " %s (removed)", c->string);
+    }
+done:
+    cJSON_Delete(a);
+    cJSON_Delete(b);
+}
+
+static char *stage_meta_or_null(ts_store *s, const char *key) {
+    char *t = NULL;
+    if (ts_meta_get(s, key, &t) < 0) {
+        err_clear();
+        return NULL;
+    }
+    return t;
+}
+
+// Whether the store holds anything besides the store's own meta keys.
+static int stage_store_empty(ts_store *s) {
+    char **names = NULL;
+    int n = 0;
+    ERR_TRY(ts_tables(s, &names, &n));
+    ts_names_free(names, n);
+    if (n > 0) return 0;
+    ERR_TRY(ts_meta_list(s, &names, &n));
+    int empty = 1;
+    for (int i = 0; i < n; i++)
+        if (strncmp(names[i], "ts.", 3) != 0) empty = 0;
+    ts_names_free(names, n);
+    return empty;
+}
+
+// Decides the state of an open store; ERR_CONFLICT when another key is there and !force.
+static int stage_decide(ts_store *s, const stage_id *id, const char *key, int force, stage_state *state) {
+    int rc = 0;
+    char *old_key = stage_meta_or_null(s, "key");
+    char *old_stage = NULL, *old_ver = NULL, *old_params = NULL, *old_inputs = NULL;
+    if (old_key && !strcmp(old_key, key)) {
+        int c = stage_is_complete(s);
+        ERR_GOTO(rc, c);
+        *state = c ? STAGE_UP_TO_DATE : STAGE_RESUME;
+        goto fail;
+    }
+    if (!old_key) {
+        int e = stage_store_empty(s);
+        ERR_GOTO(rc, e);
+        if (e) {
+            *state = STAGE_FRESH;
+            goto fail;
+        }
+    }
+    if (force) {
+        *state = STAGE_FRESH;
+        goto fail;
+    }
+    char why[1536] = "";
+    if (!old_key) {
+        snprintf(why, sizeof why, "; it holds data without a stage key");
+    } else {
+        char ver[32];
+        snprintf(ver, sizeof ver, "%d", id->version);
+        old_stage = stage_meta_or_null(s, "stage");
+        old_ver = stage_meta_or_null(s, "stage_version");
+        old_params = stage_meta_or_null(s, "params");
+        old_inputs = stage_meta_or_null(s, "inputs");
+        size_t len = 0;
+        if (!old_stage || strcmp(old_stage, id->stage))
+            snprintf(why, sizeof why, "; made by stage '%s', not '%s'", old_stage ? old_stage : "?", id->stage);
+        len = strlen(why);
+        if (!old_ver || strcmp(old_ver, ver))
+            snprintf(why + len, sizeof why - len, "; stage version %s, now %s", old_ver ? old_ver : "?", ver);
+        if (!old_params || strcmp(old_params, id->params))
+            stage_describe_diff(why, sizeof why, "params", old_params, id->params);
+        if (!old_inputs || strcmp(old_inputs, id->inputs))
+            stage_describe_diff(why, sizeof why, "inputs", old_inputs, id->inputs);
+    }
+    rc = err_set(ERR_CONFLICT, "%s: the store holds other results (key %s, wanted %s)%s; use --force to replace it",
+                 ts_path(s), old_key ? old_key : "none", key, why);
+fail:
+    free(old_key);
+    free(old_stage);
+    free(old_ver);
+    free(old_params);
+    free(old_inputs);
+    return rc;
+}
+
+// --- probing and opening ---------------------------------------------------------------------
+
+int stage_probe(const char *path, const stage_id *id, int force, stage_state *state) {
+    char key[HASH_HEX_LEN + 1];
+    ERR_TRY(stage_key(id, key));
+    struct stat st;
+    *state = STAGE_FRESH;
+    if (stat(path, &st) != 0) {
+        ERR_IF(errno != ENOENT, ERR_IO, "%s: cannot stat: %s", path, strerror(errno));
+        return 0;
+    }
+    ts_store *s = NULL;
+    int rc = ts_open(&s, path, TS_RDONLY);
+    if (rc == ERR_NOTFOUND && S_ISDIR(st.st_mode)) { // an empty directory: nothing there yet
+        err_clear();
+        return 0;
+    }
+    ERR_TRY(rc);
+    rc = stage_decide(s, id, key, force, state);
+    ts_close(s);
+    return rc;
+}
+
+// Drops every record table and every non-"ts." meta key, in the open batch.
+static int stage_clear(ts_store *s) {
+    char **names = NULL;
+    int n = 0, rc = 0;
+    ERR_TRY(ts_tables(s, &names, &n));
+    for (int i = 0; i < n && rc >= 0; i++) rc = ts_drop_table(s, names[i]);
+    ts_names_free(names, n);
+    ERR_TRY(rc);
+    ERR_TRY(ts_meta_list(s, &names, &n));
+    for (int i = 0; i < n && rc >= 0; i++)
+        if (strncmp(names[i], "ts.", 3) != 0) rc = ts_meta_del(s, names[i]);
+    ts_names_free(names, n);
+    return rc;
+}
+
+int stage_open_output(ts_store **out, const char *path, const stage_id *id, int force, stage_state *state) {
+    int rc = 0;
+    ts_store *s = NULL;
+    char key[HASH_HEX_LEN + 1], ver[32];
+    *out = NULL;
+    ERR_TRY(stage_key(id, key));
+    ERR_GOTO(rc, ts_open(&s, path, TS_CREATE));
+    ERR_GOTO(rc, stage_decide(s, id, key, force, state));
+    if (*state == STAGE_FRESH) {
+        snprintf(ver, sizeof ver, "%d", id->version);
+        ERR_GOTO(rc, ts_begin_write(s));
+        ERR_GOTO(rc, stage_clear(s));
+        ERR_GOTO(rc, ts_meta_put(s, "stage", id->stage));
+        ERR_GOTO(rc, ts_meta_put(s, "stage_version", ver));
+        ERR_GOTO(rc, ts_meta_put(s, "params", id->params));
+        ERR_GOTO(rc, ts_meta_put(s, "inputs", id->inputs));
+        ERR_GOTO(rc, ts_meta_put(s, "key", key));
+        ERR_GOTO(rc, ts_meta_put(s, "complete", "false"));
+        ERR_GOTO(rc, ts_commit(s));
+    }
+    *out = s;
+    return 0;
+fail:
+    ts_close(s);
+    return rc;
+}
+
+int stage_mark_complete(ts_store *s) { return ts_meta_put(s, "complete", "true"); }
+
+int stage_is_complete(ts_store *s) {
+    char *t = NULL;
+    int rc = ts_meta_get(s, "complete", &t);
+    if (rc == ERR_NOTFOUND) {
+        err_clear();
+        return 0;
+    }
+    ERR_TRY(rc);
+    int c = !strcmp(t, "true");
+    free(t);
+    return c;
+}
+
+int stage_input_key(const char *path, char key[HASH_HEX_LEN + 1]) {
+    ts_store *s = NULL;
+    char *k = NULL;
+    int rc = 0;
+    ERR_TRY(ts_open(&s, path, TS_RDONLY));
+    int c = stage_is_complete(s);
+    ERR_GOTO(rc, c);
+    ERR_GOTO_IF(rc, c == 0, ERR_INPUT, "%s: incomplete store (run the stage that makes it to completion)", path);
+    rc = ts_meta_get(s, "key", &k);
+    ERR_GOTO_IF(rc, rc == ERR_NOTFOUND, ERR_INPUT, "%s: the store has no stage key in its meta", path);
+    ERR_GOTO(rc, rc);
+    ERR_GOTO_IF(rc, strlen(k) != HASH_HEX_LEN, ERR_INPUT, "%s: bad stage key '%.40s' in meta", path, k);
+    memcpy(key, k, HASH_HEX_LEN + 1);
+fail:
+    free(k);
+    ts_close(s);
+    return rc;
+}

@@ -1,0 +1,86 @@
+// stage: the stage contract of ARCHITECTURE.md, shared by every stage executable.
+//
+// A stage's output store is identified by its KEY: the XXH3-128 (hex) of
+//     "diffood-stage\0" STAGE "\0" VERSION "\0" PARAMS "\0" INPUTS "\0"
+// where PARAMS is the canonical text of the parameters that determine the content (e.g.
+// cfg_canonical, or stage_canonical_json of a cJSON object) and INPUTS the canonical text of
+// what it reads: input store keys and/or source-file hashes (stage_canonical_json of an
+// object such as {"images":"<xxh3>","labels":"<xxh3>"} or {"in":"<store key>"}).
+//
+// Meta fields written into the output store: `stage`, `stage_version`, `params` (the canonical
+// text), `inputs` (the canonical text), `key`, `complete` ("false" until stage_mark_complete,
+// then "true").
+//
+// The flow of a stage main:
+//     stage_id id = {"ingest", 1, params_text, inputs_text};
+//     stage_state st;
+//     ERR_GOTO(rc, stage_probe(out_path, &id, force, &st));      // fast, creates nothing
+//     if (st == STAGE_UP_TO_DATE) { log_info("%s: up to date", out_path); ...summary...; return 0; }
+//     ... load and validate inputs (bad input fails before the store is touched) ...
+//     ERR_GOTO(rc, stage_open_output(&store, out_path, &id, force, &st)); // STAGE_FRESH/RESUME
+//     for each batch: skip records already there (ts_has) on RESUME; ts_begin_write; ts_put...;
+//                     ts_commit; cli_check_interrupt
+//     ERR_GOTO(rc, stage_mark_complete(store));
+//
+// States: a store that does not exist or holds nothing is FRESH; one with the same key is
+// UP_TO_DATE when complete, else RESUME (committed records are kept; compute only the missing
+// ones). A store with ANOTHER key (or records but no key) is refused with ERR_CONFLICT (exit
+// status 2) naming what differs (stage, version, which params keys, which inputs) and saying to
+// use --force; with force != 0 it is cleared (every record table dropped, every meta key but
+// the store's own "ts.*" deleted) and is FRESH.
+#ifndef DIFFOOD_STAGE_H
+#define DIFFOOD_STAGE_H
+
+#include <cjson/cJSON.h>
+
+#include "common/hash.h"
+#include "common/store.h"
+
+typedef struct {
+    const char *stage;  // stage name ("ingest")
+    int version;        // bump when the stage's output for the same params/inputs changes
+    const char *params; // canonical text of the parameters (JSON); not NULL ("{}" for none)
+    const char *inputs; // canonical text of the inputs (JSON); not NULL ("{}" for none)
+} stage_id;
+
+typedef enum {
+    STAGE_FRESH,      // nothing there (or cleared by force): compute everything
+    STAGE_RESUME,     // same key, not complete: keep committed records, compute the missing ones
+    STAGE_UP_TO_DATE, // same key, complete: nothing to do
+    STAGE_STATE_COUNT
+} stage_state;
+
+// "fresh", "resume", "up to date".
+const char *stage_state_name(stage_state s);
+
+// The store key of `id` into key (32 hex digits + NUL). Returns 0 or ERR_USAGE (NULL fields).
+int stage_key(const stage_id *id, char key[HASH_HEX_LEN + 1]);
+
+// Canonical JSON text of `item`: object keys sorted bytewise (recursively), no whitespace,
+// numbers as cJSON prints them. *text is malloc'd, owned by the caller. ERR_NOMEM.
+int stage_canonical_json(const cJSON *item, char **text);
+
+// Decides the state of the store at `path` for `id` without creating or changing anything
+// (read-only open when it exists). *state is FRESH when the store is missing or empty, or when
+// another key is there and force != 0. Errors: ERR_CONFLICT (another key, force == 0; message
+// names path, the differences and --force), ERR_INPUT/ERR_CORRUPT/ERR_STORE from ts_open.
+int stage_probe(const char *path, const stage_id *id, int force, stage_state *state);
+
+// Opens (creating it when missing) the output store for writing and settles its meta as
+// described above: FRESH writes stage/stage_version/params/inputs/key and complete=false in one
+// commit (after clearing, when forced); RESUME keeps everything; UP_TO_DATE opens it unchanged.
+// *out is owned by the caller (ts_close). Errors: ERR_CONFLICT as stage_probe, store errors.
+// No batch is open on return.
+int stage_open_output(ts_store **out, const char *path, const stage_id *id, int force, stage_state *state);
+
+// Sets meta complete=true (joins the open batch, if any; else commits on its own).
+int stage_mark_complete(ts_store *s);
+// 1 when meta complete is "true", 0 when not or absent, negative on error.
+int stage_is_complete(ts_store *s);
+
+// The key of a complete input store at `path` into key: opens it read-only, requires meta
+// `key` and complete=true. ERR_NOTFOUND (no store), ERR_INPUT ("PATH: incomplete store (run
+// the stage that makes it)" or no key), store errors.
+int stage_input_key(const char *path, char key[HASH_HEX_LEN + 1]);
+
+#endif
