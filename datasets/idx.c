@@ -128,7 +128,7 @@ int idx_read(ds_images *out, const char *images_path, const char *labels_path) {
     idx_file fi, fl;
     memset(out, 0, sizeof *out);
     memset(&fl, 0, sizeof fl);
-    uint32_t di[3], dl[1];
+    uint32_t di[3] = {0, 0, 0}, dl[1] = {0};
     unsigned char *lab = NULL;
     ERR_GOTO(rc, idx_open(&fi, images_path));
     ERR_GOTO(rc, idx_open(&fl, labels_path));
