@@ -273,14 +273,16 @@ typedef struct ts_cursor ts_cursor;
 
 // Opens a cursor on `table` positioned before the first key. Outside a batch it reads one
 // consistent snapshot (records committed later are not seen); inside a batch it sees the batch,
-// and must be closed before ts_commit/ts_abort. At most one cursor per store handle at a time
-// outside a batch. ERR_NOTFOUND when the table does not exist. Release with ts_cursor_close.
+// and must be closed before ts_commit/ts_abort. Cursors and other reads may interleave.
+// ERR_NOTFOUND when the table does not exist. Release with ts_cursor_close (before ts_close).
 int ts_cursor_open(ts_store *s, const char *table, ts_cursor **out);
 // Moves to the next record: 1 when positioned (key in *key when not NULL), 0 at the end.
 int ts_cursor_next(ts_cursor *c, ts_key *key);
-// Positions at the first key >= *key: 1 when positioned, 0 when no such key. The next
-// ts_cursor_next moves past it.
+// Positions at the first key >= *key: 1 when positioned (it is the current record), 0 when no
+// such key. The next ts_cursor_next moves past it.
 int ts_cursor_seek(ts_cursor *c, const ts_key *key);
+// The current record's key into *key. ERR_USAGE when not positioned.
+int ts_cursor_key(ts_cursor *c, ts_key *key);
 // The current record's header (sanity-checked). ERR_USAGE when not positioned, ERR_CORRUPT.
 int ts_cursor_info(ts_cursor *c, ts_record_info *info);
 // Decodes and verifies the current record into *out (malloc'd; ts_tensor_free), or into `buf`

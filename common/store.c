@@ -1,0 +1,512 @@
+// store: opening a tensor store (an LMDB environment in a directory), write batches, the table
+// handle cache, tables, meta text and statistics (see store.h; records: store_record.c,
+// cursors: store_cursor.c).
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "common/err.h"
+#include "common/store_internal.h"
+
+#define TS_MAP_INITIAL (UINT64_C(64) << 30) // sparse: the file grows with the data
+#define TS_MAX_DBS 256
+#define TS_MAIN_DBI ((MDB_dbi)~0u) // list_keys: "the unnamed main database"
+
+int ts__lmdb_err(ts_store *s, int mrc, const char *what) {
+    int code = ERR_STORE;
+    if (mrc == MDB_NOTFOUND) code = ERR_NOTFOUND;
+    else if (mrc == MDB_CORRUPTED || mrc == MDB_PAGE_NOTFOUND || mrc == MDB_INVALID ||
+             mrc == MDB_VERSION_MISMATCH)
+        code = ERR_CORRUPT;
+    else if (mrc == ENOMEM) code = ERR_NOMEM;
+    return err_set(code, "store %s: %s: %s", s ? s->path : "?", what, mdb_strerror(mrc));
+}
+
+int ts__scratch(ts_store *s, int which, size_t n) {
+    uint8_t **p = which == 1 ? &s->scratch : &s->scratch2;
+    size_t *cap = which == 1 ? &s->scratch_cap : &s->scratch2_cap;
+    if (*cap >= n) return 0;
+    size_t want = n + n / 4 + 4096;
+    uint8_t *q = realloc(*p, want);
+    if (!q) return err_set(ERR_NOMEM, "store %s: out of memory (%zu bytes)", s->path, want);
+    *p = q;
+    *cap = want;
+    return 0;
+}
+
+// --- table handles -----------------------------------------------------------------------------
+static int valid_table_name(const char *t) {
+    size_t n = strlen(t);
+    if (n == 0 || n > 200) return 0;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)t[i] < 0x21 || t[i] == 0x7f) return 0;
+    return 1;
+}
+
+int ts__dbi(ts_store *s, const char *table, int create, MDB_dbi *dbi) {
+    for (int i = 0; i < s->ntabs; i++)
+        if (!strcmp(s->tabs[i].name, table)) return *dbi = s->tabs[i].dbi, 0;
+    ERR_IF(!valid_table_name(table), ERR_USAGE, "store %s: bad table name '%s'", s->path, table);
+    if (s->ntabs == s->captabs) {
+        int cap = s->captabs ? 2 * s->captabs : 16;
+        ts_table_ent *t = realloc(s->tabs, (size_t)cap * sizeof *t);
+        ERR_IF(!t, ERR_NOMEM, "store %s: out of memory", s->path);
+        s->tabs = t;
+        s->captabs = cap;
+    }
+    int mrc;
+    MDB_dbi d;
+    int pending = 0;
+    if (s->wtxn) {
+        mrc = mdb_dbi_open(s->wtxn, table, create ? MDB_CREATE : 0, &d);
+        pending = 1;
+    } else {
+        if (create) return err_set(ERR_INTERNAL, "store %s: table '%s' created outside a write", s->path, table);
+        MDB_txn *txn;
+        mrc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn);
+        if (mrc) return ts__lmdb_err(s, mrc, "begin read");
+        mrc = mdb_dbi_open(txn, table, 0, &d);
+        if (mrc) mdb_txn_abort(txn);
+        else mrc = mdb_txn_commit(txn); // keeps the handle
+    }
+    if (mrc == MDB_NOTFOUND) return err_set(ERR_NOTFOUND, "store %s: no table '%s'", s->path, table);
+    if (mrc == MDB_INCOMPATIBLE)
+        return err_set(ERR_CORRUPT, "store %s: '%s' is not a table", s->path, table);
+    if (mrc) return ts__lmdb_err(s, mrc, table);
+    char *name = strdup(table);
+    ERR_IF(!name, ERR_NOMEM, "store %s: out of memory", s->path);
+    s->tabs[s->ntabs++] = (ts_table_ent){name, d, pending};
+    *dbi = d;
+    return 0;
+}
+
+// Forgets cached handles: all pending ones (batch aborted) or one name.
+static void forget_tables(ts_store *s, int pending_only, const char *name) {
+    int j = 0;
+    for (int i = 0; i < s->ntabs; i++) {
+        int drop = name ? !strcmp(s->tabs[i].name, name) : (!pending_only || s->tabs[i].pending);
+        if (drop) free(s->tabs[i].name);
+        else s->tabs[j++] = s->tabs[i];
+    }
+    s->ntabs = j;
+}
+
+// --- read transactions -------------------------------------------------------------------------
+int ts__rd_begin(ts_store *s, MDB_txn **txn) {
+    if (s->wtxn) return *txn = s->wtxn, 0;
+    int mrc;
+    for (int attempt = 0; attempt < 2; attempt++) {
+        if (s->rtxn) mrc = mdb_txn_renew(s->rtxn);
+        else mrc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &s->rtxn);
+        if (mrc == MDB_MAP_RESIZED && s->ncursors == 0) { // another process grew the map
+            if (s->rtxn) { mdb_txn_abort(s->rtxn); s->rtxn = NULL; }
+            mdb_env_set_mapsize(s->env, 0);
+            continue;
+        }
+        break;
+    }
+    if (mrc) {
+        if (s->rtxn && mrc != MDB_MAP_RESIZED) { mdb_txn_abort(s->rtxn); s->rtxn = NULL; }
+        return ts__lmdb_err(s, mrc, "begin read");
+    }
+    *txn = s->rtxn;
+    return 0;
+}
+
+void ts__rd_end(ts_store *s, MDB_txn *txn) {
+    if (txn && txn == s->rtxn) mdb_txn_reset(txn);
+}
+
+// --- opening -----------------------------------------------------------------------------------
+static int check_format(ts_store *s, int may_init) {
+    int rc = 0, mrc;
+    MDB_txn *txn = NULL;
+    MDB_dbi main_dbi, meta;
+    MDB_stat st;
+    mrc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn);
+    if (mrc) return ts__lmdb_err(s, mrc, "begin read");
+    mrc = mdb_dbi_open(txn, NULL, 0, &main_dbi);
+    if (!mrc) mrc = mdb_stat(txn, main_dbi, &st);
+    if (mrc) { rc = ts__lmdb_err(s, mrc, "main database"); goto fail; }
+    mrc = mdb_dbi_open(txn, TS_META_TABLE, 0, &meta);
+    if (mrc == MDB_NOTFOUND) {
+        mdb_txn_abort(txn);
+        txn = NULL;
+        if (st.ms_entries == 0 && may_init) { // fresh environment: mark it
+            ERR_TRY(ts_begin_write(s));
+            rc = ts_meta_put(s, TS_FORMAT_KEY, TS_FORMAT_TEXT);
+            if (rc < 0) { ts_abort(s); return rc; }
+            return ts_commit(s);
+        }
+        if (st.ms_entries == 0)
+            return err_set(ERR_INPUT, "store %s: empty LMDB environment, not a tensor store", s->path);
+        return err_set(ERR_INPUT, "store %s: an LMDB environment but not a tensor store (no meta table)", s->path);
+    }
+    if (mrc) { rc = ts__lmdb_err(s, mrc, "meta table"); goto fail; }
+    MDB_val k = {strlen(TS_FORMAT_KEY), TS_FORMAT_KEY}, v;
+    mrc = mdb_get(txn, meta, &k, &v);
+    if (mrc == MDB_NOTFOUND) {
+        rc = err_set(ERR_INPUT, "store %s: not a tensor store (meta has no %s)", s->path, TS_FORMAT_KEY);
+        goto fail;
+    }
+    if (mrc) { rc = ts__lmdb_err(s, mrc, "meta table"); goto fail; }
+    const char *prefix = "diffood-tensor-store ";
+    size_t pl = strlen(prefix);
+    if (v.mv_size <= pl || memcmp(v.mv_data, prefix, pl)) {
+        rc = err_set(ERR_INPUT, "store %s: not a tensor store (bad %s)", s->path, TS_FORMAT_KEY);
+        goto fail;
+    }
+    if (v.mv_size != strlen(TS_FORMAT_TEXT) || memcmp(v.mv_data, TS_FORMAT_TEXT, v.mv_size)) {
+        rc = err_set(ERR_UNSUPPORTED, "store %s: unsupported format '%.*s' (this build reads '%s')", s->path,
+                     (int)v.mv_size, (const char *)v.mv_data, TS_FORMAT_TEXT);
+        goto fail;
+    }
+    mdb_txn_commit(txn); // keeps the meta handle open for the environment
+    txn = NULL;
+    ERR_TRY(ts__dbi(s, TS_META_TABLE, 0, &meta));
+    return 0;
+fail:
+    if (txn) mdb_txn_abort(txn);
+    return rc;
+}
+
+int ts_open(ts_store **out, const char *path, unsigned flags) {
+    int rc = 0, mrc;
+    *out = NULL;
+    ERR_IF((flags & TS_RDONLY) && (flags & TS_CREATE), ERR_USAGE, "store %s: read-only and create together", path);
+    struct stat st;
+    if (stat(path, &st) != 0) {
+        if (errno != ENOENT) return err_set(ERR_IO, "store %s: %s", path, strerror(errno));
+        if (!(flags & TS_CREATE)) return err_set(ERR_NOTFOUND, "store %s: no such store (missing directory)", path);
+        if (mkdir(path, 0777) != 0) return err_set(ERR_IO, "store %s: cannot create directory: %s", path, strerror(errno));
+    } else if (!S_ISDIR(st.st_mode)) {
+        return err_set(ERR_INPUT, "store %s: not a store (a store is a directory; this is a file)", path);
+    }
+    size_t pl = strlen(path);
+    char *data = malloc(pl + 16);
+    if (!data) return err_set(ERR_NOMEM, "store %s: out of memory", path);
+    snprintf(data, pl + 16, "%s/data.mdb", path);
+    int have_data = stat(data, &st) == 0;
+    off_t data_size = have_data ? st.st_size : 0;
+    if (have_data && !S_ISREG(st.st_mode)) {
+        free(data);
+        return err_set(ERR_INPUT, "store %s: data.mdb is not a regular file", path);
+    }
+    free(data);
+    if (!have_data && !(flags & TS_CREATE))
+        return err_set(ERR_NOTFOUND, "store %s: not a tensor store (no data.mdb in the directory)", path);
+    if (have_data && data_size < 2 * 4096 && !(data_size == 0 && (flags & TS_CREATE)))
+        return err_set(ERR_CORRUPT, "store %s: data.mdb is truncated (%lld bytes)", path, (long long)data_size);
+
+    ts_store *s = calloc(1, sizeof *s);
+    if (!s) return err_set(ERR_NOMEM, "store %s: out of memory", path);
+    s->flags = flags;
+    s->zlevel = 3;
+    s->path = strdup(path);
+    ERR_GOTO_IF(rc, !s->path, ERR_NOMEM, "store %s: out of memory", path);
+    mrc = mdb_env_create(&s->env);
+    if (mrc) { rc = ts__lmdb_err(s, mrc, "create environment"); s->env = NULL; goto fail; }
+    mdb_env_set_maxdbs(s->env, TS_MAX_DBS);
+    mdb_env_set_maxreaders(s->env, 510);
+    mdb_env_set_mapsize(s->env, TS_MAP_INITIAL);
+    unsigned mflags = MDB_NOTLS;
+    if (flags & TS_RDONLY) mflags |= MDB_RDONLY;
+    if (flags & TS_NOSYNC) mflags |= MDB_NOSYNC;
+    mrc = mdb_env_open(s->env, path, mflags, 0664);
+    if (mrc) {
+        if (mrc == MDB_INVALID || mrc == MDB_VERSION_MISMATCH || mrc == ENOENT || mrc == EINVAL)
+            rc = err_set(ERR_CORRUPT, "store %s: data.mdb is not a valid LMDB file (%s)", path, mdb_strerror(mrc));
+        else
+            rc = ts__lmdb_err(s, mrc, "open");
+        goto fail;
+    }
+    // A truncated file would fault on access: the pages LMDB thinks it has must be in the file.
+    MDB_envinfo info;
+    MDB_stat est;
+    mdb_env_info(s->env, &info);
+    mdb_env_stat(s->env, &est);
+    struct stat fst;
+    {
+        char dp[4096];
+        snprintf(dp, sizeof dp, "%s/data.mdb", path);
+        ERR_GOTO_IF(rc, stat(dp, &fst) != 0, ERR_IO, "store %s: data.mdb: %s", path, strerror(errno));
+    }
+    uint64_t need = ((uint64_t)info.me_last_pgno + 1) * est.ms_psize;
+    ERR_GOTO_IF(rc, (uint64_t)fst.st_size < need, ERR_CORRUPT,
+                "store %s: data.mdb is truncated (%lld bytes, its pages need %" PRIu64 ")", path,
+                (long long)fst.st_size, need);
+    s->cctx = ZSTD_createCCtx();
+    s->dctx = ZSTD_createDCtx();
+    ERR_GOTO_IF(rc, !s->cctx || !s->dctx, ERR_NOMEM, "store %s: out of memory (zstd)", path);
+    ERR_GOTO(rc, check_format(s, !(flags & TS_RDONLY) && (flags & TS_CREATE)));
+    *out = s;
+    return 0;
+fail:
+    ts_close(s);
+    return rc;
+}
+
+void ts_close(ts_store *s) {
+    if (!s) return;
+    if (s->wtxn) ts_abort(s);
+    if (s->rtxn) mdb_txn_abort(s->rtxn);
+    if (s->env) mdb_env_close(s->env);
+    forget_tables(s, 0, NULL);
+    free(s->tabs);
+    ZSTD_freeCCtx(s->cctx);
+    ZSTD_freeDCtx(s->dctx);
+    free(s->scratch);
+    free(s->scratch2);
+    free(s->path);
+    free(s);
+}
+
+const char *ts_path(const ts_store *s) { return s->path; }
+
+void ts_set_zstd_level(ts_store *s, int level) {
+    s->zlevel = level < 1 ? 1 : level > 19 ? 19 : level;
+}
+
+// --- write batches -----------------------------------------------------------------------------
+// Doubles the map when more than half is used (only with no open transaction or cursor).
+static int maybe_grow(ts_store *s) {
+    MDB_envinfo info;
+    MDB_stat est;
+    if (s->ncursors) return 0;
+    mdb_env_info(s->env, &info);
+    mdb_env_stat(s->env, &est);
+    uint64_t used = ((uint64_t)info.me_last_pgno + 1) * est.ms_psize;
+    if (used <= info.me_mapsize / 2) return 0;
+    if (s->rtxn) { mdb_txn_abort(s->rtxn); s->rtxn = NULL; }
+    int mrc = mdb_env_set_mapsize(s->env, info.me_mapsize * 2);
+    if (mrc) return ts__lmdb_err(s, mrc, "grow map");
+    return 0;
+}
+
+int ts_begin_write(ts_store *s) {
+    ERR_IF(s->flags & TS_RDONLY, ERR_USAGE, "store %s: opened read-only", s->path);
+    ERR_IF(s->wtxn != NULL, ERR_USAGE, "store %s: a write batch is already open", s->path);
+    ERR_TRY(maybe_grow(s));
+    int mrc = mdb_txn_begin(s->env, NULL, 0, &s->wtxn);
+    if (mrc == MDB_MAP_RESIZED && !s->ncursors) {
+        if (s->rtxn) { mdb_txn_abort(s->rtxn); s->rtxn = NULL; }
+        mdb_env_set_mapsize(s->env, 0);
+        mrc = mdb_txn_begin(s->env, NULL, 0, &s->wtxn);
+    }
+    if (mrc) {
+        s->wtxn = NULL;
+        return ts__lmdb_err(s, mrc, "begin write");
+    }
+    return 0;
+}
+
+int ts_commit(ts_store *s) {
+    ERR_IF(!s->wtxn, ERR_USAGE, "store %s: commit without a write batch", s->path);
+    int mrc = mdb_txn_commit(s->wtxn);
+    s->wtxn = NULL;
+    if (mrc) {
+        forget_tables(s, 1, NULL);
+        return ts__lmdb_err(s, mrc, "commit");
+    }
+    for (int i = 0; i < s->ntabs; i++) s->tabs[i].pending = 0;
+    return 0;
+}
+
+void ts_abort(ts_store *s) {
+    if (!s->wtxn) return;
+    mdb_txn_abort(s->wtxn);
+    s->wtxn = NULL;
+    forget_tables(s, 1, NULL);
+}
+
+int ts_in_write(const ts_store *s) { return s->wtxn != NULL; }
+
+// --- tables ------------------------------------------------------------------------------------
+int ts_table_exists(ts_store *s, const char *table) {
+    MDB_dbi dbi;
+    int rc = ts__dbi(s, table, 0, &dbi);
+    if (rc == ERR_NOTFOUND) {
+        err_clear();
+        return 0;
+    }
+    return rc < 0 ? rc : 1;
+}
+
+int ts_count(ts_store *s, const char *table, uint64_t *n) {
+    MDB_dbi dbi;
+    MDB_txn *txn;
+    MDB_stat st;
+    ERR_TRY(ts__dbi(s, table, 0, &dbi));
+    ERR_TRY(ts__rd_begin(s, &txn));
+    int mrc = mdb_stat(txn, dbi, &st);
+    ts__rd_end(s, txn);
+    if (mrc) return ts__lmdb_err(s, mrc, table);
+    *n = st.ms_entries;
+    return 0;
+}
+
+static int cmp_names(const void *a, const void *b) {
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+void ts_names_free(char **names, int n) {
+    if (!names) return;
+    for (int i = 0; i < n; i++) free(names[i]);
+    free(names);
+}
+
+// Lists the keys of database `dbi` (as text) into a malloc'd array; skip_meta drops "meta".
+static int list_keys(ts_store *s, MDB_dbi dbi, int skip_meta, char ***names, int *n) {
+    int rc = 0, mrc, cnt = 0, cap = 0;
+    char **v = NULL;
+    MDB_txn *txn = NULL;
+    MDB_cursor *cur = NULL;
+    *names = NULL;
+    *n = 0;
+    ERR_GOTO(rc, ts__rd_begin(s, &txn));
+    if (dbi == TS_MAIN_DBI) {
+        mrc = mdb_dbi_open(txn, NULL, 0, &dbi);
+        if (mrc) { rc = ts__lmdb_err(s, mrc, "main database"); goto fail; }
+    }
+    mrc = mdb_cursor_open(txn, dbi, &cur);
+    if (mrc) { rc = ts__lmdb_err(s, mrc, "cursor"); goto fail; }
+    MDB_val k, d;
+    for (mrc = mdb_cursor_get(cur, &k, &d, MDB_FIRST); !mrc; mrc = mdb_cursor_get(cur, &k, &d, MDB_NEXT)) {
+        if (skip_meta && k.mv_size == strlen(TS_META_TABLE) && !memcmp(k.mv_data, TS_META_TABLE, k.mv_size)) continue;
+        if (cnt == cap) {
+            cap = cap ? 2 * cap : 16;
+            char **nv = realloc(v, (size_t)cap * sizeof *nv);
+            ERR_GOTO_IF(rc, !nv, ERR_NOMEM, "store %s: out of memory", s->path);
+            v = nv;
+        }
+        v[cnt] = strndup(k.mv_data, k.mv_size);
+        ERR_GOTO_IF(rc, !v[cnt], ERR_NOMEM, "store %s: out of memory", s->path);
+        cnt++;
+    }
+    if (mrc != MDB_NOTFOUND) { rc = ts__lmdb_err(s, mrc, "list"); goto fail; }
+    mdb_cursor_close(cur);
+    ts__rd_end(s, txn);
+    qsort(v, (size_t)cnt, sizeof *v, cmp_names);
+    *names = v;
+    *n = cnt;
+    return 0;
+fail:
+    if (cur) mdb_cursor_close(cur);
+    if (txn) ts__rd_end(s, txn);
+    ts_names_free(v, cnt);
+    return rc;
+}
+
+int ts_tables(ts_store *s, char ***names, int *n) {
+    // the unnamed main database lists the named ones
+    return list_keys(s, TS_MAIN_DBI, 1, names, n);
+}
+
+int ts_drop_table(ts_store *s, const char *table) {
+    ERR_IF(!strcmp(table, TS_META_TABLE), ERR_USAGE, "store %s: the meta table cannot be dropped", s->path);
+    ERR_IF(s->flags & TS_RDONLY, ERR_USAGE, "store %s: opened read-only", s->path);
+    int own = !s->wtxn, rc;
+    if (own) ERR_TRY(ts_begin_write(s));
+    MDB_dbi dbi;
+    ERR_GOTO(rc, ts__dbi(s, table, 0, &dbi));
+    int mrc = mdb_drop(s->wtxn, dbi, 1);
+    forget_tables(s, 0, table); // LMDB closed the handle
+    if (mrc) { rc = ts__lmdb_err(s, mrc, table); goto fail; }
+    if (own) return ts_commit(s);
+    return 0;
+fail:
+    if (own) ts_abort(s);
+    return rc;
+}
+
+int ts_env_stat(ts_store *s, ts_env_info *st) {
+    MDB_envinfo info;
+    MDB_stat est;
+    memset(st, 0, sizeof *st);
+    int mrc = mdb_env_info(s->env, &info);
+    if (!mrc) mrc = mdb_env_stat(s->env, &est);
+    if (mrc) return ts__lmdb_err(s, mrc, "env info");
+    st->map_size = info.me_mapsize;
+    st->page_size = est.ms_psize;
+    st->used_bytes = ((uint64_t)info.me_last_pgno + 1) * est.ms_psize;
+    st->max_readers = info.me_maxreaders;
+    st->num_readers = info.me_numreaders;
+    st->last_txn = info.me_last_txnid;
+    char dp[4096];
+    struct stat fst;
+    snprintf(dp, sizeof dp, "%s/data.mdb", s->path);
+    if (stat(dp, &fst) == 0) st->file_bytes = (uint64_t)fst.st_size;
+    return 0;
+}
+
+// --- meta --------------------------------------------------------------------------------------
+static int meta_key(ts_store *s, const char *key, MDB_val *k) {
+    size_t n = strlen(key);
+    ERR_IF(n == 0 || n > TS_KEY_MAX, ERR_USAGE, "store %s: bad meta key '%.40s'", s->path, key);
+    k->mv_size = n;
+    k->mv_data = (void *)key;
+    return 0;
+}
+
+int ts_meta_put(ts_store *s, const char *key, const char *text) {
+    MDB_val k, v = {strlen(text), (void *)text};
+    ERR_TRY(meta_key(s, key, &k));
+    ERR_IF(s->flags & TS_RDONLY, ERR_USAGE, "store %s: opened read-only", s->path);
+    int own = !s->wtxn, rc = 0;
+    if (own) ERR_TRY(ts_begin_write(s));
+    MDB_dbi dbi;
+    ERR_GOTO(rc, ts__dbi(s, TS_META_TABLE, 1, &dbi));
+    int mrc = mdb_put(s->wtxn, dbi, &k, &v, 0);
+    if (mrc) { rc = ts__lmdb_err(s, mrc, "meta put"); goto fail; }
+    if (own) return ts_commit(s);
+    return 0;
+fail:
+    if (own) ts_abort(s);
+    return rc;
+}
+
+int ts_meta_get(ts_store *s, const char *key, char **text) {
+    MDB_val k, v;
+    MDB_dbi dbi;
+    MDB_txn *txn;
+    *text = NULL;
+    ERR_TRY(meta_key(s, key, &k));
+    ERR_TRY(ts__dbi(s, TS_META_TABLE, 0, &dbi));
+    ERR_TRY(ts__rd_begin(s, &txn));
+    int mrc = mdb_get(txn, dbi, &k, &v), rc = 0;
+    if (mrc == MDB_NOTFOUND) rc = err_set(ERR_NOTFOUND, "store %s: no meta key '%s'", s->path, key);
+    else if (mrc) rc = ts__lmdb_err(s, mrc, "meta get");
+    else {
+        *text = strndup(v.mv_data, v.mv_size);
+        if (!*text) rc = err_set(ERR_NOMEM, "store %s: out of memory", s->path);
+    }
+    ts__rd_end(s, txn);
+    return rc;
+}
+
+int ts_meta_del(ts_store *s, const char *key) {
+    MDB_val k;
+    ERR_TRY(meta_key(s, key, &k));
+    ERR_IF(s->flags & TS_RDONLY, ERR_USAGE, "store %s: opened read-only", s->path);
+    int own = !s->wtxn, rc = 0;
+    if (own) ERR_TRY(ts_begin_write(s));
+    MDB_dbi dbi;
+    ERR_GOTO(rc, ts__dbi(s, TS_META_TABLE, 0, &dbi));
+    int mrc = mdb_del(s->wtxn, dbi, &k, NULL);
+    if (mrc == MDB_NOTFOUND) { rc = err_set(ERR_NOTFOUND, "store %s: no meta key '%s'", s->path, key); goto fail; }
+    if (mrc) { rc = ts__lmdb_err(s, mrc, "meta delete"); goto fail; }
+    if (own) return ts_commit(s);
+    return 0;
+fail:
+    if (own) ts_abort(s);
+    return rc;
+}
+
+int ts_meta_list(ts_store *s, char ***keys, int *n) {
+    MDB_dbi dbi;
+    ERR_TRY(ts__dbi(s, TS_META_TABLE, 0, &dbi));
+    return list_keys(s, dbi, 0, keys, n);
+}

@@ -1,0 +1,84 @@
+// store_internal: what store.c, store_record.c and store_cursor.c share; not a public API.
+#ifndef DIFFOOD_STORE_INTERNAL_H
+#define DIFFOOD_STORE_INTERNAL_H
+
+#include <lmdb.h>
+#include <zstd.h>
+
+#include "common/store.h"
+
+#define TS_REC_MAGIC 0x72737464u // "dtsr" little-endian
+#define TS_REC_VERSION 1
+#define TS_REC_HEADER 72         // bytes of a record header
+#define TS_META_TABLE "meta"
+#define TS_FORMAT_KEY "ts.format"
+#define TS_FORMAT_TEXT "diffood-tensor-store 1"
+
+typedef struct {
+    char *name;
+    MDB_dbi dbi;
+    int pending; // opened in the open batch: LMDB closes it when the batch aborts
+} ts_table_ent;
+
+struct ts_store {
+    char *path;
+    MDB_env *env;
+    unsigned flags;
+    MDB_txn *wtxn;     // the open batch, or NULL
+    MDB_txn *rtxn;     // reusable read transaction (reset when idle)
+    int ncursors;      // open cursors (the map is not resized while any is open)
+    ts_table_ent *tabs;
+    int ntabs, captabs;
+    ZSTD_CCtx *cctx;
+    ZSTD_DCtx *dctx;
+    int zlevel;
+    uint8_t *scratch;  // encode/decode buffers
+    size_t scratch_cap;
+    uint8_t *scratch2;
+    size_t scratch2_cap;
+};
+
+struct ts_cursor {
+    ts_store *s;
+    char *table;
+    MDB_txn *txn;     // own read snapshot, or the store's batch
+    int own_txn;
+    MDB_cursor *cur;
+    int positioned;   // on a record
+    int at_end;       // moved past the last record
+    MDB_val key, val;
+};
+
+// --- store.c -----------------------------------------------------------------------------------
+// LMDB status -> err code with a message "store PATH: WHAT: lmdb error".
+int ts__lmdb_err(ts_store *s, int mrc, const char *what);
+// A read transaction: the batch when open, else the reusable one (renewed). Pair with ts__rd_end.
+int ts__rd_begin(ts_store *s, MDB_txn **txn);
+void ts__rd_end(ts_store *s, MDB_txn *txn);
+// The dbi of `table`: 0, ERR_NOTFOUND (no such table; create needs an open write txn),
+// ERR_STORE.
+int ts__dbi(ts_store *s, const char *table, int create, MDB_dbi *dbi);
+// Grows a scratch buffer (which = 1 or 2) to at least n bytes. ERR_NOMEM.
+int ts__scratch(ts_store *s, int which, size_t n);
+
+// --- store_record.c ----------------------------------------------------------------------------
+// Parses and sanity-checks a record header of a value of vlen bytes. 0, or -1 with the reason in
+// why (cap bytes).
+int ts__rec_parse(const void *val, size_t vlen, ts_record_info *info, char *why, size_t cap);
+// ts__rec_parse with an ERR_CORRUPT message naming store, table and key.
+int ts__rec_info(ts_store *s, const char *table, const MDB_val *key, const MDB_val *val,
+                 ts_record_info *info);
+// Decodes and verifies a record value into *out (malloc'd when buf is NULL, else into buf of cap
+// bytes). ERR_CORRUPT/ERR_INPUT/ERR_NOMEM with messages naming store, table and key.
+int ts__rec_decode(ts_store *s, const char *table, const MDB_val *key, const MDB_val *val,
+                   ts_tensor *out, void *buf, size_t cap);
+// Encodes and puts a record in txn/dbi. ERR_STORE (with MDB_MAP_FULL reported through *mrc),
+// ERR_NOMEM, ERR_INTERNAL.
+int ts__rec_put(ts_store *s, MDB_txn *txn, MDB_dbi dbi, const char *table, const ts_key *key,
+                const ts_tensor *t, ts_codec codec, int *mrc);
+// The key kind remembered by a record value (TS_KEY_RAW when unreadable).
+ts_key_kind ts__rec_key_kind(const MDB_val *val);
+// Fills a ts_key from an LMDB key and a record value.
+void ts__key_from(ts_key *k, const MDB_val *key, const MDB_val *val);
+
+#endif
