@@ -1,0 +1,215 @@
+// source: format dispatch, source fingerprints and per-image access for ingest (source.h).
+#include "datasets/source.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/err.h"
+#include "common/hash.h"
+#include "datasets/idx.h"
+#include "datasets/mnistjson.h"
+
+static const char *const ds_format_names[DS_FMT_COUNT] = {
+#define DS_FORMAT_NAME(name, text) text,
+    DS_FORMAT_LIST(DS_FORMAT_NAME)
+#undef DS_FORMAT_NAME
+};
+
+int ds_format_from_name(const char *name, ds_format *out) {
+    for (int i = 0; i < DS_FMT_COUNT; i++)
+        if (!strcmp(name, ds_format_names[i])) {
+            *out = (ds_format)i;
+            return 0;
+        }
+    return err_set(ERR_USAGE, "unknown --format '%s' (idx, mnist-json, cifar, imglist, npy)", name);
+}
+
+const char *ds_format_name(ds_format f) { return f >= 0 && f < DS_FMT_COUNT ? ds_format_names[f] : "?"; }
+
+int ds_source_check_spec(const ds_source_spec *sp) {
+    switch (sp->format) {
+    case DS_FMT_IDX:
+        ERR_IF(!sp->images || !sp->labels, ERR_USAGE, "--format idx needs --images FILE and --labels FILE");
+        break;
+    case DS_FMT_NPY:
+        ERR_IF(!sp->images, ERR_USAGE, "--format npy needs --images FILE (and optionally --labels FILE)");
+        break;
+    case DS_FMT_MNISTJSON:
+        ERR_IF(sp->n_paths != 1, ERR_USAGE, "--format mnist-json needs one --path DIR (holding 0.json .. 9.json)");
+        break;
+    case DS_FMT_CIFAR:
+        ERR_IF(sp->n_paths < 1, ERR_USAGE, "--format cifar needs --path FILE (repeat it for several files)");
+        break;
+    case DS_FMT_IMGLIST:
+        ERR_IF(!sp->list, ERR_USAGE, "--format imglist needs --list FILE (and --root DIR, --size S)");
+        break;
+    default:
+        return err_set(ERR_USAGE, "unknown format");
+    }
+    ERR_IF(sp->channels != 0 && sp->channels != 1 && sp->channels != 3, ERR_USAGE, "--channels must be 1 or 3, not %d",
+           sp->channels);
+    ERR_IF(sp->size < 0 || sp->size > 65536, ERR_USAGE, "--size must be 1..65536, not %d", sp->size);
+    return 0;
+}
+
+// --- fingerprints --------------------------------------------------------------------------
+
+static int ds_fp_add(cJSON *inputs, cJSON *files, const char *role, const char *path) {
+    char hex[HASH_HEX_LEN + 1];
+    ERR_TRY(hash_file_hex(path, hex));
+    cJSON *f = cJSON_CreateObject();
+    ERR_IF(!f, ERR_NOMEM, "out of memory");
+    cJSON_AddItemToArray(files, f);
+    ERR_IF(!cJSON_AddStringToObject(f, "path", path) || !cJSON_AddStringToObject(f, "xxh3", hex) ||
+               !cJSON_AddStringToObject(inputs, role, hex),
+           ERR_NOMEM, "out of memory");
+    return 0;
+}
+
+// The list file, and one hash over (relative path, image hash) of every listed image.
+static int ds_fp_imglist(const ds_source_spec *sp, cJSON *inputs, cJSON *files) {
+    int rc = 0;
+    imglist l;
+    hash_state *h = NULL;
+    char hex[HASH_HEX_LEN + 1];
+    ERR_TRY(ds_fp_add(inputs, files, "list", sp->list));
+    ERR_GOTO(rc, imglist_read(&l, sp->list, NULL));
+    ERR_GOTO(rc, hash_init(&h));
+    for (int64_t i = 0; i < l.n; i++) {
+        const char *rel = l.items[i].path;
+        size_t need = (sp->root && *sp->root ? strlen(sp->root) + 1 : 0) + strlen(rel) + 1;
+        char *full = malloc(need);
+        ERR_GOTO_IF(rc, !full, ERR_NOMEM, "out of memory");
+        if (sp->root && *sp->root)
+            snprintf(full, need, "%s/%s", sp->root, rel);
+        else
+            snprintf(full, need, "%s", rel);
+        rc = hash_file_hex(full, hex);
+        free(full);
+        if (rc < 0) {
+            err_prefix(rc, "%s:%d: ", sp->list, l.items[i].line);
+            goto fail;
+        }
+        hash_update_text(h, rel);
+        hash_update_text(h, hex);
+    }
+    hash_final_hex(h, hex);
+    if (!cJSON_AddStringToObject(inputs, "images", hex)) rc = err_set(ERR_NOMEM, "out of memory");
+fail:
+    hash_free(h);
+    imglist_free(&l);
+    return rc;
+}
+
+int ds_source_fingerprint(const ds_source_spec *sp, cJSON **inputs, cJSON **files) {
+    int rc = 0;
+    char role[32], path[4096];
+    *inputs = cJSON_CreateObject();
+    *files = cJSON_CreateArray();
+    ERR_GOTO_IF(rc, !*inputs || !*files, ERR_NOMEM, "out of memory");
+    switch (sp->format) {
+    case DS_FMT_IDX:
+    case DS_FMT_NPY:
+        ERR_GOTO(rc, ds_fp_add(*inputs, *files, "images", sp->images));
+        if (sp->labels) ERR_GOTO(rc, ds_fp_add(*inputs, *files, "labels", sp->labels));
+        break;
+    case DS_FMT_MNISTJSON:
+        for (int d = 0; d < 10; d++) {
+            snprintf(role, sizeof role, "%d.json", d);
+            ERR_GOTO(rc, ds_fp_add(*inputs, *files, role, mnistjson_path(path, sizeof path, sp->paths[0], d)));
+        }
+        break;
+    case DS_FMT_CIFAR:
+        for (int i = 0; i < sp->n_paths; i++) {
+            snprintf(role, sizeof role, "file%03d", i);
+            ERR_GOTO(rc, ds_fp_add(*inputs, *files, role, sp->paths[i]));
+        }
+        break;
+    case DS_FMT_IMGLIST:
+        ERR_GOTO(rc, ds_fp_imglist(sp, *inputs, *files));
+        break;
+    default:
+        rc = err_set(ERR_USAGE, "unknown format");
+    }
+fail:
+    if (rc < 0) {
+        cJSON_Delete(*inputs);
+        cJSON_Delete(*files);
+        *inputs = *files = NULL;
+    }
+    return rc;
+}
+
+// --- loading and access --------------------------------------------------------------------
+
+int ds_source_open(ds_source *s, const ds_source_spec *sp) {
+    int rc = 0;
+    memset(s, 0, sizeof *s);
+    s->spec = *sp;
+    ERR_TRY(ds_source_check_spec(sp));
+    switch (sp->format) {
+    case DS_FMT_IDX:
+        ERR_TRY(idx_read(&s->mem, sp->images, sp->labels));
+        break;
+    case DS_FMT_MNISTJSON:
+        ERR_TRY(mnistjson_read_dir(&s->mem, sp->paths[0]));
+        break;
+    case DS_FMT_CIFAR:
+        ERR_TRY(cifar_read(&s->mem, sp->paths, sp->n_paths, sp->cifar));
+        break;
+    case DS_FMT_NPY:
+        ERR_TRY(npyimg_read(&s->mem, sp->images, sp->labels, sp->layout));
+        break;
+    case DS_FMT_IMGLIST: {
+        ERR_TRY(imglist_read(&s->list, sp->list, sp->root));
+        s->n = s->list.n;
+        s->c = sp->channels ? sp->channels : 3;
+        if (sp->size > 0) {
+            s->h = s->w = sp->size;
+        } else { // the first image fixes the size; every other must match it
+            uint8_t *pix = NULL;
+            int c, h, w;
+            rc = imglist_decode_file(s->list.items[0].path, &pix, &c, &h, &w);
+            free(pix);
+            if (rc < 0) return err_prefix(rc, "%s:%d: ", sp->list, s->list.items[0].line);
+            s->h = h;
+            s->w = w;
+        }
+        return 0;
+    }
+    default:
+        return err_set(ERR_USAGE, "unknown format");
+    }
+    s->n = s->mem.n;
+    s->c = sp->channels ? sp->channels : s->mem.c;
+    s->h = s->mem.h;
+    s->w = s->mem.w;
+    if (s->c != s->mem.c) {
+        // Validate the conversion once, so ds_source_get cannot fail on it.
+        uint8_t pin[4] = {0, 0, 0, 0}, pout[3];
+        ERR_TRY(ds_convert_channels(pout, s->c, pin, s->mem.c, 1, 1));
+    }
+    return rc;
+}
+
+void ds_source_close(ds_source *s) {
+    ds_images_free(&s->mem);
+    imglist_free(&s->list);
+    free(s->scratch);
+    memset(s, 0, sizeof *s);
+}
+
+int32_t ds_source_label(const ds_source *s, int64_t i) {
+    return s->spec.format == DS_FMT_IMGLIST ? s->list.items[i].label : s->mem.labels[i];
+}
+
+int ds_source_get(ds_source *s, int64_t i, uint8_t *dst) {
+    if (s->spec.format == DS_FMT_IMGLIST) return imglist_load(&s->list, i, dst, s->c, s->spec.size, s->h, s->w);
+    const uint8_t *src = ds_image_at(&s->mem, i);
+    if (s->c == s->mem.c) {
+        memcpy(dst, src, ds_image_bytes(&s->mem));
+        return 0;
+    }
+    return ds_convert_channels(dst, s->c, src, s->mem.c, s->h, s->w);
+}
