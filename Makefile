@@ -7,6 +7,11 @@
 #   make SAN=1      AddressSanitizer + UndefinedBehaviorSanitizer build (own BUILD dir)
 #   make ARCH=native  tune for this CPU (default x86-64-v3: AVX2 + FMA, runs on any recent x86)
 #   make BUILD=dir BIN=dir  build elsewhere (parallel checkouts, helpers)
+#   make NVCC=      CPU-only build even where nvcc exists
+#   make SM="80 90" CUDA architectures (default 90: H100/H200; PTX of the last one is embedded)
+#   make CUDNN_HOME=dir  cuDNN outside CUDA_HOME (dir/include, dir/lib); found automatically in a
+#                   Python environment's nvidia.cudnn package when CUDA_HOME has no cudnn.h
+#   make STATIC_DEPS=1  link the Debian libraries statically (binaries to copy to a GPU machine)
 #
 # Sources are found by folder, so adding a file needs no Makefile edit:
 #   common/ common/*/ datasets/ kernels/ kernels/cpu/  -> $(BUILD)/libdiffood.a
@@ -25,7 +30,8 @@ else
 BUILD ?= build
 BIN ?= bin
 endif
-LIBDIR ?= lib
+# the CUDA shared object sits in BIN/../lib, where kernels/ops.c looks for it
+LIBDIR ?= $(patsubst ./%,%,$(dir $(BIN))lib)
 ARCH ?= x86-64-v3
 PYTHON ?= /usr/bin/python3
 
@@ -46,7 +52,15 @@ HAVE_OPENBLAS := $(shell test -e /usr/include/x86_64-linux-gnu/cblas.h -o -e /us
 CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubunit -lrt -lm)
 
 LIBS := -llmdb -lzstd -lyaml -lxxhash -lopenblas -lpng -ljpeg -lcjson -lz -lm -ldl
-LDFLAGS_ALL := -fopenmp -pthread $(LDSAN) $(LDFLAGS)
+# STATIC_DEPS=1: Debian's .a archives for everything that has one (OpenBLAS pulls in gfortran and
+# quadmath, static too); cJSON (Debian ships no .a), libgomp, libm, libc stay dynamic, and the
+# CUDA libraries are only ever loaded by lib/libdiffood_cuda.so.
+ifeq ($(STATIC_DEPS),1)
+LIBS := -Wl,-Bstatic -llmdb -lzstd -lyaml -lxxhash -lopenblas -lpng16 -ljpeg -lz -lgfortran -lquadmath \
+  -Wl,-Bdynamic -lcjson -lm -ldl
+endif
+# -rdynamic: the CUDA shared object reports errors through the executable's err_setv
+LDFLAGS_ALL := -fopenmp -pthread -rdynamic $(LDSAN) $(LDFLAGS)
 
 # --- sources --------------------------------------------------------------------------------
 LIB_SRC := $(sort $(wildcard common/*.c common/*/*.c datasets/*.c kernels/*.c kernels/cpu/*.c))
@@ -66,10 +80,19 @@ TEST_RUNNER := $(BUILD)/tests/run-tests
 
 CUDA_SRC := $(sort $(wildcard kernels/cuda/*.cu))
 SM ?= 90
-CUDA_HOME ?= /usr/local/cuda
+CUDA_HOME ?= $(if $(NVCC),$(patsubst %/bin/,%,$(dir $(realpath $(NVCC)))),/usr/local/cuda)
+# cuDNN: CUDA_HOME's, else CUDNN_HOME, else a Python environment's nvidia.cudnn (pip wheels)
+ifeq ($(CUDNN_HOME),)
+ifeq ($(wildcard $(CUDA_HOME)/include/cudnn.h),)
+CUDNN_HOME := $(firstword $(foreach py,python3 $(PYTHON),$(shell $(py) -c 'import nvidia.cudnn as m; print(list(m.__path__)[0])' 2>/dev/null)))
+endif
+endif
+CUDNN_FOUND := $(firstword $(wildcard $(CUDA_HOME)/include/cudnn.h $(if $(CUDNN_HOME),$(CUDNN_HOME)/include/cudnn.h)))
 ifneq ($(NVCC),)
 ifneq ($(CUDA_SRC),)
+ifneq ($(CUDNN_FOUND),)
 CUDA_SO := $(LIBDIR)/libdiffood_cuda.so
+endif
 endif
 endif
 
@@ -77,7 +100,7 @@ endif
 all: deps check-found $(PROGS) $(CUDA_SO)
 
 check-found:
-	@echo "make: OpenBLAS $(if $(HAVE_OPENBLAS),found,MISSING); nvcc $(if $(NVCC),$(NVCC),not found: CPU-only build); cuDNN $(if $(wildcard $(CUDA_HOME)/include/cudnn.h $(CUDNN_HOME)/include/cudnn.h),found,not found)"
+	@echo "make: OpenBLAS $(if $(HAVE_OPENBLAS),found,MISSING); nvcc $(if $(NVCC),$(NVCC),not found: CPU-only build); cuDNN $(if $(CUDNN_FOUND),$(CUDNN_FOUND),not found)$(if $(CUDA_SO),; CUDA backend -> $(CUDA_SO),; no CUDA backend)"
 
 deps:
 	@tools/install-deps.sh
@@ -110,17 +133,25 @@ endef
 $(foreach d,$(TOOL_DIRS),$(eval $(call tooldir_rule,$(d))))
 
 # --- CUDA backend: a shared object the CPU build loads with dlopen when a GPU is asked for ---
-NVCCFLAGS ?= -O3 -std=c++17 -Xcompiler -fPIC,-Wall,-Wextra,-Werror -Werror all-warnings \
-  -gencode arch=compute_$(SM),code=sm_$(SM) -gencode arch=compute_$(SM),code=compute_$(SM) -I.
+# Native code for every architecture in SM plus PTX of the last (JIT for newer GPUs). Only the
+# entry points of kernels/backend.h are exported (-fvisibility=hidden). The .so finds cuBLAS,
+# cuDNN and the CUDA runtime through its rpath: CUDA_HOME/lib64, CUDNN_HOME/lib, and $ORIGIN
+# (copy the libraries next to it on a machine without them).
+CUDA_GENCODE := $(foreach s,$(SM),-gencode arch=compute_$(s),code=sm_$(s)) \
+  -gencode arch=compute_$(lastword $(SM)),code=compute_$(lastword $(SM))
+NVCCFLAGS ?= -O3 -std=c++17 -Xcompiler -fPIC,-Wall,-Wextra,-Werror,-Wno-unused-parameter,-fvisibility=hidden \
+  -Werror all-warnings $(CUDA_GENCODE) -I.
+CUDNN_LIBDIR := $(if $(CUDNN_HOME),$(CUDNN_HOME)/lib)
+CUDNN_LINK := $(if $(CUDNN_LIBDIR),$(if $(wildcard $(CUDNN_LIBDIR)/libcudnn.so),-lcudnn,-l:libcudnn.so.9),-lcudnn)
 CUDA_OBJ := $(CUDA_SRC:%.cu=$(BUILD)/%.o)
-$(BUILD)/%.o: %.cu
+$(BUILD)/%.o: %.cu kernels/cuda/cuda_internal.h kernels/backend.h kernels/ops.h kernels/philox.h common/err.h
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVCCFLAGS) $(if $(CUDNN_HOME),-I$(CUDNN_HOME)/include) -c $< -o $@
 ifneq ($(CUDA_SO),)
 $(CUDA_SO): $(CUDA_OBJ)
 	@mkdir -p $(dir $@)
-	$(NVCC) -shared $^ -o $@ -L$(CUDA_HOME)/lib64 $(if $(CUDNN_HOME),-L$(CUDNN_HOME)/lib -Xlinker -rpath=$(CUDNN_HOME)/lib) \
-	  -Xlinker -rpath=$(CUDA_HOME)/lib64 -lcudnn -lcublas -lcudart
+	$(NVCC) -shared $^ -o $@ -L$(CUDA_HOME)/lib64 $(if $(CUDNN_LIBDIR),-L$(CUDNN_LIBDIR) -Xlinker -rpath=$(CUDNN_LIBDIR)) \
+	  -Xlinker -rpath=$(CUDA_HOME)/lib64 -Xlinker -rpath='$$ORIGIN' $(CUDNN_LINK) -lcublas -lcudart
 endif
 
 # --- tests ----------------------------------------------------------------------------------

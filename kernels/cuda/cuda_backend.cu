@@ -1,0 +1,196 @@
+// cuda_backend: the CUDA backend's table and context (kernels/backend.h): device selection,
+// the stream, cuBLAS and cuDNN handles, the workspace arena, the memory ops, and the error
+// plumbing that carries messages back to the executable's err.h.
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels/cuda/cuda_internal.h"
+
+// --- errors -----------------------------------------------------------------------------------
+
+// The executable's err_setv, when it exports it (-rdynamic); NULL otherwise (weak reference).
+extern "C" int err_setv(int code, const char *fmt, va_list ap) __attribute__((weak));
+
+static thread_local char cuda_msg[2048];
+
+int cuda_err(int code, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cuda_msg, sizeof cuda_msg, fmt, ap);
+    va_end(ap);
+    if (err_setv) {
+        va_start(ap, fmt);
+        err_setv(code, fmt, ap);
+        va_end(ap);
+    }
+    return code;
+}
+
+int cuda_fail(const char *what, const char *file, int line, const char *detail) {
+    return cuda_err(ERR_DEVICE, "CUDA backend: %s failed at %s:%d: %s", what, file, line,
+                    detail ? detail : "unknown error");
+}
+
+const char *cuda_last_message(void) { return cuda_msg; }
+
+const char *cuda_cublas_string(cublasStatus_t st) {
+    const char *s = cublasGetStatusString(st);
+    return s ? s : "unknown cuBLAS status";
+}
+
+// --- context ----------------------------------------------------------------------------------
+
+static void cuda_ctx_fini(ops_ctx *ctx) {
+    cuda_impl *im = cuda_impl_of(ctx);
+    if (!im) return;
+    cudaSetDevice(im->device);
+    if (im->stream) cudaStreamSynchronize(im->stream);
+    cuda_conv_plans_free(im);
+    if (im->ws) cudaFree(im->ws);
+    if (im->flag) cudaFree(im->flag);
+    if (im->cudnn) cudnnDestroy(im->cudnn);
+    if (im->cublas) cublasDestroy(im->cublas);
+    if (im->stream) cudaStreamDestroy(im->stream);
+    free(im);
+    ctx->impl = NULL;
+    ctx->fini = NULL;
+}
+
+// Opens the device and creates the handles; on failure everything made so far is released.
+static int cuda_ctx_open(ops_ctx *ctx, cuda_impl *im) {
+    int count = 0;
+    cudaError_t e = cudaGetDeviceCount(&count);
+    if (e != cudaSuccess)
+        return cuda_err(ERR_DEVICE, "no usable CUDA GPU: cudaGetDeviceCount: %s (%s); use --device cpu",
+                        cudaGetErrorString(e), cudaGetErrorName(e));
+    if (count <= 0) return cuda_err(ERR_DEVICE, "no usable CUDA GPU: no CUDA device found; use --device cpu");
+    if (ctx->opt.device_index < 0 || ctx->opt.device_index >= count)
+        return cuda_err(ERR_DEVICE, "CUDA device %d does not exist (this machine has %d)",
+                        ctx->opt.device_index, count);
+    im->device = ctx->opt.device_index;
+    CUDA_CHECK(cudaSetDevice(im->device));
+    CUDA_CHECK(cudaStreamCreateWithFlags(&im->stream, cudaStreamNonBlocking));
+    CUBLAS_CHECK(cublasCreate(&im->cublas));
+    CUBLAS_CHECK(cublasSetStream(im->cublas, im->stream));
+    CUBLAS_CHECK(cublasSetMathMode(im->cublas, ctx->opt.tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
+    CUDNN_CHECK(cudnnCreate(&im->cudnn));
+    CUDNN_CHECK(cudnnSetStream(im->cudnn, im->stream));
+    CUDA_CHECK(cudaMalloc((void **)&im->flag, sizeof(int)));
+    CUDA_CHECK(cudaMemsetAsync(im->flag, 0, sizeof(int), im->stream));
+    CUDA_CHECK(cudaStreamSynchronize(im->stream));
+    return 0;
+}
+
+extern "C" __attribute__((visibility("default"))) int ops_cuda_ctx_init(ops_ctx *ctx) {
+    cuda_impl *im = (cuda_impl *)calloc(1, sizeof *im);
+    if (!im) return cuda_err(ERR_NOMEM, "out of memory creating the CUDA context");
+    ctx->impl = im;
+    ctx->fini = cuda_ctx_fini;
+    int rc = cuda_ctx_open(ctx, im);
+    if (rc < 0) {
+        // Keep the message: the cleanup calls below may fail quietly without a device.
+        cuda_ctx_fini(ctx);
+        return rc;
+    }
+    return 0;
+}
+
+int cuda_workspace(ops_ctx *ctx, size_t bytes, void **out) {
+    cuda_impl *im = cuda_impl_of(ctx);
+    if (bytes > im->ws_bytes) {
+        size_t grow = bytes + bytes / 4 + 256;
+        if (im->ws) {
+            CUDA_CHECK(cudaStreamSynchronize(im->stream));
+            CUDA_CHECK(cudaFree(im->ws));
+            im->ws = NULL;
+            im->ws_bytes = 0;
+        }
+        cudaError_t e = cudaMalloc(&im->ws, grow);
+        if (e != cudaSuccess) {
+            im->ws = NULL;
+            return cuda_err(ERR_DEVICE, "CUDA backend: cannot allocate a %zu-byte workspace: %s", grow,
+                            cudaGetErrorString(e));
+        }
+        im->ws_bytes = grow;
+    }
+    *out = im->ws;
+    return 0;
+}
+
+int cuda_flag_read(ops_ctx *ctx, int *bad) {
+    cuda_impl *im = cuda_impl_of(ctx);
+    int v = 0;
+    CUDA_CHECK(cudaMemcpyAsync(&v, im->flag, sizeof v, cudaMemcpyDeviceToHost, im->stream));
+    CUDA_CHECK(cudaStreamSynchronize(im->stream));
+    if (v) CUDA_CHECK(cudaMemsetAsync(im->flag, 0, sizeof(int), im->stream));
+    *bad = v;
+    return 0;
+}
+
+// --- memory -----------------------------------------------------------------------------------
+
+int cuda_alloc(ops_ctx *ctx, void **p, size_t bytes) {
+    *p = NULL;
+    if (bytes == 0) return 0;
+    cudaError_t e = cudaMalloc(p, bytes);
+    if (e != cudaSuccess) {
+        *p = NULL;
+        return cuda_err(ERR_DEVICE, "CUDA backend: cannot allocate %zu bytes of GPU memory: %s", bytes,
+                        cudaGetErrorString(e));
+    }
+    return 0;
+}
+
+int cuda_free(ops_ctx *ctx, void *p) {
+    if (!p) return 0;
+    CUDA_CHECK(cudaStreamSynchronize(cuda_impl_of(ctx)->stream));
+    CUDA_CHECK(cudaFree(p));
+    return 0;
+}
+
+int cuda_upload(ops_ctx *ctx, void *dst, const void *host_src, size_t bytes) {
+    if (!bytes) return 0;
+    cudaStream_t st = cuda_impl_of(ctx)->stream;
+    CUDA_CHECK(cudaMemcpyAsync(dst, host_src, bytes, cudaMemcpyHostToDevice, st));
+    CUDA_CHECK(cudaStreamSynchronize(st)); // the host buffer may be reused at once
+    return 0;
+}
+
+int cuda_download(ops_ctx *ctx, void *host_dst, const void *src, size_t bytes) {
+    if (!bytes) return 0;
+    cudaStream_t st = cuda_impl_of(ctx)->stream;
+    CUDA_CHECK(cudaMemcpyAsync(host_dst, src, bytes, cudaMemcpyDeviceToHost, st));
+    CUDA_CHECK(cudaStreamSynchronize(st));
+    return 0;
+}
+
+int cuda_copy(ops_ctx *ctx, void *dst, const void *src, size_t bytes) {
+    if (!bytes || dst == src) return 0;
+    CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, cuda_impl_of(ctx)->stream));
+    return 0;
+}
+
+int cuda_sync(ops_ctx *ctx) {
+    CUDA_CHECK(cudaStreamSynchronize(cuda_impl_of(ctx)->stream));
+    CUDA_CHECK(cudaGetLastError());
+    return 0;
+}
+
+// --- the table --------------------------------------------------------------------------------
+
+static ops_backend cuda_make_table(void) {
+    ops_backend t;
+    memset(&t, 0, sizeof t);
+    t.name = "cuda";
+#define CUDA_OP_SET(op, params, args) t.op = cuda_##op;
+    OPS_LIST(CUDA_OP_SET)
+#undef CUDA_OP_SET
+    return t;
+}
+
+extern "C" __attribute__((visibility("default"))) const ops_backend *ops_cuda_backend(void) {
+    static const ops_backend table = cuda_make_table();
+    return &table;
+}
