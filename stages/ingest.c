@@ -1,0 +1,422 @@
+// ingest: raw dataset files (IDX, MNIST JSON, CIFAR binary, image lists, NPY) -> an image store.
+//
+// Output store: table `image` (u8, C x H x W per record) and table `label` (i32 scalar), keyed
+// by the output index (ts_key_u64); meta: the stage contract fields (common/stage.h) plus
+// `dataset`, `format`, `sources` (JSON [{path, xxh3}]), `count`, `class_counts` (JSON {label:
+// n}), `shape` ([C,H,W]), `mean` and `std` (per channel, over pixel/255 of the stored images,
+// population std), `pad`. The stage key covers the options that shape the content and the
+// content hashes of the source files, so a rerun with the same inputs is "up to date" without
+// reading the data, a rerun after a kill resumes, and a changed input or option is refused
+// unless --force.
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/cfg.h"
+#include "common/cli.h"
+#include "common/err.h"
+#include "common/log.h"
+#include "common/stage.h"
+#include "common/store.h"
+#include "datasets/source.h"
+
+#define INGEST_VERSION 1
+#define INGEST_MAX_CLASS 65536
+#define INGEST_MAX_PAD 1024
+
+static const cli_opt ingest_opts[] = {
+    {"format", "FMT", 0, "input format: idx, mnist-json, cifar, imglist, npy"},
+    {"images", "FILE", 0, "idx: images idx3 file (.gz or raw); npy: uint8 image array"},
+    {"labels", "FILE", 0, "idx: labels idx1 file; npy: integer labels (optional)"},
+    {"path", "PATH", 1, "mnist-json: the digits directory; cifar: a binary file (repeat, or list several)"},
+    {"cifar", "KIND", 0, "cifar: 10 (default), 100 / 100-fine, 100-coarse"},
+    {"layout", "L", 0, "npy: auto (default), nhw, nhwc, nchw (auto: the axis of size 1, 3 or 4)"},
+    {"list", "FILE", 0, "imglist: OpenOOD list, 'relative/path label' per line"},
+    {"root", "DIR", 0, "imglist: directory the listed paths are relative to"},
+    {"size", "S", 0, "imglist: resize the shorter side to S (bilinear) and centre-crop S x S"},
+    {"out", "STORE", 0, "output store (created; required)"},
+    {"limit", "N", 0, "keep only the first N images (after --classes)"},
+    {"classes", "LIST", 0, "keep only these labels, e.g. 0,3,7 or 0-4"},
+    {"pad", "P", 0, "zero-pad P pixels on every side (default 0)"},
+    {"channels", "C", 0, "convert to 1 or 3 channels (default: as the source; imglist 3)"},
+    {"name", "NAME", 0, "dataset name recorded in meta (default: the store's directory name)"},
+    {"batch", "N", 0, "records per commit (default 1000; does not change the output)"},
+    {"force", NULL, 0, "replace an existing store that holds other results"},
+    {0}};
+
+static const cli_spec ingest_spec = {
+    "ingest", "--format FMT [format options] --out STORE [options]",
+    "Reads a raw dataset into an image store (uint8 C x H x W images, int32 labels), with the\n"
+    "dataset's per-channel mean and std in meta. Reruns with the same inputs are 'up to date';\n"
+    "a killed run resumes; another input or option into an existing store needs --force.\n"
+    "Config keys (optional, overridden by options): ingest.pad, ingest.channels, ingest.limit,\n"
+    "ingest.classes, ingest.name.",
+    ingest_opts, CLI_STD_CONFIG | CLI_STD_LOG, 0, -1};
+
+typedef struct {
+    ds_source_spec spec;
+    const char *out, *classes, *name;
+    long limit, pad, batch;
+    int force;
+    const char **paths; // --path values then positional words (cifar)
+    int n_paths;
+} ingest_opts_t;
+
+// --- options -------------------------------------------------------------------------------
+
+static int ingest_int_opt(const cli_args *a, const cfg *c, const char *name, long def, long lo, long hi, long *out) {
+    if (!cli_has(a, name) && c) {
+        char key[64];
+        snprintf(key, sizeof key, "ingest.%s", name);
+        if (cfg_find(c, key)) {
+            int64_t v;
+            ERR_TRY(cfg_get_i64(c, key, &v));
+            def = (long)v;
+        }
+    }
+    ERR_TRY(cli_get_int(a, name, def, out));
+    ERR_IF(*out < lo || *out > hi, ERR_USAGE, "--%s must be %ld..%ld, not %ld", name, lo, hi, *out);
+    return 0;
+}
+
+static const char *ingest_str_opt(const cli_args *a, const cfg *c, const char *name) {
+    const char *v = cli_get(a, name);
+    if (!v && c) {
+        char key[64];
+        snprintf(key, sizeof key, "ingest.%s", name);
+        if (cfg_find(c, key) && cfg_get_str(c, key, &v) < 0) v = NULL;
+        if (v && !*v) v = NULL;
+    }
+    return v;
+}
+
+static int ingest_parse(const cli_args *a, const cfg *c, ingest_opts_t *o) {
+    memset(o, 0, sizeof *o);
+    const char *fmt = cli_get(a, "format");
+    ERR_IF(!fmt, ERR_USAGE, "--format is required (idx, mnist-json, cifar, imglist, npy)");
+    ERR_TRY(ds_format_from_name(fmt, &o->spec.format));
+    o->out = cli_get(a, "out");
+    ERR_IF(!o->out, ERR_USAGE, "--out STORE is required");
+    o->spec.images = cli_get(a, "images");
+    o->spec.labels = cli_get(a, "labels");
+    o->spec.list = cli_get(a, "list");
+    o->spec.root = cli_get(a, "root");
+    o->spec.cifar = CIFAR_10;
+    if (cli_get(a, "cifar")) ERR_TRY(cifar_kind_from_name(cli_get(a, "cifar"), &o->spec.cifar));
+    o->spec.layout = NPYIMG_AUTO;
+    if (cli_get(a, "layout")) ERR_TRY(npyimg_layout_from_name(cli_get(a, "layout"), &o->spec.layout));
+    long size, channels;
+    ERR_TRY(cli_get_int(a, "size", 0, &size));
+    ERR_IF(size < 0 || size > 65536, ERR_USAGE, "--size must be 1..65536, not %ld", size);
+    o->spec.size = (int)size;
+    ERR_TRY(ingest_int_opt(a, c, "channels", 0, 0, 3, &channels));
+    o->spec.channels = (int)channels;
+    ERR_TRY(ingest_int_opt(a, c, "pad", 0, 0, INGEST_MAX_PAD, &o->pad));
+    ERR_TRY(ingest_int_opt(a, c, "limit", 0, 0, INT64_MAX / 2, &o->limit));
+    ERR_TRY(cli_get_int(a, "batch", 1000, &o->batch));
+    ERR_IF(o->batch < 1 || o->batch > 1000000, ERR_USAGE, "--batch must be 1..1000000, not %ld", o->batch);
+    o->classes = ingest_str_opt(a, c, "classes");
+    o->name = ingest_str_opt(a, c, "name");
+    o->force = cli_has(a, "force");
+    size_t np = cli_count(a, "path"), npos = cli_npos(a);
+    ERR_IF(npos > 0 && o->spec.format != DS_FMT_CIFAR, ERR_USAGE, "unexpected argument '%s'", cli_pos(a, 0));
+    o->paths = calloc(np + npos + 1, sizeof *o->paths);
+    ERR_IF(!o->paths, ERR_NOMEM, "out of memory");
+    for (size_t i = 0; i < np; i++) o->paths[o->n_paths++] = cli_value(a, "path", i);
+    for (size_t i = 0; i < npos; i++) o->paths[o->n_paths++] = cli_pos(a, i);
+    o->spec.paths = o->paths;
+    o->spec.n_paths = o->n_paths;
+    if (!o->name) {
+        const char *slash = strrchr(o->out, '/');
+        o->name = slash && slash[1] ? slash + 1 : o->out;
+    }
+    return ds_source_check_spec(&o->spec);
+}
+
+// The parameters that determine the content, as a JSON object.
+static cJSON *ingest_params(const ingest_opts_t *o) {
+    cJSON *p = cJSON_CreateObject();
+    if (!p) return NULL;
+    cJSON_AddStringToObject(p, "format", ds_format_name(o->spec.format));
+    cJSON_AddStringToObject(p, "name", o->name);
+    cJSON_AddNumberToObject(p, "limit", (double)o->limit);
+    cJSON_AddStringToObject(p, "classes", o->classes ? o->classes : "all");
+    cJSON_AddNumberToObject(p, "pad", (double)o->pad);
+    cJSON_AddNumberToObject(p, "channels", o->spec.channels);
+    if (o->spec.format == DS_FMT_IMGLIST) cJSON_AddNumberToObject(p, "size", o->spec.size);
+    if (o->spec.format == DS_FMT_CIFAR) cJSON_AddStringToObject(p, "cifar", cifar_kind_name(o->spec.cifar));
+    if (o->spec.format == DS_FMT_NPY) cJSON_AddStringToObject(p, "layout", npyimg_layout_name(o->spec.layout));
+    return p;
+}
+
+// --- statistics ----------------------------------------------------------------------------
+
+typedef struct {
+    int c;
+    uint64_t (*hist)[256]; // (c, 256) pixel value counts
+} ingest_stats;
+
+static void ingest_stats_add(ingest_stats *st, const uint8_t *img, size_t plane) {
+    for (int ch = 0; ch < st->c; ch++) {
+        const uint8_t *p = img + (size_t)ch * plane;
+        uint64_t *h = st->hist[ch];
+        for (size_t i = 0; i < plane; i++) h[p[i]]++;
+    }
+}
+
+// Mean and population std of v/255 per channel, from the exact histograms (order-free, so a
+// resumed run gives the same bits as an uninterrupted one).
+static void ingest_stats_final(const ingest_stats *st, int ch, double *mean, double *std) {
+    const uint64_t *h = st->hist[ch];
+    double n = 0, s = 0;
+    for (int v = 0; v < 256; v++) {
+        n += (double)h[v];
+        s += (double)h[v] * (v / 255.0);
+    }
+    double m = n > 0 ? s / n : 0, q = 0;
+    for (int v = 0; v < 256; v++) {
+        double d = v / 255.0 - m;
+        q += (double)h[v] * d * d;
+    }
+    *mean = m;
+    *std = n > 0 ? sqrt(q / n) : 0;
+}
+
+static char *ingest_json_doubles(const double *v, int n) {
+    size_t cap = (size_t)n * 32 + 8, len = 0;
+    char *t = malloc(cap);
+    if (!t) return NULL;
+    len += (size_t)snprintf(t, cap, "[");
+    for (int i = 0; i < n; i++) len += (size_t)snprintf(t + len, cap - len, "%s%.17g", i ? "," : "", v[i]);
+    snprintf(t + len, cap - len, "]");
+    return t;
+}
+
+// Writes the dataset facts into meta (inside the open batch).
+static int ingest_write_meta(ts_store *s, const ingest_opts_t *o, const cJSON *files, int64_t count, const int c,
+                             int h, int w, const ingest_stats *st, const int64_t *class_counts, int64_t ood) {
+    int rc = 0;
+    char buf[128], *sources = NULL, *means = NULL, *stds = NULL, *cls = NULL;
+    double mean[4] = {0}, std[4] = {0};
+    for (int ch = 0; ch < c; ch++) ingest_stats_final(st, ch, &mean[ch], &std[ch]);
+    cJSON *cc = cJSON_CreateObject();
+    ERR_GOTO_IF(rc, !cc, ERR_NOMEM, "out of memory");
+    if (ood) cJSON_AddNumberToObject(cc, "-1", (double)ood);
+    for (int k = 0; k < INGEST_MAX_CLASS; k++)
+        if (class_counts[k]) {
+            snprintf(buf, sizeof buf, "%d", k);
+            cJSON_AddNumberToObject(cc, buf, (double)class_counts[k]);
+        }
+    sources = cJSON_PrintUnformatted(files);
+    cls = cJSON_PrintUnformatted(cc);
+    means = ingest_json_doubles(mean, c);
+    stds = ingest_json_doubles(std, c);
+    ERR_GOTO_IF(rc, !sources || !cls || !means || !stds, ERR_NOMEM, "out of memory");
+    ERR_GOTO(rc, ts_meta_put(s, "dataset", o->name));
+    ERR_GOTO(rc, ts_meta_put(s, "format", ds_format_name(o->spec.format)));
+    ERR_GOTO(rc, ts_meta_put(s, "sources", sources));
+    snprintf(buf, sizeof buf, "%lld", (long long)count);
+    ERR_GOTO(rc, ts_meta_put(s, "count", buf));
+    ERR_GOTO(rc, ts_meta_put(s, "class_counts", cls));
+    snprintf(buf, sizeof buf, "[%d,%d,%d]", c, h, w);
+    ERR_GOTO(rc, ts_meta_put(s, "shape", buf));
+    ERR_GOTO(rc, ts_meta_put(s, "mean", means));
+    ERR_GOTO(rc, ts_meta_put(s, "std", stds));
+    snprintf(buf, sizeof buf, "%ld", o->pad);
+    ERR_GOTO(rc, ts_meta_put(s, "pad", buf));
+fail:
+    cJSON_Delete(cc);
+    free(sources);
+    free(cls);
+    free(means);
+    free(stds);
+    return rc;
+}
+
+// --- the work ------------------------------------------------------------------------------
+
+// Indices of the source images to store, in order: those whose label passes --classes, at most
+// --limit of them. *sel is malloc'd.
+static int ingest_select(const ds_source *src, const ingest_opts_t *o, int64_t **sel, int64_t *n_sel) {
+    uint8_t *mask = NULL;
+    *sel = malloc(sizeof **sel * (size_t)(src->n ? src->n : 1));
+    ERR_IF(!*sel, ERR_NOMEM, "out of memory");
+    if (o->classes) {
+        mask = malloc(INGEST_MAX_CLASS);
+        ERR_IF(!mask, ERR_NOMEM, "out of memory");
+        int rc = ds_parse_classes(o->classes, mask, INGEST_MAX_CLASS);
+        if (rc < 0) {
+            free(mask);
+            return rc;
+        }
+    }
+    int64_t n = 0;
+    for (int64_t i = 0; i < src->n && (o->limit == 0 || n < o->limit); i++) {
+        int32_t lab = ds_source_label(src, i);
+        if (mask && (lab < 0 || lab >= INGEST_MAX_CLASS || !mask[lab])) continue;
+        (*sel)[n++] = i;
+    }
+    free(mask);
+    *n_sel = n;
+    ERR_IF(n == 0, ERR_INPUT, "no images left to store (classes: %s)", o->classes ? o->classes : "all");
+    return 0;
+}
+
+typedef struct {
+    int64_t written, kept;
+} ingest_counts;
+
+// Writes every selected image that the store lacks, in batches; reads back the ones it has
+// (resume) for the statistics. Fills stats and class counts.
+static int ingest_write(ts_store *s, ds_source *src, const ingest_opts_t *o, const int64_t *sel, int64_t n,
+                        ingest_stats *st, int64_t *class_counts, int64_t *ood, ingest_counts *cnt) {
+    int rc = 0, p = (int)o->pad, c = src->c, oh = src->h + 2 * p, ow = src->w + 2 * p;
+    size_t in_bytes = (size_t)c * src->h * src->w, out_bytes = (size_t)c * oh * ow;
+    uint8_t *raw = malloc(in_bytes), *img = malloc(out_bytes);
+    ERR_GOTO_IF(rc, !raw || !img, ERR_NOMEM, "out of memory");
+    int64_t shape[3] = {c, oh, ow};
+    prog_begin("ingest", (uint64_t)n);
+    for (int64_t b0 = 0; b0 < n; b0 += o->batch) {
+        int64_t b1 = b0 + o->batch < n ? b0 + o->batch : n;
+        ERR_GOTO(rc, ts_begin_write(s));
+        for (int64_t j = b0; j < b1; j++) {
+            ts_key k;
+            ts_tensor t;
+            ts_key_u64(&k, (uint64_t)j);
+            int32_t lab = ds_source_label(src, sel[j]);
+            int have = ts_has(s, "image", &k);
+            ERR_GOTO(rc, have);
+            if (have) {
+                int hl = ts_has(s, "label", &k);
+                ERR_GOTO(rc, hl);
+                have = hl;
+            }
+            if (have) { // committed by an earlier run: read it back for the statistics
+                ERR_GOTO(rc, ts_get_into(s, "image", &k, &t, img, out_bytes));
+                ERR_GOTO_IF(rc, t.dtype != TS_U8 || t.rank != 3 || t.shape[0] != c || t.shape[1] != oh || t.shape[2] != ow,
+                            ERR_CORRUPT, "%s: record %lld of table image has another shape than %d x %d x %d",
+                            o->out, (long long)j, c, oh, ow);
+                cnt->kept++;
+            } else {
+                rc = ds_source_get(src, sel[j], raw);
+                if (rc < 0) goto fail;
+                if (p > 0)
+                    ds_pad(img, raw, c, src->h, src->w, p);
+                else
+                    memcpy(img, raw, in_bytes);
+                ERR_GOTO(rc, ts_tensor_init(&t, TS_U8, 3, shape, img));
+                ERR_GOTO(rc, ts_put(s, "image", &k, &t, TS_CODEC_ZSTD));
+                ERR_GOTO(rc, ts_tensor_init(&t, TS_I32, 0, NULL, &lab));
+                ERR_GOTO(rc, ts_put(s, "label", &k, &t, TS_CODEC_RAW));
+                cnt->written++;
+            }
+            ingest_stats_add(st, img, (size_t)oh * ow);
+            if (lab < 0)
+                (*ood)++;
+            else if (lab < INGEST_MAX_CLASS)
+                class_counts[lab]++;
+        }
+        ERR_GOTO(rc, ts_commit(s));
+        prog_update((uint64_t)b1, NULL);
+        ERR_GOTO(rc, cli_check_interrupt());
+    }
+    prog_end();
+fail:
+    if (ts_in_write(s)) ts_abort(s);
+    free(raw);
+    free(img);
+    return rc;
+}
+
+static int ingest_summary(const ingest_opts_t *o, const char *state, int64_t count, const ingest_counts *cnt) {
+    cJSON *x = cJSON_CreateObject();
+    ERR_IF(!x, ERR_NOMEM, "out of memory");
+    cJSON_AddStringToObject(x, "out", o->out);
+    cJSON_AddStringToObject(x, "state", state);
+    if (count >= 0) cJSON_AddNumberToObject(x, "count", (double)count);
+    cJSON_AddNumberToObject(x, "written", cnt ? (double)cnt->written : 0);
+    cJSON_AddNumberToObject(x, "kept", cnt ? (double)cnt->kept : 0);
+    int rc = cli_summary(stdout, "ok", x);
+    cJSON_Delete(x);
+    return rc;
+}
+
+int main(int argc, char **argv) {
+    cli_args *a = NULL;
+    cfg *c = NULL;
+    ingest_opts_t o;
+    memset(&o, 0, sizeof o);
+    cJSON *params = NULL, *inputs = NULL, *files = NULL;
+    char *params_text = NULL, *inputs_text = NULL;
+    ds_source src;
+    memset(&src, 0, sizeof src);
+    ts_store *s = NULL;
+    int64_t *sel = NULL, n_sel = 0, *class_counts = NULL, ood = 0;
+    ingest_stats st = {0, NULL};
+    ingest_counts cnt = {0, 0};
+    stage_state state;
+
+    int rc = cli_parse(&a, &ingest_spec, argc, argv);
+    if (rc == CLI_HELP) {
+        cli_print_help(stdout, &ingest_spec);
+        cli_args_free(a);
+        return 0;
+    }
+    if (rc < 0) goto fail;
+    if (cli_has(a, "config") || cli_count(a, "set") > 0) ERR_GOTO(rc, cli_load_config(a, &c));
+    ERR_GOTO(rc, ingest_parse(a, c, &o));
+    ERR_GOTO(rc, cli_install_interrupt());
+
+    // The stage key: options + content hashes of the sources (cheap; no parsing).
+    params = ingest_params(&o);
+    ERR_GOTO_IF(rc, !params, ERR_NOMEM, "out of memory");
+    ERR_GOTO(rc, stage_canonical_json(params, &params_text));
+    ERR_GOTO(rc, ds_source_fingerprint(&o.spec, &inputs, &files));
+    ERR_GOTO(rc, stage_canonical_json(inputs, &inputs_text));
+    stage_id id = {"ingest", INGEST_VERSION, params_text, inputs_text};
+    ERR_GOTO(rc, stage_probe(o.out, &id, o.force, &state));
+    if (state == STAGE_UP_TO_DATE) {
+        log_info("%s: up to date", o.out);
+        ERR_GOTO(rc, ingest_summary(&o, "up to date", -1, NULL));
+        goto fail;
+    }
+
+    // Read and check the source before the store is touched: bad input leaves nothing behind.
+    ERR_GOTO(rc, ds_source_open(&src, &o.spec));
+    ERR_GOTO(rc, ingest_select(&src, &o, &sel, &n_sel));
+    ERR_GOTO(rc, ds_check_size(o.out, n_sel, src.c, src.h + 2 * o.pad, src.w + 2 * o.pad));
+    st.c = src.c;
+    st.hist = calloc((size_t)src.c, sizeof *st.hist);
+    class_counts = calloc(INGEST_MAX_CLASS, sizeof *class_counts);
+    ERR_GOTO_IF(rc, !st.hist || !class_counts, ERR_NOMEM, "out of memory");
+
+    ERR_GOTO(rc, stage_open_output(&s, o.out, &id, o.force, &state));
+    ts_set_zstd_level(s, 1);
+    log_info("%s: %s, %lld images of %d x %d x %d", o.out, stage_state_name(state), (long long)n_sel, src.c,
+             src.h + 2 * (int)o.pad, src.w + 2 * (int)o.pad);
+    ERR_GOTO(rc, ingest_write(s, &src, &o, sel, n_sel, &st, class_counts, &ood, &cnt));
+
+    ERR_GOTO(rc, ts_begin_write(s));
+    ERR_GOTO(rc, ingest_write_meta(s, &o, files, n_sel, src.c, src.h + 2 * (int)o.pad, src.w + 2 * (int)o.pad, &st,
+                                   class_counts, ood));
+    ERR_GOTO(rc, stage_mark_complete(s));
+    ERR_GOTO(rc, ts_commit(s));
+    ERR_GOTO(rc, ingest_summary(&o, stage_state_name(state), n_sel, &cnt));
+fail:
+    ts_close(s);
+    ds_source_close(&src);
+    free(sel);
+    free(class_counts);
+    free(st.hist);
+    free(o.paths);
+    free(params_text);
+    free(inputs_text);
+    cJSON_Delete(params);
+    cJSON_Delete(inputs);
+    cJSON_Delete(files);
+    cfg_free(c);
+    cli_args_free(a);
+    return rc < 0 ? cli_fail(rc) : 0;
+}
