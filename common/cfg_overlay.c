@@ -27,7 +27,7 @@ static const char *article(cfg_type t) { return t == CFG_INT ? "an" : "a"; }
 static int type_error(const cfg *d, const cfg *s, const char *what) {
     char key[512], got[160];
     cfg_node_path(d, key, sizeof key);
-    return err_set(ERR_CONFIG, "%s: key '%s' must be %s (as its default from %s), got %s", cfg_node_origin(s), key,
+    return err_set(ERR_CONFIG, "%s: key '%s' must be %s (like its value from %s), got %s", cfg_node_origin(s), key,
                    what, cfg_node_origin(d), describe(s, got, sizeof got));
 }
 
@@ -110,9 +110,10 @@ static int overlay_list(cfg *d, const cfg *s) {
     for (size_t i = 0; i < s->len; i++) {
         const cfg *e = s->items[i];
         if (!fits(want, e)) {
-            char what[64];
-            snprintf(what, sizeof what, "a list of %ss", cfg_type_name(want));
-            ERR_GOTO(rc, type_error(d, s, what));
+            char key[512], got[160];
+            ERR_GOTO_IF(rc, 1, ERR_CONFIG, "%s: key '%s' must be a list of %ss (like its value from %s), element %zu is %s",
+                        cfg_node_origin(s), cfg_node_path(d, key, sizeof key), cfg_type_name(want), cfg_node_origin(d),
+                        i, describe(e, got, sizeof got));
         }
         items[i] = cfg_node_new(want, e->origin);
         ERR_GOTO_IF(rc, !items[i], ERR_NOMEM, "config: out of memory");

@@ -69,7 +69,8 @@ float rng_normal(philox_key key, uint64_t j);
 uint32_t rng_randint(philox_key key, uint64_t j, uint32_t n);
 // out[i] = rng_normal(key, offset + i) for i < n, a block at a time.
 void rng_fill_normal(philox_key key, uint64_t offset, float *out, size_t n);
-// out[i] = (float)rng_uniform-style value of element offset + i, in (0, 1) (philox_uniform_at).
+// out[i] = philox_uniform_at(key, offset + i) for i < n: (word + 0.5) / 2^32 rounded to float, so
+// in (0, 1] (words from 2^32 - 128 up round to 1.0f; use rng_uniform where that matters).
 void rng_fill_uniform(philox_key key, uint64_t offset, float *out, size_t n);
 // Fisher-Yates shuffle of perm[0..n) in place: for i = n-1 down to 1, swap perm[i] with
 // perm[rng_randint(key, i, i + 1)] (the counter is the position i).
