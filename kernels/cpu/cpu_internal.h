@@ -48,7 +48,7 @@ double *cpu_partial(ops_ctx *ctx, size_t n);
 // 2e-7), branch-free so that GCC vectorises loops over it. Saturates to 0 / +inf outside the
 // float range like expf.
 static inline float cpu_expf(float x) {
-    x = fminf(fmaxf(x, -103.0f), 88.72283f);
+    x = fminf(fmaxf(x, -103.0f), 100.0f); // above ~88.7 the result overflows to +inf
     float n = floorf(x * 1.44269504088896341f + 0.5f);
     float r = x - n * 0.693359375f;
     r = r - n * -2.12194440e-4f;

@@ -1,0 +1,301 @@
+// test_ops_fwd: every forward op of the CPU backend against its double-precision reference
+// (kernels/cpu/ref/) on random inputs at awkward sizes: odd H/W, channel counts that are not
+// multiples of 8 or 16, batches of 1 and 3, stride 2, asymmetric padding, 1x1 and 3x3 kernels,
+// chunked and unchunked convolution paths, sizes above and below the threading thresholds.
+#include <check.h>
+#include <math.h>
+#include <stdlib.h>
+
+#include "common/err.h"
+#include "kernels/cpu/ref/ref_ops.h"
+#include "kernels/ops.h"
+
+#define TOL 1e-5
+
+static ops_ctx *fwd_ctx(int threads) {
+    ops_options o = ops_options_default();
+    o.threads = threads;
+    ops_ctx *ctx = NULL;
+    ck_assert_int_eq(ops_ctx_create(&ctx, OPS_DEV_CPU, &o), 0);
+    return ctx;
+}
+
+#define CK_REL(a, b, n, tol, what)                                                                   \
+    do {                                                                                           \
+        double e_ = ref_rel_err((a), (b), (n));                                                    \
+        ck_assert_msg(e_ <= (tol), "%s: relative error %.3g > %.3g", (what), e_, (double)(tol));   \
+    } while (0)
+
+// --- convolution ----------------------------------------------------------------------------------
+
+typedef struct {
+    ops_conv_shape s;
+    int bias;
+} conv_case;
+
+static const conv_case conv_cases[] = {
+    {{1, 3, 7, 9, 5, 3, 3, 1, 1, 1, 1, 1}, 1},     // 3x3 pad 1, batch 1, odd sizes
+    {{3, 5, 9, 7, 6, 3, 3, 2, 0, 0, 1, 1}, 0},     // Downsample: pad right/bottom, stride 2
+    {{3, 13, 5, 5, 7, 1, 1, 1, 0, 0, 0, 0}, 1},    // 1x1 pointwise path
+    {{2, 4, 8, 8, 3, 1, 1, 2, 0, 0, 0, 0}, 0},     // 1x1 stride 2 (im2col path)
+    {{3, 6, 11, 10, 9, 5, 3, 2, 2, 1, 0, 2}, 1},   // 5x3 kernel, all pads different
+    {{40, 2, 6, 6, 4, 3, 3, 1, 1, 1, 1, 1}, 1},    // many small images: chunks of 29 + 11
+    {{2, 3, 34, 32, 5, 3, 3, 1, 1, 1, 1, 1}, 1},   // plane over the chunk size: one image per GEMM
+    {{3, 17, 4, 4, 33, 3, 3, 1, 1, 1, 1, 1}, 1},   // deep, tiny plane
+};
+
+START_TEST(test_conv2d_fwd) {
+    const conv_case *cc = &conv_cases[_i];
+    const ops_conv_shape *s = &cc->s;
+    int ho = ops_conv_out_h(s), wo = ops_conv_out_w(s);
+    size_t nx = (size_t)s->n * s->c_in * s->h * s->w, nw = (size_t)s->c_out * s->c_in * s->kh * s->kw;
+    size_t ny = (size_t)s->n * s->c_out * ho * wo;
+    float *x = ref_rand(nx, 1 + _i, -1, 1), *w = ref_rand(nw, 2 + _i, -1, 1), *b = ref_rand(s->c_out, 3 + _i, -1, 1);
+    float *y = malloc(ny * sizeof *y);
+    double *xd = ref_dup(x, nx), *wd = ref_dup(w, nw), *bd = ref_dup(b, s->c_out), *yd = malloc(ny * sizeof *yd);
+    ops_ctx *ctx = fwd_ctx(2);
+    ref_fill_uniform(y, ny, 99, 5, 6); // garbage: the op assigns
+    ck_assert_int_eq(ops_conv2d_fwd(ctx, s, y, x, w, cc->bias ? b : NULL), 0);
+    ref_conv2d_fwd(s, yd, xd, wd, cc->bias ? bd : NULL);
+    CK_REL(y, yd, ny, TOL, "conv2d_fwd");
+    ops_ctx_destroy(ctx);
+    free(x), free(w), free(b), free(y), free(xd), free(wd), free(bd), free(yd);
+}
+END_TEST
+
+// --- linear and bmm -------------------------------------------------------------------------------
+
+START_TEST(test_linear_fwd) {
+    static const int dims[][3] = {{1, 17, 9}, {3, 33, 7}, {5, 64, 130}};
+    int n = dims[_i][0], in = dims[_i][1], out = dims[_i][2];
+    float *x = ref_rand((size_t)n * in, 10, -1, 1), *w = ref_rand((size_t)out * in, 11, -1, 1);
+    float *b = ref_rand(out, 12, -1, 1), *y = malloc((size_t)n * out * sizeof *y);
+    double *xd = ref_dup(x, (size_t)n * in), *wd = ref_dup(w, (size_t)out * in), *bd = ref_dup(b, out);
+    double *yd = malloc((size_t)n * out * sizeof *yd);
+    ops_ctx *ctx = fwd_ctx(2);
+    for (int withb = 0; withb < 2; withb++) {
+        ref_fill_uniform(y, (size_t)n * out, 5, 7, 8);
+        ck_assert_int_eq(ops_linear_fwd(ctx, y, x, w, withb ? b : NULL, n, in, out), 0);
+        ref_linear_fwd(yd, xd, wd, withb ? bd : NULL, n, in, out);
+        CK_REL(y, yd, (size_t)n * out, TOL, withb ? "linear_fwd with bias" : "linear_fwd");
+    }
+    ops_ctx_destroy(ctx);
+    free(x), free(w), free(b), free(y), free(xd), free(wd), free(bd), free(yd);
+}
+END_TEST
+
+START_TEST(test_bmm) {
+    int ta = _i & 1, tb = (_i >> 1) & 1, batch = 3, m = 7, n = 9, k = 13;
+    float alpha = 0.7f, beta = (_i & 4) ? 0.0f : 0.3f;
+    size_t na = (size_t)batch * m * k, nb = (size_t)batch * k * n, nc = (size_t)batch * m * n;
+    float *a = ref_rand(na, 20 + _i, -1, 1), *b = ref_rand(nb, 30 + _i, -1, 1), *c = ref_rand(nc, 40 + _i, -1, 1);
+    double *ad = ref_dup(a, na), *bd = ref_dup(b, nb), *cd = ref_dup(c, nc);
+    ops_ctx *ctx = fwd_ctx(2);
+    ck_assert_int_eq(ops_bmm(ctx, c, a, b, batch, m, n, k, ta, tb, alpha, beta), 0);
+    ref_bmm(cd, ad, bd, batch, m, n, k, ta, tb, alpha, beta);
+    CK_REL(c, cd, nc, TOL, "bmm");
+    ops_ctx_destroy(ctx);
+    free(a), free(b), free(c), free(ad), free(bd), free(cd);
+}
+END_TEST
+
+// --- normalisation --------------------------------------------------------------------------------
+
+START_TEST(test_groupnorm_fwd) {
+    static const int dims[][4] = {{1, 6, 15, 3}, {3, 12, 35, 4}, {2, 10, 9, 10}, {3, 64, 64, 32}};
+    int n = dims[_i / 3][0], c = dims[_i / 3][1], hw = dims[_i / 3][2], g = dims[_i / 3][3];
+    ops_act act = (ops_act)(_i % 3);
+    size_t nx = (size_t)n * c * hw;
+    float *x = ref_rand(nx, 50 + _i, -2, 3), *ga = ref_rand(c, 51, 0.5, 1.5), *be = ref_rand(c, 52, -0.5, 0.5);
+    float *y = malloc(nx * sizeof *y), *mean = malloc((size_t)n * g * sizeof *mean), *rstd = malloc((size_t)n * g * sizeof *rstd);
+    double *xd = ref_dup(x, nx), *gad = ref_dup(ga, c), *bed = ref_dup(be, c), *yd = malloc(nx * sizeof *yd);
+    double *md = malloc((size_t)n * g * sizeof *md), *rd = malloc((size_t)n * g * sizeof *rd);
+    ops_ctx *ctx = fwd_ctx(2);
+    ck_assert_int_eq(ops_groupnorm_fwd(ctx, act, y, mean, rstd, x, ga, be, n, c, hw, g, 1e-6f), 0);
+    ref_groupnorm_fwd(act, yd, md, rd, xd, gad, bed, n, c, hw, g, 1e-6);
+    CK_REL(y, yd, nx, TOL, "groupnorm_fwd y");
+    CK_REL(mean, md, (size_t)n * g, TOL, "groupnorm_fwd mean");
+    CK_REL(rstd, rd, (size_t)n * g, TOL, "groupnorm_fwd rstd");
+    ops_ctx_destroy(ctx);
+    free(x), free(ga), free(be), free(y), free(mean), free(rstd), free(xd), free(gad), free(bed), free(yd), free(md), free(rd);
+}
+END_TEST
+
+START_TEST(test_batchnorm_fwd) {
+    static const int dims[][3] = {{3, 5, 7}, {1, 9, 33}, {4, 3, 1}};
+    int n = dims[_i / 3][0], c = dims[_i / 3][1], hw = dims[_i / 3][2];
+    ops_act act = (ops_act)(_i % 3);
+    size_t nx = (size_t)n * c * hw;
+    float *x = ref_rand(nx, 60 + _i, -2, 3), *ga = ref_rand(c, 61, 0.5, 1.5), *be = ref_rand(c, 62, -0.5, 0.5);
+    float *rm = ref_rand(c, 63, -0.2f, 0.2f), *rv = ref_rand(c, 64, 0.5, 2), *y = malloc(nx * sizeof *y);
+    float *mean = malloc(c * sizeof *mean), *rstd = malloc(c * sizeof *rstd);
+    double *xd = ref_dup(x, nx), *gad = ref_dup(ga, c), *bed = ref_dup(be, c), *rmd = ref_dup(rm, c), *rvd = ref_dup(rv, c);
+    double *yd = malloc(nx * sizeof *yd), *md = malloc(c * sizeof *md), *rd = malloc(c * sizeof *rd);
+    ops_ctx *ctx = fwd_ctx(2);
+    // eval first (from the initial running statistics), then a training step
+    ck_assert_int_eq(ops_batchnorm_fwd_eval(ctx, act, y, x, ga, be, rm, rv, n, c, hw, 1e-5f), 0);
+    ref_batchnorm_fwd_eval(act, yd, xd, gad, bed, rmd, rvd, n, c, hw, 1e-5);
+    CK_REL(y, yd, nx, TOL, "batchnorm_fwd_eval");
+    ck_assert_int_eq(ops_batchnorm_fwd_train(ctx, act, y, mean, rstd, rm, rv, x, ga, be, n, c, hw, 0.1f, 1e-5f), 0);
+    ref_batchnorm_fwd_train(act, yd, md, rd, rmd, rvd, xd, gad, bed, n, c, hw, 0.1, 1e-5);
+    CK_REL(y, yd, nx, TOL, "batchnorm_fwd_train y");
+    CK_REL(mean, md, c, TOL, "batchnorm_fwd_train mean");
+    CK_REL(rstd, rd, c, TOL, "batchnorm_fwd_train rstd");
+    CK_REL(rm, rmd, c, TOL, "batchnorm running_mean");
+    CK_REL(rv, rvd, c, TOL, "batchnorm running_var");
+    ops_ctx_destroy(ctx);
+    free(x), free(ga), free(be), free(rm), free(rv), free(y), free(mean), free(rstd);
+    free(xd), free(gad), free(bed), free(rmd), free(rvd), free(yd), free(md), free(rd);
+}
+END_TEST
+
+// --- elementwise ----------------------------------------------------------------------------------
+
+START_TEST(test_elementwise) {
+    size_t n = _i ? 100003 : 37; // below and above the threading threshold
+    float *a = ref_rand(n, 70, -5, 5), *b = ref_rand(n, 71, -5, 5), *y = malloc(n * sizeof *y);
+    double *ad = ref_dup(a, n), *bd = ref_dup(b, n), *yd = malloc(n * sizeof *yd);
+    ops_ctx *ctx = fwd_ctx(2);
+    ck_assert_int_eq(ops_fill(ctx, y, 2.5f, n), 0);
+    for (size_t i = 0; i < n; i++) yd[i] = 2.5;
+    CK_REL(y, yd, n, 0, "fill");
+    ck_assert_int_eq(ops_add(ctx, y, a, b, n), 0);
+    for (size_t i = 0; i < n; i++) yd[i] = ad[i] + bd[i];
+    CK_REL(y, yd, n, TOL, "add");
+    ck_assert_int_eq(ops_add(ctx, y, y, a, n), 0); // aliasing
+    for (size_t i = 0; i < n; i++) yd[i] += ad[i];
+    CK_REL(y, yd, n, TOL, "add in place");
+    ck_assert_int_eq(ops_scale(ctx, y, -0.75f, n), 0);
+    for (size_t i = 0; i < n; i++) yd[i] *= -0.75;
+    CK_REL(y, yd, n, TOL, "scale");
+    ck_assert_int_eq(ops_axpy(ctx, y, 0.3f, a, n), 0);
+    for (size_t i = 0; i < n; i++) yd[i] += 0.3f * ad[i];
+    CK_REL(y, yd, n, TOL, "axpy");
+    ck_assert_int_eq(ops_axpby(ctx, y, 0.6f, a, -1.25f, b, n), 0);
+    for (size_t i = 0; i < n; i++) yd[i] = 0.6f * ad[i] - 1.25 * bd[i];
+    CK_REL(y, yd, n, TOL, "axpby");
+    for (int act = 0; act < OPS_ACT_COUNT; act++) {
+        ck_assert_int_eq(ops_act_fwd(ctx, (ops_act)act, y, a, n), 0);
+        ref_act_fwd((ops_act)act, yd, ad, n);
+        CK_REL(y, yd, n, TOL, "act_fwd");
+        ck_assert_int_eq(ops_copy(ctx, y, a, n * sizeof *y), 0);
+        ck_assert_int_eq(ops_act_fwd(ctx, (ops_act)act, y, y, n), 0); // in place
+        CK_REL(y, yd, n, TOL, "act_fwd in place");
+    }
+    ops_ctx_destroy(ctx);
+    free(a), free(b), free(y), free(ad), free(bd), free(yd);
+}
+END_TEST
+
+// Swish over the whole float range: the vectorised exp saturates like expf (no NaN, no overflow).
+START_TEST(test_swish_extremes) {
+    float x[] = {-1e30f, -200.0f, -104.0f, -88.0f, -20.0f, -1e-30f, 0.0f, 1e-30f, 20.0f, 88.0f, 89.0f, 200.0f, 1e30f};
+    size_t n = sizeof x / sizeof x[0];
+    float y[sizeof x / sizeof x[0]];
+    ops_ctx *ctx = fwd_ctx(1);
+    ck_assert_int_eq(ops_act_fwd(ctx, OPS_ACT_SWISH, y, x, n), 0);
+    for (size_t i = 0; i < n; i++) {
+        double want = ref_act(OPS_ACT_SWISH, x[i]);
+        ck_assert_msg(isfinite(y[i]) && fabs(y[i] - want) <= 1e-6 * fabs(want) + 1e-30, "swish(%g) = %g, want %g",
+                      (double)x[i], (double)y[i], want);
+    }
+    ops_ctx_destroy(ctx);
+}
+END_TEST
+
+// --- shape ops ------------------------------------------------------------------------------------
+
+START_TEST(test_shape_fwd) {
+    int n = _i ? 3 : 1, c = 5, h = 7, w = 3, hw = h * w, cb = 6;
+    size_t nx = (size_t)n * c * hw;
+    float *x = ref_rand(nx, 80, -1, 1), *b2 = ref_rand((size_t)n * cb * hw, 81, -1, 1), *bias = ref_rand((size_t)n * c, 82, -1, 1);
+    float *y = malloc(4 * nx * sizeof *y + (size_t)n * cb * hw * sizeof *y);
+    double *xd = ref_dup(x, nx), *b2d = ref_dup(b2, (size_t)n * cb * hw), *biasd = ref_dup(bias, (size_t)n * c);
+    double *yd = malloc(4 * nx * sizeof *yd + (size_t)n * cb * hw * sizeof *yd);
+    ops_ctx *ctx = fwd_ctx(2);
+    ck_assert_int_eq(ops_copy(ctx, y, x, nx * sizeof *y), 0);
+    ck_assert_int_eq(ops_add_channel_bias(ctx, y, bias, n, c, hw), 0);
+    ref_add_channel_bias(yd, xd, biasd, n, c, hw);
+    CK_REL(y, yd, nx, TOL, "add_channel_bias");
+    ck_assert_int_eq(ops_concat_fwd(ctx, y, x, b2, n, c, cb, hw), 0);
+    ref_concat_fwd(yd, xd, b2d, n, c, cb, hw);
+    CK_REL(y, yd, (size_t)n * (c + cb) * hw, 0, "concat_fwd");
+    ck_assert_int_eq(ops_upsample2x_fwd(ctx, y, x, n, c, h, w), 0);
+    ref_upsample2x_fwd(yd, xd, n, c, h, w);
+    CK_REL(y, yd, 4 * nx, 0, "upsample2x_fwd");
+    ck_assert_int_eq(ops_avgpool_fwd(ctx, y, x, n, c, hw), 0);
+    ref_avgpool_fwd(yd, xd, n, c, hw);
+    CK_REL(y, yd, (size_t)n * c, TOL, "avgpool_fwd");
+    ops_ctx_destroy(ctx);
+    free(x), free(b2), free(bias), free(y), free(xd), free(b2d), free(biasd), free(yd);
+}
+END_TEST
+
+// --- softmax and embeddings -------------------------------------------------------------------------
+
+START_TEST(test_softmax_fwd) {
+    static const int dims[][2] = {{1, 1}, {3, 17}, {67, 130}, {256, 300}};
+    static const float scales[] = {1.0f, 0.125f, -0.5f, 3.0f};
+    int rows = dims[_i][0], cols = dims[_i][1];
+    size_t nx = (size_t)rows * cols;
+    float *x = ref_rand(nx, 90 + _i, -30, 30), *y = malloc(nx * sizeof *y);
+    double *xd = ref_dup(x, nx), *yd = malloc(nx * sizeof *yd);
+    ops_ctx *ctx = fwd_ctx(2);
+    ck_assert_int_eq(ops_softmax_fwd(ctx, y, x, rows, cols, scales[_i]), 0);
+    ref_softmax_fwd(yd, xd, rows, cols, scales[_i]);
+    CK_REL(y, yd, nx, TOL, "softmax_fwd");
+    ops_ctx_destroy(ctx);
+    free(x), free(y), free(xd), free(yd);
+}
+END_TEST
+
+START_TEST(test_embedding_fwd) {
+    int n = 7, rows = 11, dim = 13;
+    int32_t ids[] = {3, 0, 10, 3, 5, 10, 1};
+    float *table = ref_rand((size_t)rows * dim, 100, -1, 1), *y = malloc((size_t)n * dim * sizeof *y);
+    double *td = ref_dup(table, (size_t)rows * dim), *yd = malloc((size_t)n * dim * sizeof *yd);
+    ops_ctx *ctx = fwd_ctx(2);
+    ck_assert_int_eq(ops_embedding_fwd(ctx, y, table, ids, n, rows, dim), 0);
+    ref_embedding_fwd(yd, td, ids, n, dim);
+    CK_REL(y, yd, (size_t)n * dim, 0, "embedding_fwd");
+    ops_ctx_destroy(ctx);
+    free(table), free(y), free(td), free(yd);
+}
+END_TEST
+
+START_TEST(test_timestep_embedding) {
+    float t[] = {0, 1, 17, 250.5f, 500, 999};
+    int n = 6, dims[] = {128, 7, 32, 2};
+    int dim = dims[_i];
+    float *y = malloc((size_t)n * dim * sizeof *y);
+    double *yd = malloc((size_t)n * dim * sizeof *yd);
+    ops_ctx *ctx = fwd_ctx(2);
+    ck_assert_int_eq(ops_timestep_embedding(ctx, y, t, n, dim), 0);
+    ref_timestep_embedding(yd, t, n, dim);
+    // float arguments t*f near 1000 carry an absolute rounding error of up to 3e-5
+    for (int i = 0; i < n * dim; i++)
+        ck_assert_msg(fabs(y[i] - yd[i]) <= 1e-4, "timestep_embedding[%d] dim %d: %g vs %g", i, dim, (double)y[i], yd[i]);
+    if (dim % 2) ck_assert_float_eq(y[dim - 1], 0.0f);
+    ops_ctx_destroy(ctx);
+    free(y), free(yd);
+}
+END_TEST
+
+Suite *suite_ops_fwd(void) {
+    Suite *s = suite_create("ops_fwd");
+    TCase *tc = tcase_create("cpu");
+    tcase_set_timeout(tc, 60);
+    tcase_add_loop_test(tc, test_conv2d_fwd, 0, (int)(sizeof conv_cases / sizeof conv_cases[0]));
+    tcase_add_loop_test(tc, test_linear_fwd, 0, 3);
+    tcase_add_loop_test(tc, test_bmm, 0, 8);
+    tcase_add_loop_test(tc, test_groupnorm_fwd, 0, 12);
+    tcase_add_loop_test(tc, test_batchnorm_fwd, 0, 9);
+    tcase_add_loop_test(tc, test_elementwise, 0, 2);
+    tcase_add_test(tc, test_swish_extremes);
+    tcase_add_loop_test(tc, test_shape_fwd, 0, 2);
+    tcase_add_loop_test(tc, test_softmax_fwd, 0, 4);
+    tcase_add_test(tc, test_embedding_fwd);
+    tcase_add_loop_test(tc, test_timestep_embedding, 0, 4);
+    suite_add_tcase(s, tc);
+    return s;
+}
