@@ -174,6 +174,11 @@ static int overlay_node(cfg *d, const cfg *s) {
         cfg_node_free(c); // frees d's old fields
         return 0;
     }
+    if (s->null) {
+        char key[512];
+        return err_set(ERR_CONFIG, "%s: key '%s' has no value (expected %s %s)", cfg_node_origin(s),
+                       cfg_node_path(d, key, sizeof key), article(d->type), cfg_type_name(d->type));
+    }
     switch (d->type) {
     case CFG_MAP:
         if (s->type != CFG_MAP || s->null) return type_error(d, s, "a map");
