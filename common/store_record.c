@@ -88,6 +88,11 @@ void ts__key_from(ts_key *k, const MDB_val *key, const MDB_val *val) {
     memcpy(k->b, key->mv_data, n);
     k->len = n;
     k->kind = val ? ts__rec_key_kind(val) : TS_KEY_RAW;
+    if (k->kind == TS_KEY_RAW) { // header unreadable: guess the usual kinds by length
+        if (n == 8) k->kind = TS_KEY_U64;
+        else if (n && n % 4 == 0 && n <= 16) k->kind = TS_KEY_TUPLE;
+        else k->kind = TS_KEY_STR; // ts_key_format falls back to hex when not printable
+    }
 }
 
 ts_key_kind ts__rec_key_kind(const MDB_val *val) {
