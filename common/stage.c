@@ -155,12 +155,14 @@ static int stage_decide(ts_store *s, const stage_id *id, const char *key, int fo
     if (old_key && !strcmp(old_key, key)) {
         int c = stage_is_complete(s);
         ERR_GOTO(rc, c);
+        rc = 0;
         *state = c ? STAGE_UP_TO_DATE : STAGE_RESUME;
         goto fail;
     }
     if (!old_key) {
         int e = stage_store_empty(s);
         ERR_GOTO(rc, e);
+        rc = 0;
         if (e) {
             *state = STAGE_FRESH;
             goto fail;

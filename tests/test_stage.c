@@ -1,0 +1,160 @@
+// Tests of the stage contract helpers (common/stage.h): keys, canonical JSON, fresh / resume /
+// up-to-date decisions, conflicts that name what differs, --force clearing, input keys.
+#define _GNU_SOURCE
+#include <check.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/err.h"
+#include "common/stage.h"
+#include "common/store.h"
+
+static char tdir[256], spath[512];
+
+static void setup(void) {
+    snprintf(tdir, sizeof tdir, "/tmp/diffood-stage-XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(tdir));
+    snprintf(spath, sizeof spath, "%s/out.store", tdir);
+}
+
+static int rm_one(const char *p, const struct stat *sb, int flag, struct FTW *ftw) {
+    (void)sb, (void)flag, (void)ftw;
+    return remove(p);
+}
+
+static void teardown(void) { nftw(tdir, rm_one, 16, FTW_DEPTH | FTW_PHYS); }
+
+START_TEST(test_key_and_canonical) {
+    char k1[33], k2[33], k3[33];
+    stage_id a = {"ingest", 1, "{\"pad\":2}", "{\"images\":\"aa\"}"};
+    stage_id b = a, c = a;
+    b.version = 2;
+    c.params = "{\"pad\":0}";
+    ck_assert_int_eq(stage_key(&a, k1), 0);
+    ck_assert_int_eq(strlen(k1), 32);
+    ck_assert_int_eq(stage_key(&b, k2), 0);
+    ck_assert_int_eq(stage_key(&c, k3), 0);
+    ck_assert_str_ne(k1, k2);
+    ck_assert_str_ne(k1, k3);
+    char k4[33];
+    ck_assert_int_eq(stage_key(&a, k4), 0);
+    ck_assert_str_eq(k1, k4);
+    // fields are separated: moving text from params to inputs changes the key
+    stage_id d = {"ingest", 1, "{\"pad\":2}{", "\"images\":\"aa\"}"};
+    ck_assert_int_eq(stage_key(&d, k4), 0);
+    ck_assert_str_ne(k1, k4);
+    cJSON *j = cJSON_Parse("{\"b\":1,\"a\":{\"z\":[3,{\"y\":1,\"x\":2}],\"c\":\"t\"}}");
+    char *t = NULL;
+    ck_assert_int_eq(stage_canonical_json(j, &t), 0);
+    ck_assert_str_eq(t, "{\"a\":{\"c\":\"t\",\"z\":[3,{\"x\":2,\"y\":1}]},\"b\":1}");
+    free(t);
+    cJSON_Delete(j);
+}
+END_TEST
+
+static void put_record(ts_store *s, uint64_t i) {
+    ts_key k;
+    ts_tensor t;
+    int32_t v = (int32_t)i;
+    ts_key_u64(&k, i);
+    ck_assert_int_eq(ts_tensor_init(&t, TS_I32, 0, NULL, &v), 0);
+    ck_assert_int_eq(ts_put(s, "label", &k, &t, TS_CODEC_RAW), 0);
+}
+
+START_TEST(test_states) {
+    stage_id id = {"ingest", 1, "{\"pad\":2}", "{\"images\":\"aa\"}"};
+    stage_state st = STAGE_STATE_COUNT;
+    ck_assert_int_eq(stage_probe(spath, &id, 0, &st), 0);
+    ck_assert_int_eq(st, STAGE_FRESH);
+    ck_assert_int_eq(access(spath, F_OK), -1); // probing created nothing
+    ts_store *s = NULL;
+    ck_assert_int_eq(stage_open_output(&s, spath, &id, 0, &st), 0);
+    ck_assert_int_eq(st, STAGE_FRESH);
+    put_record(s, 0);
+    put_record(s, 1);
+    ck_assert_int_eq(stage_is_complete(s), 0);
+    char *m = NULL;
+    ck_assert_int_eq(ts_meta_get(s, "params", &m), 0);
+    ck_assert_str_eq(m, "{\"pad\":2}");
+    free(m);
+    ck_assert_int_eq(ts_meta_get(s, "stage_version", &m), 0);
+    ck_assert_str_eq(m, "1");
+    free(m);
+    ts_close(s);
+    // same key, not complete: resume, records kept
+    ck_assert_int_eq(stage_probe(spath, &id, 0, &st), 0);
+    ck_assert_int_eq(st, STAGE_RESUME);
+    ck_assert_int_eq(stage_open_output(&s, spath, &id, 0, &st), 0);
+    ck_assert_int_eq(st, STAGE_RESUME);
+    uint64_t n = 0;
+    ck_assert_int_eq(ts_count(s, "label", &n), 0);
+    ck_assert_uint_eq(n, 2);
+    ck_assert_int_eq(stage_mark_complete(s), 0);
+    ck_assert_int_eq(stage_is_complete(s), 1);
+    ts_close(s);
+    ck_assert_int_eq(stage_probe(spath, &id, 0, &st), 0);
+    ck_assert_int_eq(st, STAGE_UP_TO_DATE);
+    char key[33], want[33];
+    ck_assert_int_eq(stage_input_key(spath, key), 0);
+    ck_assert_int_eq(stage_key(&id, want), 0);
+    ck_assert_str_eq(key, want);
+    // other params: refused, naming the key that differs and --force
+    stage_id other = id;
+    other.params = "{\"pad\":0}";
+    ck_assert_int_eq(stage_probe(spath, &other, 0, &st), ERR_CONFLICT);
+    ck_assert_ptr_nonnull(strstr(err_msg(), "pad (was 2, now 0)"));
+    ck_assert_ptr_nonnull(strstr(err_msg(), "--force"));
+    ck_assert_ptr_nonnull(strstr(err_msg(), spath));
+    ck_assert_int_eq(stage_open_output(&s, spath, &other, 0, &st), ERR_CONFLICT);
+    other.inputs = "{\"images\":\"bb\"}";
+    ck_assert_int_eq(stage_probe(spath, &other, 0, &st), ERR_CONFLICT);
+    ck_assert_ptr_nonnull(strstr(err_msg(), "inputs differ"));
+    // --force: cleared and fresh
+    ck_assert_int_eq(stage_probe(spath, &other, 1, &st), 0);
+    ck_assert_int_eq(st, STAGE_FRESH);
+    ck_assert_int_eq(stage_open_output(&s, spath, &other, 1, &st), 0);
+    ck_assert_int_eq(st, STAGE_FRESH);
+    ck_assert_int_eq(ts_table_exists(s, "label"), 0);
+    ck_assert_int_eq(stage_is_complete(s), 0);
+    ck_assert_int_eq(ts_meta_get(s, "params", &m), 0);
+    ck_assert_str_eq(m, "{\"pad\":0}");
+    free(m);
+    ts_close(s);
+    // an incomplete input store is refused as input
+    ck_assert_int_eq(stage_input_key(spath, key), ERR_INPUT);
+    ck_assert_ptr_nonnull(strstr(err_msg(), "incomplete"));
+}
+END_TEST
+
+START_TEST(test_foreign_store) {
+    // a store with records but no stage key is not overwritten without force
+    ts_store *s = NULL;
+    ck_assert_int_eq(ts_open(&s, spath, TS_CREATE), 0);
+    put_record(s, 0);
+    ts_close(s);
+    stage_id id = {"ingest", 1, "{}", "{}"};
+    stage_state st;
+    ck_assert_int_eq(stage_probe(spath, &id, 0, &st), ERR_CONFLICT);
+    ck_assert_ptr_nonnull(strstr(err_msg(), "without a stage key"));
+    ck_assert_int_eq(stage_open_output(&s, spath, &id, 1, &st), 0);
+    ck_assert_int_eq(st, STAGE_FRESH);
+    ck_assert_int_eq(ts_table_exists(s, "label"), 0);
+    ts_close(s);
+    char key[33];
+    ck_assert_int_eq(stage_input_key("/nonexistent/store", key) < 0, 1);
+}
+END_TEST
+
+Suite *suite_stage(void) {
+    Suite *s = suite_create("stage");
+    TCase *tc = tcase_create("contract");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, test_key_and_canonical);
+    tcase_add_test(tc, test_states);
+    tcase_add_test(tc, test_foreign_store);
+    suite_add_tcase(s, tc);
+    return s;
+}
