@@ -1,0 +1,278 @@
+// Tests of bin/dstore ($DIFFOOD_BIN): import of numpy-written files, export read back by numpy,
+// ls/info/show output, verify on a damaged store, diff, and exit status 2 for bad input.
+#include <check.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include "common/err.h"
+#include "common/store.h"
+
+static char tdir[256];
+static char out[1 << 16]; // stdout + stderr of the last run
+
+static void setup(void) {
+    snprintf(tdir, sizeof tdir, "/tmp/test_dstore.XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(tdir));
+}
+
+static void teardown(void) {
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tdir);
+    ck_assert_int_eq(system(cmd), 0);
+}
+
+// Runs a shell command in tdir with $DS = the dstore binary and $PY = python; captures output
+// into `out`; returns the exit status.
+static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int sh(const char *fmt, ...) {
+    char cmd[4096], full[5000];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    const char *bin = getenv("DIFFOOD_BIN"), *py = getenv("DIFFOOD_PYTHON");
+    snprintf(full, sizeof full, "cd '%s' && DS='%s/dstore' PY='%s' && { %s ; } 2>&1", tdir, bin ? bin : "bin",
+             py && *py ? py : "/usr/bin/python3", cmd);
+    FILE *p = popen(full, "r");
+    ck_assert_ptr_nonnull(p);
+    size_t n = fread(out, 1, sizeof out - 1, p);
+    out[n] = 0;
+    int st = pclose(p);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+#define HAS(text) ck_assert_msg(strstr(out, text), "output lacks '%s':\n%s", text, out)
+
+static void make_arrays(void) {
+    ck_assert_int_eq(sh("$PY -c \"import numpy as np\n"
+                        "rng = np.random.default_rng(1)\n"
+                        "np.save('img.npy', rng.integers(0, 256, (20, 1, 28, 28), dtype=np.uint8))\n"
+                        "f = np.maximum(rng.standard_normal((30, 64)).astype(np.float32), 0); f[3, 5] = np.nan\n"
+                        "np.save('feat.npy', f)\n"
+                        "np.save('lab.npy', np.arange(20, dtype=np.int32) %% 10)\n"
+                        "np.save('h.npy', rng.standard_normal((4, 8)).astype(np.float16))\n"
+                        "\""),
+                     0);
+}
+
+START_TEST(test_import_export_numpy) {
+    make_arrays();
+    const char *codecs[] = {"raw", "zstd", "shuffle-zstd"};
+    for (int c = 0; c < 3; c++) {
+        ck_assert_int_eq(sh("$DS import s%d image --npy img.npy --codec %s && $DS import s%d feature --npy feat.npy "
+                            "--codec %s && $DS import s%d label --npy lab.npy && $DS import s%d half --npy h.npy --codec %s",
+                            c, codecs[c], c, codecs[c], c, c, codecs[c]),
+                         0);
+        ck_assert_int_eq(sh("$DS export s%d image --npy e_img.npy && $DS export s%d feature --npy e_feat.npy && "
+                            "$DS export s%d label --npy e_lab.npy && $DS export s%d half --npy e_h.npy && "
+                            "$DS export s%d feature --key 3 --npy e_one.npy",
+                            c, c, c, c, c),
+                         0);
+        ck_assert_int_eq(sh("$PY -c \"import numpy as np\n"
+                            "for a, b in [('img', 'e_img'), ('feat', 'e_feat'), ('lab', 'e_lab'), ('h', 'e_h')]:\n"
+                            "    x, y = np.load(a + '.npy'), np.load(b + '.npy')\n"
+                            "    assert x.dtype == y.dtype and x.shape == y.shape, (a, x.dtype, y.dtype, x.shape, y.shape)\n"
+                            "    assert np.array_equal(x, y, equal_nan=True), a\n"
+                            "one = np.load('e_one.npy'); assert one.shape == (64,)\n"
+                            "assert np.array_equal(one, np.load('feat.npy')[3], equal_nan=True)\n"
+                            "\""),
+                         0);
+    }
+    // the records themselves, read through the library
+    char path[300];
+    snprintf(path, sizeof path, "%s/s2", tdir);
+    ts_store *s;
+    ck_assert_int_eq(ts_open(&s, path, TS_RDONLY), 0);
+    ts_key k;
+    ts_tensor t;
+    ts_key_u64(&k, 19);
+    ck_assert_int_eq(ts_get(s, "image", &k, &t), 0);
+    ck_assert_int_eq(t.dtype, TS_U8);
+    ck_assert_int_eq(t.rank, 3);
+    ck_assert_int_eq(t.shape[2], 28);
+    ts_tensor_free(&t);
+    ck_assert_int_eq(ts_get(s, "label", &k, &t), 0);
+    ck_assert_int_eq(t.rank, 0);
+    ck_assert_int_eq(*(int32_t *)t.data, 9);
+    ts_tensor_free(&t);
+    ts_close(s);
+    // importing into an existing table needs --force
+    ck_assert_int_eq(sh("$DS import s0 label --npy lab.npy"), 2);
+    HAS("--force");
+    ck_assert_int_eq(sh("$DS import s0 label --npy h.npy --force && $DS ls s0"), 0);
+    HAS("label");
+    ck_assert_int_eq(sh("$DS show s0 label 3 --json"), 0);
+    HAS("\"dtype\":\"f16\"");
+}
+END_TEST
+
+START_TEST(test_ls_info_show) {
+    make_arrays();
+    ck_assert_int_eq(sh("$DS import s feature --npy feat.npy --codec shuffle-zstd && $DS import s image --npy img.npy"), 0);
+    ck_assert_int_eq(sh("$DS ls s"), 0);
+    HAS("feature");
+    HAS("30");
+    ck_assert_int_eq(sh("$DS ls s --json"), 0);
+    HAS("{\"name\":\"feature\",\"records\":30}");
+    HAS("{\"name\":\"image\",\"records\":20}");
+    ck_assert_int_eq(sh("$DS info s"), 0);
+    HAS("f32 (64)");
+    HAS("u8 (1, 28, 28)");
+    HAS("ts.format: diffood-tensor-store 1");
+    ck_assert_int_eq(sh("$DS info s --json"), 0);
+    HAS("\"raw_bytes\":7680");
+    HAS("\"shape\":[1,28,28]");
+    // a table of mixed layouts
+    ck_assert_int_eq(sh("$DS import t x --npy feat.npy && $DS export s image --key 0 --npy one.npy"), 0);
+    char path[300];
+    snprintf(path, sizeof path, "%s/t", tdir);
+    ts_store *s;
+    ck_assert_int_eq(ts_open(&s, path, 0), 0);
+    int64_t shape[2] = {2, 2};
+    float v[4] = {1, 2, 3, 4};
+    ts_tensor t;
+    ck_assert_int_eq(ts_tensor_init(&t, TS_F32, 2, shape, v), 0);
+    ts_key k;
+    ts_key_u64(&k, 100);
+    ck_assert_int_eq(ts_put(s, "x", &k, &t, TS_CODEC_RAW), 0);
+    ck_assert_int_eq(ts_key_str(&k, "conv_in.weight"), 0);
+    ck_assert_int_eq(ts_put(s, "param", &k, &t, TS_CODEC_RAW), 0);
+    ck_assert_int_eq(ts_meta_put(s, "stage", "ingest"), 0);
+    ts_close(s);
+    ck_assert_int_eq(sh("$DS info t"), 0);
+    HAS("mixed");
+    HAS("stage: ingest");
+    ck_assert_int_eq(sh("$DS export t x --npy mixed.npy"), 2);
+    HAS("mixes layouts");
+    ck_assert_int_eq(sh("$DS show t param conv_in.weight --values"), 0);
+    HAS("f32 (2, 2)");
+    HAS("min 1  max 4  mean 2.5  NaN 0");
+    HAS("1 2");
+    ck_assert_int_eq(sh("$DS show s feature 3 --json --values 0"), 0);
+    HAS("\"nan\":1");
+    HAS("\"values\":[");
+    ck_assert_int_eq(sh("$DS show t meta stage"), 0);
+    HAS("ingest");
+    // help and usage errors
+    const char *cmds[] = {"ls", "info", "show", "export", "import", "verify", "diff"};
+    for (int i = 0; i < 7; i++) {
+        ck_assert_int_eq(sh("$DS %s --help", cmds[i]), 0);
+        HAS("usage");
+        ck_assert_int_eq(sh("$DS %s s --nonsense", cmds[i]), 2);
+        HAS("nonsense");
+    }
+    ck_assert_int_eq(sh("$DS --help"), 0);
+    ck_assert_int_eq(sh("$DS frobnicate s"), 2);
+    ck_assert_int_eq(sh("$DS export s feature"), 2);
+    HAS("--npy");
+    ck_assert_int_eq(sh("$DS import s f2 --npy feat.npy --codec lz4"), 2);
+    HAS("lz4");
+}
+END_TEST
+
+START_TEST(test_verify_damage) {
+    // records of random bytes, stored raw: a run of 64 of them identifies a record in data.mdb
+    ck_assert_int_eq(sh("$PY -c \"import numpy as np\n"
+                        "a = np.random.default_rng(5).integers(0, 256, (12, 4000), dtype=np.uint8)\n"
+                        "np.save('v.npy', a)\""),
+                     0);
+    ck_assert_int_eq(sh("$DS import s v --npy v.npy --codec raw && $DS verify s"), 0);
+    HAS("OK");
+    ck_assert_int_eq(sh("cp -r s copy && $DS diff s copy"), 0);
+    HAS("SAME");
+    // flip one byte in the payload of record 5 (every copy of its bytes in the file)
+    ck_assert_int_eq(sh("$PY -c \"import numpy as np\n"
+                        "d = bytearray(open('s/data.mdb', 'rb').read())\n"
+                        "pat = bytes(np.load('v.npy')[5][100:164])\n"
+                        "i = d.find(pat); n = 0\n"
+                        "while i >= 0:\n"
+                        "    d[i + 30] ^= 0x40; n += 1; i = d.find(pat, i + 1)\n"
+                        "assert n >= 1\n"
+                        "open('s/data.mdb', 'wb').write(d)\""),
+                     0);
+    ck_assert_int_eq(sh("$DS verify s"), 1);
+    HAS("BAD table v key 5");
+    HAS("checksum");
+    ck_assert(!strstr(out, "key 4:"));
+    ck_assert_int_eq(sh("$DS verify s --json"), 1);
+    HAS("\"bad\":1");
+    HAS("\"key\":\"5\"");
+    ck_assert_int_eq(sh("$DS show s v 5"), 2);
+    HAS("key 5");
+    HAS("corrupt");
+    ck_assert_int_eq(sh("$DS show s v 4"), 0);
+    ck_assert_int_eq(sh("$DS export s v --npy x.npy"), 2);
+    HAS("key 5");
+}
+END_TEST
+
+START_TEST(test_diff) {
+    make_arrays();
+    ck_assert_int_eq(sh("$DS import a feature --npy feat.npy && $DS import b feature --npy feat.npy --codec raw"), 0);
+    ck_assert_int_eq(sh("$DS diff a b"), 0); // codecs differ, values do not
+    HAS("SAME");
+    ck_assert_int_eq(sh("$PY -c \"import numpy as np\n"
+                        "f = np.load('feat.npy'); f[7, 2] += 0.001; np.save('feat2.npy', f[:29])\""),
+                     0);
+    ck_assert_int_eq(sh("$DS import c feature --npy feat2.npy && $DS import c extra --npy lab.npy"), 0);
+    ck_assert_int_eq(sh("$DS diff a c"), 1);
+    HAS("feature key 7");
+    HAS("feature key 29: only in A");
+    HAS("table extra: only in B");
+    HAS("DIFFERENT");
+    ck_assert_int_eq(sh("$DS diff a c --json"), 1);
+    HAS("\"same\":false");
+    HAS("\"differ\":1");
+    ck_assert_int_eq(sh("$DS import d feature --npy feat2.npy"), 0);
+    ck_assert_int_eq(sh("$DS diff a d --tol 0.01"), 1); // only the missing key 29 remains
+    ck_assert(!strstr(out, "key 7"));
+    ck_assert_int_eq(sh("$DS import e feature --npy feat.npy --codec shuffle-zstd"), 0);
+    ck_assert_int_eq(sh("$DS diff a e --tol 0.5"), 0);
+    ck_assert_int_eq(sh("$DS diff a nothere"), 2);
+}
+END_TEST
+
+START_TEST(test_bad_inputs) {
+    make_arrays();
+    ck_assert_int_eq(sh("$DS import s feature --npy feat.npy --codec raw"), 0);
+    ck_assert_int_eq(sh("$DS ls nothere"), 2);
+    HAS("nothere");
+    ck_assert_int_eq(sh("echo hi > plain && $DS ls plain"), 2);
+    HAS("plain");
+    ck_assert_int_eq(sh("mkdir -p junk && head -c 65536 /dev/urandom > junk/data.mdb && $DS info junk"), 2);
+    HAS("junk");
+    ck_assert_int_eq(sh("cp -r s tr && truncate -s 12288 tr/data.mdb && $DS verify tr"), 2);
+    HAS("truncated");
+    ck_assert_int_eq(sh("$DS show s nosuch 1"), 2);
+    HAS("no table 'nosuch'");
+    ck_assert_int_eq(sh("$DS show s feature 1000"), 2);
+    HAS("has no key 1000");
+    ck_assert_int_eq(sh("$DS export s nosuch --npy x.npy"), 2);
+    ck_assert_int_eq(sh("$DS import s x --npy missing.npy"), 2);
+    HAS("missing.npy");
+    ck_assert_int_eq(sh("$DS import s x --npy plain"), 2);
+    HAS("not an NPY file");
+    ck_assert_int_eq(sh("$DS import plain x --npy feat.npy"), 2);
+    // failed imports leave the store unchanged
+    ck_assert_int_eq(sh("$DS ls s --json"), 0);
+    HAS("\"tables\":[{\"name\":\"feature\",\"records\":30}]");
+}
+END_TEST
+
+Suite *suite_dstore(void) {
+    Suite *s = suite_create("dstore");
+    TCase *tc = tcase_create("dstore");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, test_import_export_numpy);
+    tcase_add_test(tc, test_ls_info_show);
+    tcase_add_test(tc, test_verify_damage);
+    tcase_add_test(tc, test_diff);
+    tcase_add_test(tc, test_bad_inputs);
+    suite_add_tcase(s, tc);
+    return s;
+}
