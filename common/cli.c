@@ -358,8 +358,9 @@ int cli_config_dir(char *buf, size_t cap) {
             char *real = realpath(dir, NULL);
             const char *use = real ? real : dir;
             if (strlen(use) >= cap) {
+                int rc = err_set(ERR_USAGE, "config directory path '%s' is too long", use);
                 free(real);
-                return err_set(ERR_USAGE, "config directory path '%s' is too long", use);
+                return rc;
             }
             snprintf(buf, cap, "%s", use);
             free(real);
