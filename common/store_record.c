@@ -234,7 +234,13 @@ int ts__rec_put(ts_store *s, MDB_txn *txn, MDB_dbi dbi, const char *table, const
         } else codec = TS_CODEC_RAW;
     } else codec = TS_CODEC_RAW;
     MDB_val k = {key->len, (void *)key->b}, v = {TS_REC_HEADER + stored, NULL};
-    int mrc = mdb_put(txn, dbi, &k, &v, MDB_RESERVE);
+    // Appending past the last key fills pages densely (no 50/50 splits); any other key falls
+    // back to an ordinary insert.
+    int mrc = mdb_put(txn, dbi, &k, &v, MDB_RESERVE | MDB_APPEND);
+    if (mrc == MDB_KEYEXIST) {
+        v.mv_size = TS_REC_HEADER + stored;
+        mrc = mdb_put(txn, dbi, &k, &v, MDB_RESERVE);
+    }
     if (mrc) {
         *mrc_out = mrc;
         return err_set(ERR_STORE, "store %s: table '%s' key %s: put: %s", s->path, table,
