@@ -164,7 +164,7 @@ static void check_idx_store(const char *store, const char *img_gz, const char *l
     char *cc = meta(s, "class_counts"), *count = meta(s, "count"), *complete = meta(s, "complete");
     cJSON *j = cJSON_Parse(cc);
     for (int c = 0; c < 10; c++) {
-        char key[8];
+        char key[16];
         snprintf(key, sizeof key, "%d", c);
         cJSON *v = cJSON_GetObjectItem(j, key);
         ck_assert_int_eq(v ? (int64_t)v->valuedouble : 0, per_class[c]);
