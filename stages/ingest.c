@@ -60,6 +60,7 @@ typedef struct {
     const char *out, *classes, *name;
     long limit, pad, batch;
     int force;
+    char *name_buf;     // default name (owned)
     const char **paths; // --path values then positional words (cifar)
     int n_paths;
 } ingest_opts_t;
@@ -128,9 +129,14 @@ static int ingest_parse(const cli_args *a, const cfg *c, ingest_opts_t *o) {
     for (size_t i = 0; i < npos; i++) o->paths[o->n_paths++] = cli_pos(a, i);
     o->spec.paths = o->paths;
     o->spec.n_paths = o->n_paths;
-    if (!o->name) {
-        const char *slash = strrchr(o->out, '/');
-        o->name = slash && slash[1] ? slash + 1 : o->out;
+    if (!o->name) { // the last component of --out, trailing slashes ignored
+        size_t len = strlen(o->out);
+        while (len > 1 && o->out[len - 1] == '/') len--;
+        size_t start = len;
+        while (start > 0 && o->out[start - 1] != '/') start--;
+        o->name_buf = strndup(o->out + start, len - start);
+        ERR_IF(!o->name_buf, ERR_NOMEM, "out of memory");
+        o->name = o->name_buf;
     }
     return ds_source_check_spec(&o->spec);
 }
@@ -411,6 +417,7 @@ fail:
     free(class_counts);
     free(st.hist);
     free(o.paths);
+    free(o.name_buf);
     free(params_text);
     free(inputs_text);
     cJSON_Delete(params);
