@@ -10,11 +10,15 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include <jpeglib.h>
+#include <png.h>
+
 #include "common/err.h"
 #include "common/npy.h"
 #include "datasets/cifar.h"
 #include "datasets/ds.h"
 #include "datasets/idx.h"
+#include "datasets/imglist.h"
 #include "datasets/mnistjson.h"
 #include "datasets/npyimg.h"
 
@@ -349,6 +353,139 @@ START_TEST(test_classes_and_caps) {
 }
 END_TEST
 
+// --- PNG / JPEG decoding and image lists ---------------------------------------------------
+
+static void write_png_fmt(const char *path, const void *buf, int h, int w, png_uint_32 format, const void *cmap,
+                          int cmap_n) {
+    png_image img;
+    memset(&img, 0, sizeof img);
+    img.version = PNG_IMAGE_VERSION;
+    img.width = (png_uint_32)w;
+    img.height = (png_uint_32)h;
+    img.format = format;
+    img.colormap_entries = (png_uint_32)cmap_n;
+    ck_assert(png_image_write_to_file(&img, path, 0, buf, 0, cmap));
+}
+
+static void write_jpeg_grey(const char *path, const uint8_t *px, int h, int w) {
+    struct jpeg_compress_struct ci;
+    struct jpeg_error_mgr jerr;
+    ci.err = jpeg_std_error(&jerr);
+    jpeg_create_compress(&ci);
+    FILE *f = fopen(path, "wb");
+    jpeg_stdio_dest(&ci, f);
+    ci.image_width = (JDIMENSION)w;
+    ci.image_height = (JDIMENSION)h;
+    ci.input_components = 1;
+    ci.in_color_space = JCS_GRAYSCALE;
+    jpeg_set_defaults(&ci);
+    jpeg_set_quality(&ci, 100, TRUE);
+    jpeg_start_compress(&ci, TRUE);
+    while (ci.next_scanline < ci.image_height) {
+        JSAMPROW row = (JSAMPROW)(px + (size_t)ci.next_scanline * w);
+        jpeg_write_scanlines(&ci, &row, 1);
+    }
+    jpeg_finish_compress(&ci);
+    jpeg_destroy_compress(&ci);
+    fclose(f);
+}
+
+START_TEST(test_decode_png_variants) {
+    uint8_t rgba[3 * 5 * 4], ga[3 * 5 * 2], idx[3 * 5], cmap[4 * 3];
+    for (int i = 0; i < 60; i++) rgba[i] = (uint8_t)(i * 11 + 1);
+    for (int i = 0; i < 30; i++) ga[i] = (uint8_t)(i * 5 + 2);
+    for (int i = 0; i < 15; i++) idx[i] = (uint8_t)(i % 4);
+    for (int i = 0; i < 12; i++) cmap[i] = (uint8_t)(i * 20 + 5);
+    write_png_fmt(tpath("rgba.png"), rgba, 3, 5, PNG_FORMAT_RGBA, NULL, 0);
+    write_png_fmt(tpath("ga.png"), ga, 3, 5, PNG_FORMAT_GA, NULL, 0);
+    write_png_fmt(tpath("pal.png"), idx, 3, 5, PNG_FORMAT_RGB_COLORMAP, cmap, 4);
+    uint8_t *px = NULL;
+    int c, h, w;
+    ck_assert_int_eq(imglist_decode_file(tpath("rgba.png"), &px, &c, &h, &w), 0);
+    ck_assert(c == 4 && h == 3 && w == 5);
+    for (int ch = 0; ch < 4; ch++)
+        for (int p = 0; p < 15; p++) ck_assert_uint_eq(px[ch * 15 + p], rgba[p * 4 + ch]);
+    uint8_t rgb[45];
+    ck_assert_int_eq(ds_convert_channels(rgb, 3, px, 4, 3, 5), 0); // alpha dropped
+    ck_assert_int_eq(memcmp(rgb, px, 45), 0);
+    free(px);
+    ck_assert_int_eq(imglist_decode_file(tpath("ga.png"), &px, &c, &h, &w), 0);
+    ck_assert(c == 2 && h == 3 && w == 5);
+    for (int p = 0; p < 15; p++) ck_assert_uint_eq(px[p], ga[p * 2]);
+    free(px);
+    ck_assert_int_eq(imglist_decode_file(tpath("pal.png"), &px, &c, &h, &w), 0);
+    ck_assert(c == 3 && h == 3 && w == 5);
+    for (int ch = 0; ch < 3; ch++)
+        for (int p = 0; p < 15; p++) ck_assert_uint_eq(px[ch * 15 + p], cmap[idx[p] * 3 + ch]);
+    free(px);
+    // truncated PNG: corrupt, naming the file
+    FILE *f = fopen(tpath("rgba.png"), "rb");
+    uint8_t buf[4096];
+    size_t n = fread(buf, 1, sizeof buf, f);
+    fclose(f);
+    f = fopen(tpath("cut.png"), "wb");
+    fwrite(buf, 1, n - 16, f);
+    fclose(f);
+    ck_assert_int_eq(imglist_decode_file(tpath("cut.png"), &px, &c, &h, &w), ERR_CORRUPT);
+    ck_assert_ptr_nonnull(strstr(err_msg(), "cut.png"));
+    // neither PNG nor JPEG
+    f = fopen(tpath("x.gif"), "wb");
+    fputs("GIF89a.....", f);
+    fclose(f);
+    ck_assert_int_eq(imglist_decode_file(tpath("x.gif"), &px, &c, &h, &w), ERR_INPUT);
+    ck_assert_ptr_nonnull(strstr(err_msg(), "x.gif"));
+}
+END_TEST
+
+START_TEST(test_decode_jpeg) {
+    uint8_t g[16 * 16];
+    for (int i = 0; i < 256; i++) g[i] = (uint8_t)(64 + (i % 16) * 4 + (i / 16) * 3);
+    write_jpeg_grey(tpath("g.jpg"), g, 16, 16);
+    uint8_t *px = NULL;
+    int c, h, w;
+    ck_assert_int_eq(imglist_decode_file(tpath("g.jpg"), &px, &c, &h, &w), 0);
+    ck_assert(c == 1 && h == 16 && w == 16);
+    for (int i = 0; i < 256; i++) ck_assert_int_le(abs((int)px[i] - g[i]), 3);
+    free(px);
+    // truncated: refused (libjpeg alone would pad with grey)
+    FILE *f = fopen(tpath("g.jpg"), "rb");
+    uint8_t buf[8192];
+    size_t n = fread(buf, 1, sizeof buf, f);
+    fclose(f);
+    f = fopen(tpath("cut.jpg"), "wb");
+    fwrite(buf, 1, n / 2, f);
+    fclose(f);
+    ck_assert_int_eq(imglist_decode_file(tpath("cut.jpg"), &px, &c, &h, &w), ERR_CORRUPT);
+    ck_assert_ptr_nonnull(strstr(err_msg(), "cut.jpg"));
+}
+END_TEST
+
+START_TEST(test_imglist_parse) {
+    FILE *f = fopen(tpath("l.txt"), "w");
+    fprintf(f, "a/b c.png 3\r\n\nx.png -1\n");
+    fclose(f);
+    imglist l;
+    ck_assert_int_eq(imglist_read(&l, tpath("l.txt"), "/root"), ERR_INPUT); // "c.png 3" is no label
+    ck_assert_ptr_nonnull(strstr(err_msg(), "l.txt:1"));
+    imglist_free(&l);
+    f = fopen(tpath("l.txt"), "w");
+    fprintf(f, "a/b.png 3\r\n\nx.png -1\n");
+    fclose(f);
+    ck_assert_int_eq(imglist_read(&l, tpath("l.txt"), "/root"), 0);
+    ck_assert_int_eq(l.n, 2);
+    ck_assert_str_eq(l.items[0].path, "/root/a/b.png");
+    ck_assert_int_eq(l.items[0].label, 3);
+    ck_assert_int_eq(l.items[1].label, -1);
+    ck_assert_int_eq(l.items[1].line, 3);
+    imglist_free(&l);
+    f = fopen(tpath("l.txt"), "w");
+    fprintf(f, "x.png -2\n");
+    fclose(f);
+    ck_assert_int_eq(imglist_read(&l, tpath("l.txt"), NULL), ERR_INPUT);
+    imglist_free(&l);
+}
+END_TEST
+
 Suite *suite_datasets(void) {
     Suite *s = suite_create("datasets");
     TCase *tc = tcase_create("readers");
@@ -363,6 +500,9 @@ Suite *suite_datasets(void) {
     tcase_add_test(tc, test_pad_and_channels);
     tcase_add_test(tc, test_resize_matches_pil);
     tcase_add_test(tc, test_classes_and_caps);
+    tcase_add_test(tc, test_decode_png_variants);
+    tcase_add_test(tc, test_decode_jpeg);
+    tcase_add_test(tc, test_imglist_parse);
     suite_add_tcase(s, tc);
     return s;
 }
