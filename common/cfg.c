@@ -7,10 +7,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <xxhash.h>
 
 #include "common/cfg_priv.h"
 #include "common/err.h"
+#include "common/hash.h"
 
 static const char *const cfg_type_names[] = {
 #define CFG_TYPE_NAME(name, text) text,
@@ -464,10 +464,7 @@ int cfg_canonical(const cfg *node, const char *path, char **text) {
 int cfg_hash(const cfg *node, const char *path, char hex_out[33]) {
     char *text = NULL;
     ERR_TRY(cfg_canonical(node, path, &text));
-    XXH128_hash_t h = XXH3_128bits(text, strlen(text));
-    XXH128_canonical_t c;
-    XXH128_canonicalFromHash(&c, h);
-    for (int i = 0; i < 16; i++) snprintf(hex_out + 2 * i, 3, "%02x", c.digest[i]);
+    hash_text_hex(text, hex_out);
     free(text);
     return 0;
 }

@@ -60,8 +60,10 @@ const char *cfg_type_name(cfg_type t);
 // --- reading YAML --------------------------------------------------------------------------
 
 // Parses the YAML file `path` into a new tree (no schema check). The top level must be a map (an
-// empty file gives an empty map). ERR_IO when the file cannot be read; ERR_CONFIG for bad YAML
-// ("FILE:LINE:COL: PROBLEM"), duplicate keys, aliases, nulls are kept for cfg_overlay to reject.
+// empty file gives an empty map). ERR_NOTFOUND when the file does not exist, ERR_IO when it
+// cannot be read; ERR_CONFIG for bad YAML ("FILE:LINE:COL: PROBLEM"), duplicate keys, aliases,
+// tags, several documents, integers beyond 64 bits. Null values are kept (cfg_overlay rejects
+// them).
 // *out is owned by the caller (cfg_free).
 int cfg_parse_file(cfg **out, const char *path);
 // Same for YAML text of `len` bytes; `name` stands for the file name in messages.
@@ -139,7 +141,7 @@ const char *cfg_node_path(const cfg *node, char *buf, size_t cap);
 // path), ERR_NOMEM.
 int cfg_canonical(const cfg *node, const char *path, char **text);
 // XXH3-128 of cfg_canonical's text as 32 lower-case hex digits (high 64 bits first, the
-// XXH128_canonical byte order) plus NUL into hex_out.
+// XXH128_canonical byte order) plus NUL into hex_out: hash_text_hex of common/hash.h.
 int cfg_hash(const cfg *node, const char *path, char hex_out[33]);
 
 #endif
