@@ -11,6 +11,7 @@
 #include "common/cfg.h"
 #include "common/cli.h"
 #include "common/err.h"
+#include "common/rng.h"
 
 static char tdir[256];
 
@@ -465,6 +466,50 @@ START_TEST(test_shipped_configs) {
 }
 END_TEST
 
+// --- robustness ----------------------------------------------------------------------------
+
+START_TEST(test_mutated_yaml) {
+    // random byte edits of a valid file: every result is a clean success or ERR_CONFIG with a
+    // message naming the input (run under ASan by `make SAN=1`)
+    static const char alphabet[] = ":-[]{},#&*!|>'\"\n\t %@`?.0123456789abcxyz";
+    cfg *sch = schema();
+    const char *user = "model:\n  ch: 32\n  mult: [1, 2]\n  name: 'x y'\ntrain: {lr: 0.5, sets: [a, b]}\n"
+                       "extra:\n  k: [1, 2]\n";
+    size_t len = strlen(user);
+    char buf[256];
+    philox_key key = rng_stream(9, RNG_TEST, 77, 0, 0);
+    uint64_t j = 0;
+    int ok = 0, bad = 0;
+    for (int it = 0; it < 3000; it++) {
+        memcpy(buf, user, len + 1);
+        int edits = 1 + (int)rng_randint(key, j++, 4);
+        for (int e = 0; e < edits; e++) {
+            size_t at = rng_randint(key, j++, (uint32_t)len);
+            buf[at] = alphabet[rng_randint(key, j++, sizeof alphabet - 1)];
+        }
+        cfg *u = NULL, *c = NULL;
+        int rc = cfg_parse_text(&u, buf, len, "mut.yml");
+        if (rc == 0) {
+            ck_assert_int_eq(cfg_clone(&c, sch), 0);
+            rc = cfg_overlay(c, u);
+            if (rc == 0) {
+                char *t = NULL;
+                ck_assert_int_eq(cfg_canonical(c, "", &t), 0);
+                free(t);
+            }
+        }
+        ck_assert_msg(rc == 0 || rc == ERR_CONFIG, "iteration %d: rc %d for:\n%s", it, rc, buf);
+        if (rc < 0) ck_assert_msg(strstr(err_msg(), "mut.yml"), "iteration %d: '%s'", it, err_msg());
+        rc == 0 ? ok++ : bad++;
+        cfg_free(u);
+        cfg_free(c);
+    }
+    ck_assert_int_gt(ok, 100); // both outcomes occur
+    ck_assert_int_gt(bad, 100);
+    cfg_free(sch);
+}
+END_TEST
+
 Suite *suite_cfg(void) {
     Suite *s = suite_create("cfg");
     TCase *tc = tcase_create("cfg");
@@ -481,6 +526,7 @@ Suite *suite_cfg(void) {
     tcase_add_test(tc, test_canonical_order);
     tcase_add_test(tc, test_canonical_numbers);
     tcase_add_test(tc, test_shipped_configs);
+    tcase_add_test(tc, test_mutated_yaml);
     suite_add_tcase(s, tc);
     return s;
 }
