@@ -23,6 +23,8 @@ const char *cfg_type_name(cfg_type t) {
     return (unsigned)t < CFG_TYPE_COUNT ? cfg_type_names[t] : "unknown";
 }
 
+static const char *full_key(const cfg *node, const char *path, char *buf, size_t cap);
+
 // --- nodes ---------------------------------------------------------------------------------
 
 cfg *cfg_node_new(cfg_type type, const char *origin) {
@@ -111,6 +113,20 @@ fail:
 int cfg_clone(cfg **out, const cfg *node) {
     *out = cfg_node_clone(node, NULL, NULL);
     return *out ? 0 : err_set(ERR_NOMEM, "config: out of memory");
+}
+
+int cfg_remove(cfg *node, const char *path) {
+    char key[600];
+    cfg *n = (cfg *)cfg_find(node, path);
+    ERR_IF(!n || !n->parent || !path || !*path, ERR_CONFIG, "config key '%s' not found",
+           full_key(node, path, key, sizeof key));
+    cfg *p = n->parent;
+    size_t i = 0;
+    while (p->items[i] != n) i++;
+    memmove(p->items + i, p->items + i + 1, (p->len - i - 1) * sizeof *p->items);
+    p->len--;
+    cfg_node_free(n);
+    return 0;
 }
 
 bool cfg_key_valid(const char *key, size_t n) {

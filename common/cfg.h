@@ -72,6 +72,10 @@ int cfg_parse_text(cfg **out, const char *text, size_t len, const char *name);
 void cfg_free(cfg *root);
 // Deep copy of `node` (any node) as a new root owned by the caller. ERR_NOMEM.
 int cfg_clone(cfg **out, const cfg *node);
+// Deletes the entry at `path` (relative to the map `node`) and everything under it: e.g. on a
+// clone, drop keys that do not change a stage's output (batch sizes, log intervals) before
+// cfg_hash. ERR_CONFIG when absent; borrowed pointers into the removed part become invalid.
+int cfg_remove(cfg *node, const char *path);
 
 // --- layering and validation -----------------------------------------------------------------
 

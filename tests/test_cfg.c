@@ -330,6 +330,15 @@ START_TEST(test_getters) {
     ck_assert_str_eq(cfg_node_key(c, 1), "train");
     cfg *copy = NULL;
     ck_assert_int_eq(cfg_clone(&copy, cfg_find(c, "model")), 0);
+    ck_assert_int_eq(cfg_remove(copy, "dropout"), 0);
+    ck_assert_int_eq(cfg_remove(copy, "levels"), 0);
+    char *t = NULL;
+    ck_assert_int_eq(cfg_canonical(copy, "", &t), 0);
+    ck_assert_str_eq(t, "{\"ch\":128,\"conv\":true,\"mult\":[1,2,2],\"name\":\"unet\"}");
+    free(t);
+    ck_assert_int_eq(cfg_remove(copy, "dropout"), ERR_CONFIG);
+    ck_assert_int_eq(cfg_remove(copy, ""), ERR_CONFIG);
+    ck_assert_ptr_nonnull(cfg_find(c, "model.dropout")); // the original keeps it
     cfg_free(c); // the copy owns its own memory
     ck_assert_int_eq(cfg_get_int(copy, "ch", &ch), 0);
     ck_assert_int_eq(ch, 128);
