@@ -211,7 +211,10 @@ int ts_open(ts_store **out, const char *path, unsigned flags) {
     if (mrc) { rc = ts__lmdb_err(s, mrc, "create environment"); s->env = NULL; goto fail; }
     mdb_env_set_maxdbs(s->env, TS_MAX_DBS);
     mdb_env_set_maxreaders(s->env, 510);
-    mdb_env_set_mapsize(s->env, TS_MAP_INITIAL);
+    uint64_t map = TS_MAP_INITIAL;
+    const char *env_map = getenv("DIFFOOD_STORE_MAPSIZE"); // tests of map growth
+    if (env_map && strtoull(env_map, NULL, 10) >= (1u << 20)) map = strtoull(env_map, NULL, 10);
+    mdb_env_set_mapsize(s->env, (size_t)map);
     unsigned mflags = MDB_NOTLS;
     if (flags & TS_RDONLY) mflags |= MDB_RDONLY;
     if (flags & TS_NOSYNC) mflags |= MDB_NOSYNC;

@@ -154,6 +154,9 @@ enum {
 };
 
 // Opens the store at directory `path`; *out owned by the caller, release with ts_close.
+// The LMDB map starts at 64 GiB (sparse; $DIFFOOD_STORE_MAPSIZE bytes when set, for tests) and
+// doubles when a batch begins with more than half of it used, or when a lone put fills it; a
+// single batch larger than the free map fails with ERR_STORE ("commit smaller batches").
 // Errors: ERR_NOTFOUND (missing directory without TS_CREATE, or a directory without data.mdb),
 // ERR_INPUT (a regular file or other non-directory; an LMDB environment that is not a tensor
 // store), ERR_CORRUPT (data.mdb truncated, foreign or damaged), ERR_STORE (LMDB failures,

@@ -279,6 +279,14 @@ START_TEST(test_kill_writer) {
         ts_cursor_close(c);
         ts_close(s);
         reported = n;
+        // and the inspector agrees
+        const char *bin = getenv("DIFFOOD_BIN");
+        if (bin) {
+            char cmd[1024];
+            snprintf(cmd, sizeof cmd, "'%s/dstore' verify '%s' >/dev/null 2>&1", bin, path);
+            int st = system(cmd);
+            ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+        }
     }
 }
 END_TEST
