@@ -23,7 +23,9 @@
 #include <cjson/cJSON.h>
 
 #include "common/err.h"
+#include "common/npy.h"
 #include "common/store.h"
+#include "datasets/ds.h"
 
 #define FM "/usr/share/datasets/fashion-mnist/"
 #define MNIST_DIGITS "data/mnist/package/src/digits"
@@ -306,33 +308,40 @@ START_TEST(test_fmnist_train_and_resume) {
     check_idx_store(full, FM "train-images-idx3-ubyte.gz", FM "train-labels-idx1-ubyte.gz", 0, 60000);
     // kill -9 after some batches have committed, then rerun: the same store, bit for bit
     const char *kargs[] = {"--format", "idx", "--images", FM "train-images-idx3-ubyte.gz", "--labels",
-                           FM "train-labels-idx1-ubyte.gz", "--out", killed, "--name", "fm-train", "--batch", "50",
+                           FM "train-labels-idx1-ubyte.gz", "--out", killed, "--name", "fm-train", "--batch", "100",
                            NULL};
-    pid_t pid = start_ingest(kargs);
-    uint64_t seen = 0;
-    double t0 = now_s();
-    while (now_s() - t0 < 30) {
-        ts_store *s = NULL;
-        if (ts_open(&s, killed, TS_RDONLY) == 0) {
-            if (ts_count(s, "image", &seen) < 0) seen = 0;
-            ts_close(s);
-        }
-        if (seen >= 1000) break;
-        usleep(2000);
-    }
-    kill(pid, SIGKILL);
-    int st;
-    waitpid(pid, &st, 0);
-    ck_assert_msg(WIFSIGNALED(st), "ingest finished before it could be killed (saw %llu records)",
-                  (unsigned long long)seen);
-    ts_store *s = NULL;
-    ck_assert_int_eq(ts_open(&s, killed, TS_RDONLY), 0);
+    // first SIGTERM: the current batch is committed, exit status 3; then SIGKILL further on
     uint64_t committed = 0;
-    ck_assert_int_eq(ts_count(s, "image", &committed), 0);
-    ts_close(s);
-    ck_assert_uint_ge(committed, 1000);
-    ck_assert_uint_lt(committed, 60000);
-    assert_not_complete(killed);
+    for (int round = 0; round < 2; round++) {
+        pid_t pid = start_ingest(kargs);
+        uint64_t seen = 0, want = committed + 1000;
+        double t0 = now_s();
+        while (now_s() - t0 < 30) {
+            ts_store *s = NULL;
+            if (ts_open(&s, killed, TS_RDONLY) == 0) {
+                if (ts_count(s, "image", &seen) < 0) seen = 0;
+                ts_close(s);
+            }
+            if (seen >= want) break;
+            usleep(2000);
+        }
+        kill(pid, round == 0 ? SIGTERM : SIGKILL);
+        int st;
+        waitpid(pid, &st, 0);
+        if (round == 0)
+            ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 3, "SIGTERM: status 0x%x, expected exit 3", st);
+        else
+            ck_assert_msg(WIFSIGNALED(st), "ingest finished before it could be killed (saw %llu records)",
+                          (unsigned long long)seen);
+        ts_store *s = NULL;
+        ck_assert_int_eq(ts_open(&s, killed, TS_RDONLY), 0);
+        ck_assert_int_eq(ts_count(s, "image", &committed), 0);
+        ts_close(s);
+        ck_assert_uint_ge(committed, want);
+        ck_assert_uint_lt(committed, 60000);
+        if (round == 0) ck_assert_uint_eq(committed % 100, 0); // whole batches only
+        assert_not_complete(killed);
+    }
     ck_assert_msg(run_ingest(kargs) == 0, "resume failed: %s", errbuf);
     ck_assert_ptr_nonnull(strstr(errbuf, "resume"));
     assert_same_store(full, killed);
@@ -531,6 +540,88 @@ START_TEST(test_cifar_and_imglist) {
 }
 END_TEST
 
+START_TEST(test_npy_channels_config) {
+    // 4 grey images 6 x 5 in N x H x W x 1, labels int64; --channels 3 replicates, --set pads
+    uint8_t a[4 * 6 * 5];
+    for (int i = 0; i < 120; i++) a[i] = (uint8_t)(i * 2 + 1);
+    int64_t lab[4] = {1, 0, 7, -1};
+    ck_assert_int_eq(npy_save(tpath("x.npy"), TS_U8, 4, (int64_t[]){4, 6, 5, 1}, a), 0);
+    ck_assert_int_eq(npy_save(tpath("y.npy"), TS_I64, 1, (int64_t[]){4}, lab), 0);
+    const char *out = tpath("npy.store");
+    const char *args[] = {"--format", "npy", "--images", tpath("x.npy"), "--labels", tpath("y.npy"), "--channels", "3",
+                          "--set", "ingest.pad=1", "--out", out, NULL};
+    ck_assert_msg(run_ingest(args) == 0, "ingest failed: %s", errbuf);
+    ts_store *s = NULL;
+    ck_assert_int_eq(ts_open(&s, out, TS_RDONLY), 0);
+    for (int n = 0; n < 4; n++) {
+        ts_tensor t = get_rec(s, "image", (uint64_t)n), l = get_rec(s, "label", (uint64_t)n);
+        ck_assert(t.shape[0] == 3 && t.shape[1] == 8 && t.shape[2] == 7);
+        const uint8_t *px = t.data;
+        for (int ch = 0; ch < 3; ch++)
+            for (int y = 0; y < 8; y++)
+                for (int x = 0; x < 7; x++) {
+                    int in = y >= 1 && y <= 6 && x >= 1 && x <= 5;
+                    ck_assert_uint_eq(px[(ch * 8 + y) * 7 + x], in ? a[n * 30 + (y - 1) * 5 + x - 1] : 0);
+                }
+        ck_assert_int_eq(*(int32_t *)l.data, (int32_t)lab[n]);
+        ts_tensor_free(&t);
+        ts_tensor_free(&l);
+    }
+    char *cc = meta(s, "class_counts"), *pad = meta(s, "pad");
+    ck_assert_str_eq(cc, "{\"-1\":1,\"0\":1,\"1\":1,\"7\":1}");
+    ck_assert_str_eq(pad, "1");
+    free(cc);
+    free(pad);
+    ts_close(s);
+    check_stats_numpy(out);
+}
+END_TEST
+
+START_TEST(test_imglist_resize) {
+    // a 20 x 30 RGB PNG and --size 8: Resize(8) -> 8 x 12, CenterCrop(8) -> columns 2..9;
+    // the expected pixels come from the library's resampler, itself checked against Pillow
+    uint8_t hwc[20 * 30 * 3], chw[3 * 20 * 30], want[3 * 8 * 8];
+    for (int y = 0; y < 20; y++)
+        for (int x = 0; x < 30; x++)
+            for (int c = 0; c < 3; c++) {
+                uint8_t v = (uint8_t)((x * 9 + y * 13 + c * 70 + (x * y) % 7) & 255);
+                hwc[(y * 30 + x) * 3 + c] = v;
+                chw[(c * 20 + y) * 30 + x] = v;
+            }
+    ck_assert_int_eq(mkdir(tpath("r"), 0755), 0);
+    write_png(tpath("r/big.png"), hwc, 20, 30, 3);
+    FILE *f = fopen(tpath("r.txt"), "w");
+    fprintf(f, "r/big.png 4\n");
+    fclose(f);
+    ck_assert_int_eq(ds_resize_center_crop(want, 8, chw, 3, 20, 30), 0);
+    const char *out = tpath("r.store");
+    const char *args[] = {"--format", "imglist", "--list", tpath("r.txt"), "--root", tdir, "--size", "8", "--out", out,
+                          NULL};
+    ck_assert_msg(run_ingest(args) == 0, "ingest failed: %s", errbuf);
+    ts_store *s = NULL;
+    ck_assert_int_eq(ts_open(&s, out, TS_RDONLY), 0);
+    ts_tensor t = get_rec(s, "image", 0);
+    ck_assert(t.shape[0] == 3 && t.shape[1] == 8 && t.shape[2] == 8);
+    ck_assert_int_eq(memcmp(t.data, want, sizeof want), 0);
+    ts_tensor_free(&t);
+    ts_close(s);
+    // --channels 1: PIL's luminance of the same resize (convert first, then resize)
+    const char *out1 = tpath("r1.store");
+    const char *args1[] = {"--format", "imglist", "--list", tpath("r.txt"), "--root", tdir, "--size", "8",
+                           "--channels", "1", "--out", out1, NULL};
+    ck_assert_msg(run_ingest(args1) == 0, "ingest failed: %s", errbuf);
+    uint8_t grey[20 * 30], want1[64];
+    ck_assert_int_eq(ds_convert_channels(grey, 1, chw, 3, 20, 30), 0);
+    ck_assert_int_eq(ds_resize_center_crop(want1, 8, grey, 1, 20, 30), 0);
+    ck_assert_int_eq(ts_open(&s, out1, TS_RDONLY), 0);
+    t = get_rec(s, "image", 0);
+    ck_assert_int_eq(t.shape[0], 1);
+    ck_assert_int_eq(memcmp(t.data, want1, sizeof want1), 0);
+    ts_tensor_free(&t);
+    ts_close(s);
+}
+END_TEST
+
 // --- bad input -----------------------------------------------------------------------------
 
 static void put_be32(unsigned char *b, uint32_t v) {
@@ -635,6 +726,8 @@ Suite *suite_ingest(void) {
     tcase_add_test(tc, test_mnist_json);
     tcase_add_test(tc, test_classes_limit);
     tcase_add_test(tc, test_cifar_and_imglist);
+    tcase_add_test(tc, test_npy_channels_config);
+    tcase_add_test(tc, test_imglist_resize);
     tcase_add_test(tc, test_bad_inputs);
     suite_add_tcase(s, tc);
     return s;
