@@ -36,6 +36,7 @@ ops_ctx *nn_test_ctx(void);
 // The folder tests/data/nn/<sub>: from the working directory (the repository root under `make
 // test`), else from DIFFOOD_BIN's parents.
 const char *nn_test_dir(const char *sub, char *buf, size_t cap) {
+    if (!buf || cap < 64) return NULL;
     const char *roots[4] = {".", NULL, NULL, NULL};
     char r1[1024], r2[1024], r3[1024];
     const char *bin = getenv("DIFFOOD_BIN");

@@ -1,0 +1,221 @@
+// bench-nn: throughput of the networks (images/s) for a forward pass or a whole training step
+// (forward, loss, backward, clipping and optimiser), optionally beside PyTorch running the same
+// shapes with the same thread count (tools/bench_nn_torch.py, with --compare). Not a test.
+//
+//   bench-nn --model unet --config fmnist --batch 64 --mode train --threads 2 --iters 5 --compare
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "common/cfg.h"
+#include "common/cli.h"
+#include "common/err.h"
+#include "common/nn/optim.h"
+#include "common/nn/resnet.h"
+#include "common/nn/unet.h"
+
+static const cli_opt opts[] = {
+    {"model", "NAME", 0, "unet or resnet18 (default unet)"},
+    {"batch", "B", 0, "images per call (default 16)"},
+    {"mode", "MODE", 0, "forward or train (forward + loss + backward + optimiser step; default forward)"},
+    {"iters", "N", 0, "timed iterations (default 5)"},
+    {"warmup", "N", 0, "untimed iterations first (default 1)"},
+    {"compare", NULL, 0, "also run tools/bench_nn_torch.py (PyTorch) with the same shapes and threads"},
+    {"python", "PATH", 0, "Python with torch for --compare (default $DIFFOOD_PYTHON or /usr/bin/python3)"},
+    {NULL, NULL, 0, NULL}};
+static const cli_spec spec = {"bench-nn", "[options]",
+                              "Measures the UNet or ResNet-18 throughput (images/s) of the configuration "
+                              "(sections unet / resnet) on this machine.",
+                              opts, CLI_STD_CONFIG | CLI_STD_THREADS | CLI_STD_DEVICE, 0, 0};
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+typedef struct {
+    ops_ctx *ctx;
+    int model_unet, train, batch;
+    unet_model *unet;
+    resnet_model *rn;
+    optim *opt;
+    float *x, *t, *noise, *out, *dout, *loss;
+    int32_t *y;
+    size_t nx, nout;
+    int classes;
+    long step;
+} bench;
+
+static int bench_iter(bench *b) {
+    philox_key key = {(uint32_t)b->step, 7, 0, 0};
+    b->step++;
+    nn_net *net = b->model_unet ? unet_net(b->unet) : resnet_net(b->rn);
+    if (b->model_unet) {
+        ERR_TRY(unet_forward(b->unet, b->out, b->x, b->t, b->y, b->batch, b->train, key));
+        if (!b->train) return 0;
+        ERR_TRY(ops_mse_sum_loss(b->ctx, b->loss, b->dout, b->out, b->noise, b->batch, (int)(b->nout / b->batch)));
+        ERR_TRY(nn_zero_grad(net));
+        ERR_TRY(unet_backward(b->unet, NULL, b->dout, b->batch));
+    } else {
+        const float *logits = NULL;
+        ERR_TRY(resnet_forward(b->rn, b->x, b->batch, b->train, &logits, NULL));
+        if (!b->train) return 0;
+        ERR_TRY(ops_softmax_xent_loss(b->ctx, b->loss, b->dout, logits, b->y, b->batch, b->classes));
+        ERR_TRY(nn_zero_grad(net));
+        ERR_TRY(resnet_backward(b->rn, NULL, b->dout, b->batch));
+    }
+    return optim_step(b->opt, net->params, net->grads, NULL);
+}
+
+static int bench_setup(bench *b, const cfg *c, int threads, const char *device) {
+    ops_options o = ops_options_default();
+    o.threads = threads;
+    ERR_TRY(ops_ctx_create_named(&b->ctx, device, &o));
+    const cfg *sec = NULL;
+    int S, cin;
+    if (b->model_unet) {
+        unet_config uc;
+        ERR_TRY(cfg_subtree(c, "unet", &sec));
+        ERR_TRY(unet_config_from_cfg(sec, &uc));
+        ERR_TRY(unet_create(&b->unet, b->ctx, &uc, b->batch));
+        S = uc.image_size;
+        cin = uc.in_channels;
+        b->classes = uc.num_classes;
+        b->nout = (size_t)b->batch * uc.out_ch * S * S;
+    } else {
+        resnet_config rc;
+        ERR_TRY(cfg_subtree(c, "resnet", &sec));
+        ERR_TRY(resnet_config_from_cfg(sec, &rc));
+        ERR_TRY(resnet_create(&b->rn, b->ctx, &rc, b->batch));
+        S = rc.image_size;
+        cin = rc.in_channels;
+        b->classes = rc.num_classes;
+        b->nout = (size_t)b->batch * rc.num_classes;
+    }
+    nn_net *net = b->model_unet ? unet_net(b->unet) : resnet_net(b->rn);
+    ERR_TRY(nn_init_default(net, 42));
+    b->nx = (size_t)b->batch * cin * S * S;
+    ERR_TRY(ops_alloc(b->ctx, (void **)&b->x, b->nx * 4));
+    ERR_TRY(ops_alloc(b->ctx, (void **)&b->noise, b->nout * 4));
+    ERR_TRY(ops_alloc(b->ctx, (void **)&b->out, b->nout * 4));
+    ERR_TRY(ops_alloc(b->ctx, (void **)&b->dout, b->nout * 4));
+    ERR_TRY(ops_alloc(b->ctx, (void **)&b->t, (size_t)b->batch * 4));
+    ERR_TRY(ops_alloc(b->ctx, (void **)&b->y, (size_t)b->batch * 4));
+    ERR_TRY(ops_alloc(b->ctx, (void **)&b->loss, 4));
+    philox_key kx = {1, 0, 0, 0}, kn = {2, 0, 0, 0};
+    ERR_TRY(ops_randn(b->ctx, b->x, b->nx, kx, 0));
+    ERR_TRY(ops_randn(b->ctx, b->noise, b->nout, kn, 0));
+    float *ht = malloc((size_t)b->batch * 4);
+    int32_t *hy = malloc((size_t)b->batch * 4);
+    ERR_IF(!ht || !hy, ERR_NOMEM, "out of memory");
+    for (int i = 0; i < b->batch; i++) {
+        ht[i] = (float)((i * 37) % 1000);
+        hy[i] = i % (b->classes + (b->model_unet ? 1 : 0));
+    }
+    int rc = ops_upload(b->ctx, b->t, ht, (size_t)b->batch * 4);
+    if (rc == 0) rc = ops_upload(b->ctx, b->y, hy, (size_t)b->batch * 4);
+    free(ht);
+    free(hy);
+    ERR_TRY(rc);
+    if (b->train) {
+        if (b->model_unet) {
+            optim_adamw_config ac = optim_adamw_default();
+            ERR_TRY(optim_adamw_create(&b->opt, b->ctx, net->n_params, &ac));
+        } else {
+            optim_sgd_config sc = optim_sgd_default();
+            sc.total_steps = 1000;
+            ERR_TRY(optim_sgd_create(&b->opt, b->ctx, net->n_params, &sc));
+        }
+    }
+    return 0;
+}
+
+static void bench_free(bench *b) {
+    if (!b->ctx) return;
+    float *bufs[] = {b->x, b->t, b->noise, b->out, b->dout, b->loss, (float *)b->y};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
+        if (bufs[i]) ops_free(b->ctx, bufs[i]);
+    optim_destroy(b->opt);
+    unet_destroy(b->unet);
+    resnet_destroy(b->rn);
+    ops_ctx_destroy(b->ctx);
+}
+
+// The PyTorch companion's images/s (its last line "images_per_s X"), or a negative code.
+static int run_torch(const char *python, const cfg *c, const char *model, const char *mode, long batch, int threads,
+                     long iters, long warmup, double *ips) {
+    char dir[1024], cmd[8192];
+    ERR_TRY(cli_config_dir(dir, sizeof dir));
+    char *sec = NULL;
+    ERR_TRY(cfg_canonical(c, strcmp(model, "unet") ? "resnet" : "unet", &sec));
+    snprintf(cmd, sizeof cmd, "'%s' '%s/../tools/bench_nn_torch.py' --model %s --config-json '%s' --batch %ld "
+             "--mode %s --threads %d --iters %ld --warmup %ld", python, dir, model, sec, batch, mode, threads, iters,
+             warmup);
+    free(sec);
+    FILE *p = popen(cmd, "r");
+    ERR_IF(!p, ERR_IO, "cannot run %s", cmd);
+    char line[512];
+    *ips = -1;
+    while (fgets(line, sizeof line, p)) {
+        fputs(line, stdout);
+        sscanf(line, "images_per_s %lf", ips);
+    }
+    int st = pclose(p);
+    ERR_IF(st != 0 || *ips <= 0, ERR_IO, "the PyTorch benchmark failed (status %d): %s", st, cmd);
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    cli_args *a = NULL;
+    cfg *c = NULL;
+    bench b = {0};
+    int rc = cli_parse(&a, &spec, argc, argv);
+    if (rc == CLI_HELP) {
+        cli_print_help(stdout, &spec);
+        cli_args_free(a);
+        return 0;
+    }
+    if (rc < 0) return cli_fail(rc);
+    const char *model = cli_get(a, "model") ? cli_get(a, "model") : "unet";
+    const char *mode = cli_get(a, "mode") ? cli_get(a, "mode") : "forward";
+    long batch = 16, iters = 5, warmup = 1;
+    ERR_GOTO_IF(rc, strcmp(model, "unet") && strcmp(model, "resnet18"), ERR_USAGE,
+                "--model '%s': expected unet or resnet18", model);
+    ERR_GOTO_IF(rc, strcmp(mode, "forward") && strcmp(mode, "train"), ERR_USAGE, "--mode '%s': expected forward or train",
+                mode);
+    ERR_GOTO(rc, cli_get_int(a, "batch", 16, &batch));
+    ERR_GOTO(rc, cli_get_int(a, "iters", 5, &iters));
+    ERR_GOTO(rc, cli_get_int(a, "warmup", 1, &warmup));
+    ERR_GOTO_IF(rc, batch < 1 || batch > 100000 || iters < 1 || warmup < 0, ERR_USAGE,
+                "--batch and --iters must be positive, --warmup not negative");
+    ERR_GOTO(rc, cli_load_config(a, &c));
+    int threads = cli_threads(a);
+    b.model_unet = !strcmp(model, "unet");
+    b.train = !strcmp(mode, "train");
+    b.batch = (int)batch;
+    ERR_GOTO(rc, bench_setup(&b, c, threads, cli_device(a)));
+    for (long i = 0; i < warmup; i++) ERR_GOTO(rc, bench_iter(&b));
+    ERR_GOTO(rc, ops_sync(b.ctx));
+    double t0 = now_s();
+    for (long i = 0; i < iters; i++) ERR_GOTO(rc, bench_iter(&b));
+    ERR_GOTO(rc, ops_sync(b.ctx));
+    double dt = now_s() - t0, ips = (double)batch * iters / dt;
+    nn_net *net = b.model_unet ? unet_net(b.unet) : resnet_net(b.rn);
+    printf("diffood %s %s batch %ld threads %d device %s: %.2f images/s (%.4f s/iter, %.3f M params)\n", model, mode,
+           batch, threads, ops_device_name(ops_ctx_device(b.ctx)), ips, dt / iters, net->n_params / 1e6);
+    if (cli_has(a, "compare")) {
+        const char *py = cli_get(a, "python") ? cli_get(a, "python") : getenv("DIFFOOD_PYTHON");
+        double tips = 0;
+        ERR_GOTO(rc, run_torch(py ? py : "/usr/bin/python3", c, model, mode, batch, threads, iters, warmup, &tips));
+        printf("ratio diffood/pytorch %s %s batch %ld threads %d: %.2fx\n", model, mode, batch, threads, ips / tips);
+    }
+    fflush(stdout);
+fail:
+    bench_free(&b);
+    cfg_free(c);
+    cli_args_free(a);
+    return rc < 0 ? cli_fail(rc) : 0;
+}
