@@ -52,15 +52,27 @@ HAVE_OPENBLAS := $(shell test -e /usr/include/x86_64-linux-gnu/cblas.h -o -e /us
 CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubunit -lrt -lm)
 
 LIBS := -llmdb -lzstd -lyaml -lxxhash -lopenblas -lpng -ljpeg -lcjson -lz -lm -ldl
-# STATIC_DEPS=1: Debian's .a archives for everything that has one (OpenBLAS pulls in gfortran and
-# quadmath, static too); cJSON (Debian ships no .a), libgomp, libm, libc stay dynamic, and the
-# CUDA libraries are only ever loaded by lib/libdiffood_cuda.so.
+# STATIC_DEPS=1: Debian's .a archives for everything that has one (OpenBLAS with gfortran and
+# quadmath, libgomp too); cJSON has no .a: libcjson.so.1 is copied into LIBDIR, which programs
+# find through the rpath $ORIGIN/../lib. STATIC_BLAS=0 keeps OpenBLAS shared as well (copied
+# beside it: ~40 MB once instead of ~25 MB inside every program that computes). libc, libm stay
+# dynamic; the CUDA libraries are only ever loaded by lib/libdiffood_cuda.so.
+STATIC_DEPS ?= 0
+STATIC_BLAS ?= 1
+STATIC_COPY :=
 ifeq ($(STATIC_DEPS),1)
-LIBS := -Wl,-Bstatic -llmdb -lzstd -lyaml -lxxhash -lopenblas -lpng16 -ljpeg -lz -lgfortran -lquadmath \
+ifeq ($(STATIC_BLAS),1)
+LIBS := -Wl,-Bstatic -llmdb -lzstd -lyaml -lxxhash -lopenblas -lpng16 -ljpeg -lz -lgfortran -lquadmath -lgomp \
   -Wl,-Bdynamic -lcjson -lm -ldl
+else
+LIBS := -Wl,-Bstatic -llmdb -lzstd -lyaml -lxxhash -lpng16 -ljpeg -lz -lgomp -Wl,-Bdynamic -lopenblas -lcjson -lm -ldl
+STATIC_COPY += libopenblas.so.0 libgfortran.so.5 libquadmath.so.0
+endif
+STATIC_COPY += libcjson.so.1
+LIBS += -Wl,-rpath,'$$ORIGIN/../lib'
 endif
 # -rdynamic: the CUDA shared object reports errors through the executable's err_setv
-LDFLAGS_ALL := -fopenmp -pthread -rdynamic $(LDSAN) $(LDFLAGS)
+LDFLAGS_ALL := $(if $(filter 1,$(STATIC_DEPS)),,-fopenmp) -pthread -rdynamic $(LDSAN) $(LDFLAGS)
 
 # --- sources --------------------------------------------------------------------------------
 LIB_SRC := $(sort $(wildcard common/*.c common/*/*.c datasets/*.c kernels/*.c kernels/cpu/*.c))
@@ -97,7 +109,7 @@ endif
 endif
 
 .PHONY: all deps data test check-found clean
-all: deps check-found $(PROGS) $(CUDA_SO)
+all: deps check-found $(PROGS) $(CUDA_SO) $(STATIC_COPY:%=$(LIBDIR)/%)
 
 check-found:
 	@echo "make: OpenBLAS $(if $(HAVE_OPENBLAS),found,MISSING); nvcc $(if $(NVCC),$(NVCC),not found: CPU-only build); cuDNN $(if $(CUDNN_FOUND),$(CUDNN_FOUND),not found)$(if $(CUDA_SO),; CUDA backend -> $(CUDA_SO),; no CUDA backend)"
@@ -136,7 +148,8 @@ $(foreach d,$(TOOL_DIRS),$(eval $(call tooldir_rule,$(d))))
 # Native code for every architecture in SM plus PTX of the last (JIT for newer GPUs). Only the
 # entry points of kernels/backend.h are exported (-fvisibility=hidden). The .so finds cuBLAS,
 # cuDNN and the CUDA runtime through its rpath: CUDA_HOME/lib64, CUDNN_HOME/lib, and $ORIGIN
-# (copy the libraries next to it on a machine without them).
+# (copy the libraries next to it on a machine without them). -z nodelete: never unloaded (the
+# CUDA runtime does not survive dlclose and a later dlopen in one process).
 CUDA_GENCODE := $(foreach s,$(SM),-gencode arch=compute_$(s),code=sm_$(s)) \
   -gencode arch=compute_$(lastword $(SM)),code=compute_$(lastword $(SM))
 NVCCFLAGS ?= -O3 -std=c++17 -Xcompiler -fPIC,-Wall,-Wextra,-Werror,-Wno-unused-parameter,-fvisibility=hidden \
@@ -151,8 +164,13 @@ ifneq ($(CUDA_SO),)
 $(CUDA_SO): $(CUDA_OBJ)
 	@mkdir -p $(dir $@)
 	$(NVCC) -shared $^ -o $@ -L$(CUDA_HOME)/lib64 $(if $(CUDNN_LIBDIR),-L$(CUDNN_LIBDIR) -Xlinker -rpath=$(CUDNN_LIBDIR)) \
-	  -Xlinker -rpath=$(CUDA_HOME)/lib64 -Xlinker -rpath='$$ORIGIN' $(CUDNN_LINK) -lcublas -lcudart
+	  -Xlinker -rpath=$(CUDA_HOME)/lib64 -Xlinker -rpath='$$ORIGIN' -Xlinker -z,nodelete -Xlinker --disable-new-dtags $(CUDNN_LINK) -lcublas -lcudart
 endif
+
+# STATIC_DEPS=1: the shared libraries that stay shared, copied where programs look ($ORIGIN/../lib)
+$(LIBDIR)/lib%:
+	@mkdir -p $(dir $@)
+	cp -L "$$($(CC) -print-file-name=$(notdir $@))" $@
 
 # --- tests ----------------------------------------------------------------------------------
 # Every tests/test_*.c defines one or more `Suite *suite_NAME(void)`; the runner's list is
