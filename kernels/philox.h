@@ -58,7 +58,8 @@ PHILOX_HD philox_u4 philox_block(philox_key key, uint64_t block) {
 // A 32-bit word as a uniform double strictly inside (0, 1).
 PHILOX_HD double philox_u01(uint32_t x) { return ((double)x + 0.5) * (1.0 / 4294967296.0); }
 
-// Uniform element j of the stream, in (0, 1).
+// Uniform element j of the stream, in (0, 1] (the double in (0, 1) rounds to 1.0f for the top
+// 128 words): compare with `u >= p` / `u < p` so the endpoint never matters.
 PHILOX_HD float philox_uniform_at(philox_key key, uint64_t j) {
     philox_u4 b = philox_block(key, j >> 2);
     return (float)philox_u01(b.v[j & 3]);
