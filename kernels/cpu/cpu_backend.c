@@ -11,6 +11,8 @@
 
 #define CPU_ALIGN 64
 
+const float cpu_exp_lo = -103.0f, cpu_exp_hi = 100.0f; // see cpu_expf
+
 // --- per-context state --------------------------------------------------------------------------
 
 static void cpu_ctx_fini(ops_ctx *ctx) {

@@ -228,13 +228,7 @@ int cpu_conv2d_bwd_weight(ops_ctx *ctx, const ops_conv_shape *s, float *dw, floa
 #pragma omp parallel for schedule(static) num_threads(cpu_threads(ctx)) if (s->c_out > 1)
         for (int co = 0; co < s->c_out; co++) {
             double acc = 0.0;
-            for (int n = 0; n < s->n; n++) {
-                const float *p = dy + n * ys + (size_t)co * g.hwo;
-                float part = 0.0f;
-#pragma omp simd reduction(+ : part)
-                for (int i = 0; i < g.hwo; i++) part += p[i];
-                acc += part;
-            }
+            for (int n = 0; n < s->n; n++) acc += cpu_sum_f(dy + n * ys + (size_t)co * g.hwo, (size_t)g.hwo);
             db[co] += (float)acc;
         }
     }

@@ -44,12 +44,21 @@ double *cpu_partial(ops_ctx *ctx, size_t n);
 
 // --- fast math: vectorisable exp and activations ----------------------------------------------
 
-// exp(x) for float, Cephes-style range reduction and degree-6 polynomial (relative error about
-// 2e-7), branch-free so that GCC vectorises loops over it. Saturates to 0 / +inf outside the
-// float range like expf.
+// Clamp bounds of cpu_expf, defined in cpu_backend.c. They are opaque on purpose: when GCC can
+// see constant bounds it threads the clamped paths into constant-folded branches (one of which
+// overflows, "could trap") and then refuses to vectorise the loop.
+extern const float cpu_exp_lo, cpu_exp_hi;
+
+// exp(x) for float, Cephes-style range reduction and degree-6 polynomial (relative error below
+// 1e-7 over the normal range), branch-free so that GCC vectorises loops over it. Saturates to
+// +inf above ~88.7 and to (subnormal) 0 below ~-103, like expf.
 static inline float cpu_expf(float x) {
-    x = fminf(fmaxf(x, -103.0f), 100.0f); // above ~88.7 the result overflows to +inf
-    float n = floorf(x * 1.44269504088896341f + 0.5f);
+    x = x < cpu_exp_lo ? cpu_exp_lo : x;
+    x = x > cpu_exp_hi ? cpu_exp_hi : x; // above ~88.7 the result overflows to +inf
+    float t = x * 1.44269504088896341f + 0.5f;
+    int ni = (int)t;
+    ni -= t < (float)ni; // floor
+    float n = (float)ni;
     float r = x - n * 0.693359375f;
     r = r - n * -2.12194440e-4f;
     float p = 1.9875691500e-4f;
@@ -60,12 +69,12 @@ static inline float cpu_expf(float x) {
     p = p * r + 5.0000001201e-1f;
     p = p * r * r + r + 1.0f;
     // 2^n in two steps so that n down to -150 (subnormal results) stays exact enough
-    int ni = (int)n;
     int n1 = ni >> 1, n2 = ni - n1;
-    union { uint32_t u; float f; } s1, s2;
-    s1.u = (uint32_t)(n1 + 127) << 23;
-    s2.u = (uint32_t)(n2 + 127) << 23;
-    return p * s1.f * s2.f;
+    uint32_t u1 = (uint32_t)(n1 + 127) << 23, u2 = (uint32_t)(n2 + 127) << 23;
+    float s1, s2; // bit casts through memcpy: GCC vectorises these, unlike a union
+    memcpy(&s1, &u1, sizeof s1);
+    memcpy(&s2, &u2, sizeof s2);
+    return p * s1 * s2;
 }
 
 static inline float cpu_sigmoidf(float x) { return 1.0f / (1.0f + cpu_expf(-x)); }
@@ -85,6 +94,32 @@ static inline float cpu_act_grad(ops_act act, float z) {
     }
     return 1.0f;
 }
+// Sum of x and sum of (x - m)^2: float SIMD over blocks of 512, blocks added in double, in
+// order (fast, accurate to about 1e-7 relative, independent of threads).
+#define CPU_NORM_BLOCK 512
+static inline double cpu_sum_f(const float *x, size_t n) {
+    double s = 0.0;
+    for (size_t b = 0; b < n; b += CPU_NORM_BLOCK) {
+        size_t e = b + CPU_NORM_BLOCK < n ? b + CPU_NORM_BLOCK : n;
+        float part = 0.0f;
+#pragma omp simd reduction(+ : part)
+        for (size_t i = b; i < e; i++) part += x[i];
+        s += part;
+    }
+    return s;
+}
+static inline double cpu_sumsq_dev_f(const float *x, size_t n, float m) {
+    double s = 0.0;
+    for (size_t b = 0; b < n; b += CPU_NORM_BLOCK) {
+        size_t e = b + CPU_NORM_BLOCK < n ? b + CPU_NORM_BLOCK : n;
+        float part = 0.0f;
+#pragma omp simd reduction(+ : part)
+        for (size_t i = b; i < e; i++) part += (x[i] - m) * (x[i] - m);
+        s += part;
+    }
+    return s;
+}
+
 // y[i] = act(y[i]) over a row (vectorisable per activation)
 void cpu_act_row(ops_act act, float *y, size_t n);
 

@@ -29,10 +29,7 @@ int cpu_channel_sum(ops_ctx *ctx, float *dbias, const float *dy, int n, int c, i
     int total = n * c, nt = CPU_PLANES(ctx, total, hw);
 #pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
     for (int t = 0; t < total; t++) {
-        const float *p = dy + (size_t)t * hw;
-        double s = 0.0;
-        for (int i = 0; i < hw; i++) s += p[i];
-        dbias[t] += (float)s;
+        dbias[t] += (float)cpu_sum_f(dy + (size_t)t * hw, (size_t)hw);
     }
     return 0;
 }
@@ -112,10 +109,7 @@ int cpu_avgpool_fwd(ops_ctx *ctx, float *y, const float *x, int n, int c, int hw
     int total = n * c, nt = CPU_PLANES(ctx, total, hw);
 #pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
     for (int t = 0; t < total; t++) {
-        const float *p = x + (size_t)t * hw;
-        double s = 0.0;
-        for (int i = 0; i < hw; i++) s += p[i];
-        y[t] = (float)(s / hw);
+        y[t] = (float)(cpu_sum_f(x + (size_t)t * hw, (size_t)hw) / hw);
     }
     return 0;
 }

@@ -12,7 +12,8 @@ int cpu_softmax_fwd(ops_ctx *ctx, float *y, const float *x, int rows, int cols, 
         const float *xr = x + (size_t)r * cols;
         float *yr = y + (size_t)r * cols;
         float mx = scale * xr[0];
-        for (int i = 1; i < cols; i++) mx = fmaxf(mx, scale * xr[i]);
+#pragma omp simd reduction(max : mx)
+        for (int i = 1; i < cols; i++) mx = mx > scale * xr[i] ? mx : scale * xr[i];
         float s = 0.0f;
 #pragma omp simd reduction(+ : s)
         for (int i = 0; i < cols; i++) {
