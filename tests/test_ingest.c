@@ -384,8 +384,9 @@ START_TEST(test_mnist_json) {
                 ck_assert_int_eq(*(int32_t *)lt.data, d);
                 ck_assert_int_eq(t.shape[1], 32);
                 const uint8_t *px = t.data;
-                for (int i = 0; i < 784; i++) {
-                    double v = cJSON_GetArrayItem(data, picks[q] * 784 + i)->valuedouble;
+                const cJSON *item = cJSON_GetArrayItem(data, picks[q] * 784); // a linked list: walk it
+                for (int i = 0; i < 784; i++, item = item->next) {
+                    double v = item->valuedouble;
                     ck_assert_uint_eq(px[(i / 28 + 2) * 32 + i % 28 + 2], (unsigned)floor(v * 255.0 + 0.5));
                 }
                 ts_tensor_free(&t);
@@ -472,7 +473,7 @@ static ts_tensor get_rec(ts_store *s, const char *table, uint64_t i) {
 }
 
 START_TEST(test_cifar_and_imglist) {
-    // CIFAR-10: 3 records in one file, 2 in another, given as --path a --path b
+    // CIFAR-10: 3 records in one file, 2 in another
     FILE *f = fopen(tpath("a.bin"), "wb");
     for (int r = 0; r < 5; r++) {
         if (r == 3) {
@@ -484,7 +485,8 @@ START_TEST(test_cifar_and_imglist) {
     }
     fclose(f);
     const char *out = tpath("cifar.store");
-    const char *args[] = {"--format", "cifar", "--path", tpath("a.bin"), "--path", tpath("b.bin"), "--out", out, NULL};
+    // several files after one --path
+    const char *args[] = {"--format", "cifar", "--path", tpath("a.bin"), tpath("b.bin"), "--out", out, NULL};
     ck_assert_msg(run_ingest(args) == 0, "ingest failed: %s", errbuf);
     ts_store *s = NULL;
     ck_assert_int_eq(ts_open(&s, out, TS_RDONLY), 0);
@@ -718,17 +720,21 @@ END_TEST
 
 Suite *suite_ingest(void) {
     Suite *s = suite_create("ingest");
-    TCase *tc = tcase_create("ingest");
-    tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_set_timeout(tc, 120);
-    tcase_add_test(tc, test_fmnist_test_padded);
-    tcase_add_test(tc, test_fmnist_train_and_resume);
-    tcase_add_test(tc, test_mnist_json);
-    tcase_add_test(tc, test_classes_limit);
-    tcase_add_test(tc, test_cifar_and_imglist);
-    tcase_add_test(tc, test_npy_channels_config);
-    tcase_add_test(tc, test_imglist_resize);
-    tcase_add_test(tc, test_bad_inputs);
-    suite_add_tcase(s, tc);
+    struct {
+        const char *name;
+        const TTest *tests[4];
+    } cases[] = {
+        {"real_data", {test_fmnist_test_padded, test_mnist_json, test_classes_limit, NULL}},
+        {"resume", {test_fmnist_train_and_resume, NULL}},
+        {"formats", {test_cifar_and_imglist, test_npy_channels_config, test_imglist_resize, NULL}},
+        {"bad_input", {test_bad_inputs, NULL}},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        TCase *tc = tcase_create(cases[i].name);
+        tcase_add_checked_fixture(tc, setup, teardown);
+        tcase_set_timeout(tc, 120);
+        for (int k = 0; cases[i].tests[k]; k++) tcase_add_test(tc, cases[i].tests[k]);
+        suite_add_tcase(s, tc);
+    }
     return s;
 }
