@@ -97,6 +97,10 @@ static void forget_tables(ts_store *s, int pending_only, const char *name) {
 // --- read transactions -------------------------------------------------------------------------
 int ts__rd_begin(ts_store *s, MDB_txn **txn) {
     if (s->wtxn) return *txn = s->wtxn, 0;
+    if (s->rd_depth > 0) { // nested (a dictionary looked up while decoding): same snapshot
+        s->rd_depth++;
+        return *txn = s->rtxn, 0;
+    }
     int mrc;
     for (int attempt = 0; attempt < 2; attempt++) {
         if (s->rtxn) mrc = mdb_txn_renew(s->rtxn);
@@ -113,11 +117,12 @@ int ts__rd_begin(ts_store *s, MDB_txn **txn) {
         return ts__lmdb_err(s, mrc, "begin read");
     }
     *txn = s->rtxn;
+    s->rd_depth = 1;
     return 0;
 }
 
 void ts__rd_end(ts_store *s, MDB_txn *txn) {
-    if (txn && txn == s->rtxn) mdb_txn_reset(txn);
+    if (txn && txn == s->rtxn && s->rd_depth > 0 && --s->rd_depth == 0) mdb_txn_reset(txn);
 }
 
 // --- opening -----------------------------------------------------------------------------------
@@ -259,6 +264,7 @@ void ts_close(ts_store *s) {
     if (s->env) mdb_env_close(s->env);
     forget_tables(s, 0, NULL);
     free(s->tabs);
+    ts__dict_free(s);
     ZSTD_freeCCtx(s->cctx);
     ZSTD_freeDCtx(s->dctx);
     free(s->scratch);
@@ -378,7 +384,9 @@ static int list_keys(ts_store *s, MDB_dbi dbi, int skip_meta, char ***names, int
     if (mrc) { rc = ts__lmdb_err(s, mrc, "cursor"); goto fail; }
     MDB_val k, d;
     for (mrc = mdb_cursor_get(cur, &k, &d, MDB_FIRST); !mrc; mrc = mdb_cursor_get(cur, &k, &d, MDB_NEXT)) {
-        if (skip_meta && k.mv_size == strlen(TS_META_TABLE) && !memcmp(k.mv_data, TS_META_TABLE, k.mv_size)) continue;
+        if (skip_meta && ((k.mv_size == strlen(TS_META_TABLE) && !memcmp(k.mv_data, TS_META_TABLE, k.mv_size)) ||
+                          (k.mv_size >= 3 && !memcmp(k.mv_data, "ts.", 3))))
+            continue;
         if (cnt == cap) {
             cap = cap ? 2 * cap : 16;
             char **nv = realloc(v, (size_t)cap * sizeof *nv);

@@ -183,7 +183,8 @@ void ts_abort(ts_store *s);
 int ts_in_write(const ts_store *s);
 
 // --- records ---------------------------------------------------------------------------------
-// Stores tensor `t` under `key` in `table` (created when missing; "meta" is reserved), replacing
+// Stores tensor `t` under `key` in `table` (created when missing; "meta" and names starting with
+// "ts." are reserved), replacing
 // any record there. The codec is a request: a compressed payload that is not smaller than the
 // raw bytes is stored raw (the record says which). SHUFFLE_ZSTD on 1-byte elements is ZSTD.
 // Errors: ERR_USAGE (bad tensor, bad table name, read-only store), ERR_STORE (LMDB, map full),
@@ -224,7 +225,7 @@ int ts_del(ts_store *s, const char *table, const ts_key *key);
 int ts_count(ts_store *s, const char *table, uint64_t *n);
 // 1 when the table exists, 0 when not, negative on error.
 int ts_table_exists(ts_store *s, const char *table);
-// The record tables (not "meta"), sorted by name: *names is a malloc'd array of *n malloc'd
+// The record tables (not "meta" nor the store's own "ts.*" tables), sorted by name: *names is a malloc'd array of *n malloc'd
 // strings; free with ts_names_free.
 int ts_tables(ts_store *s, char ***names, int *n);
 void ts_names_free(char **names, int n);
@@ -260,6 +261,21 @@ typedef struct {
 
 // Environment statistics.
 int ts_env_stat(ts_store *s, ts_env_info *st);
+
+// --- zstd dictionaries -----------------------------------------------------------------------
+// Tables of many small records compress much better with a shared zstd dictionary.
+// ts_dict_train trains one (about dict_bytes; 0 = 32 KiB) from up to max_samples records of
+// `table` (0 = 4000; evenly spaced in key order, decoded and, for records stored SHUFFLE_ZSTD,
+// shuffled as that codec sees them), stores it in the store and makes it the table's dictionary:
+// later ZSTD and SHUFFLE_ZSTD puts into the table on any handle opened afterwards (and on this
+// one) compress with it. Records written before keep their encoding; every zstd frame names its
+// dictionary, so readers need nothing. Joins the open batch (or commits on its own). The id of
+// the new dictionary goes to *id (may be NULL). Errors: ERR_NOTFOUND (no table), ERR_INPUT (too
+// few or too small records to train on: the table simply keeps no dictionary), ERR_USAGE
+// (read-only), ERR_STORE, ERR_NOMEM.
+int ts_dict_train(ts_store *s, const char *table, size_t max_samples, size_t dict_bytes, uint32_t *id);
+// The id of the table's active dictionary into *id (0 when none). ERR_* on failure.
+int ts_dict_id(ts_store *s, const char *table, uint32_t *id);
 
 // --- meta: text values -----------------------------------------------------------------------
 // Sets meta[key] = text (UTF-8, any length; key 1..TS_KEY_MAX bytes). Joins the open batch.

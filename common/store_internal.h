@@ -14,11 +14,26 @@
 #define TS_FORMAT_KEY "ts.format"
 #define TS_FORMAT_TEXT "diffood-tensor-store 1"
 
+#define TS_DICT_TABLE "ts.dict" // zstd dictionaries: "TABLE\0" + id (BE u32) -> dictionary bytes;
+                                // "TABLE" -> id of the table's active dictionary (BE u32)
+
 typedef struct {
     char *name;
     MDB_dbi dbi;
     int pending; // opened in the open batch: LMDB closes it when the batch aborts
 } ts_table_ent;
+
+typedef struct {      // per handle: a table's compression dictionary for puts
+    char *table;
+    uint32_t id;      // 0: the table has none
+    ZSTD_CDict *cdict;
+} ts_cdict_ent;
+
+typedef struct {      // per handle: decompression dictionaries by (table, id)
+    char *table;
+    uint32_t id;
+    ZSTD_DDict *ddict;
+} ts_ddict_ent;
 
 struct ts_store {
     char *path;
@@ -26,6 +41,7 @@ struct ts_store {
     unsigned flags;
     MDB_txn *wtxn;     // the open batch, or NULL
     MDB_txn *rtxn;     // reusable read transaction (reset when idle)
+    int rd_depth;      // nesting of ts__rd_begin on rtxn (0: reset)
     int ncursors;      // open cursors (the map is not resized while any is open)
     ts_table_ent *tabs;
     int ntabs, captabs;
@@ -36,6 +52,10 @@ struct ts_store {
     size_t scratch_cap;
     uint8_t *scratch2;
     size_t scratch2_cap;
+    ts_cdict_ent *cdicts;
+    int ncdicts;
+    ts_ddict_ent *ddicts;
+    int nddicts;
 };
 
 struct ts_cursor {
@@ -61,6 +81,15 @@ int ts__dbi(ts_store *s, const char *table, int create, MDB_dbi *dbi);
 // Grows a scratch buffer (which = 1 or 2) to at least n bytes. ERR_NOMEM.
 int ts__scratch(ts_store *s, int which, size_t n);
 
+// --- store_dict.c ------------------------------------------------------------------------------
+// The compression dictionary for puts into `table` (NULL when it has none). ERR_* on failure.
+int ts__cdict(ts_store *s, const char *table, ZSTD_CDict **cdict);
+// The decompression dictionary `id` of `table`; ERR_CORRUPT (naming the key via the caller's
+// prefix) when the store has no such dictionary.
+int ts__ddict(ts_store *s, const char *table, uint32_t id, ZSTD_DDict **ddict);
+// Frees the dictionary caches.
+void ts__dict_free(ts_store *s);
+
 // --- store_record.c ----------------------------------------------------------------------------
 // Parses and sanity-checks a record header of a value of vlen bytes. 0, or -1 with the reason in
 // why (cap bytes).
@@ -78,6 +107,8 @@ int ts__rec_put(ts_store *s, MDB_txn *txn, MDB_dbi dbi, const char *table, const
                 const ts_tensor *t, ts_codec codec, int *mrc);
 // The key kind remembered by a record value (TS_KEY_RAW when unreadable).
 ts_key_kind ts__rec_key_kind(const MDB_val *val);
+// Byte-shuffles n elements of es bytes (src -> dst), as SHUFFLE_ZSTD does before compressing.
+void ts__shuffle(uint8_t *dst, const uint8_t *src, size_t n, size_t es);
 // Fills a ts_key from an LMDB key and a record value.
 void ts__key_from(ts_key *k, const MDB_val *key, const MDB_val *val);
 

@@ -118,7 +118,7 @@ int ts__rec_info(ts_store *s, const char *table, const MDB_val *key, const MDB_v
 }
 
 // --- codecs ------------------------------------------------------------------------------------
-static void shuffle(uint8_t *dst, const uint8_t *src, size_t n, size_t es) {
+void ts__shuffle(uint8_t *dst, const uint8_t *src, size_t n, size_t es) {
     if (es == 4) {
         for (size_t i = 0; i < n; i++) {
             dst[i] = src[4 * i];
@@ -167,6 +167,7 @@ int ts__rec_decode(ts_store *s, const char *table, const MDB_val *key, const MDB
     }
     const uint8_t *payload = (const uint8_t *)val->mv_data + TS_REC_HEADER;
     const char *why = NULL;
+    char dwhy[160];
     if (info.codec == TS_CODEC_RAW) {
         memcpy(dst, payload, raw);
     } else {
@@ -175,14 +176,25 @@ int ts__rec_decode(ts_store *s, const char *table, const MDB_val *key, const MDB
             if ((rc = ts__scratch(s, 2, raw)) < 0) goto fail;
             z = s->scratch2;
         }
-        size_t got = ZSTD_decompressDCtx(s->dctx, z, raw, payload, (size_t)info.stored_len);
-        if (ZSTD_isError(got)) why = ZSTD_getErrorName(got);
+        unsigned dict_id = ZSTD_getDictID_fromFrame(payload, (size_t)info.stored_len);
+        ZSTD_DDict *ddict = NULL;
+        size_t got = 0;
+        if (dict_id && (rc = ts__ddict(s, table, dict_id, &ddict)) < 0) {
+            if (rc != ERR_CORRUPT) goto fail;
+            snprintf(dwhy, sizeof dwhy, "%s", err_msg());
+            why = dwhy;
+        } else if (ddict)
+            got = ZSTD_decompress_usingDDict(s->dctx, z, raw, payload, (size_t)info.stored_len, ddict);
+        else
+            got = ZSTD_decompressDCtx(s->dctx, z, raw, payload, (size_t)info.stored_len);
+        if (why) { // reported below
+        } else if (ZSTD_isError(got)) why = ZSTD_getErrorName(got);
         else if (got != raw) why = "decompressed length mismatch";
         else if (info.codec == TS_CODEC_SHUFFLE_ZSTD) unshuffle(dst, z, raw / es, es);
     }
     if (!why && hash_xxh64(dst, raw, 0) != info.checksum) why = "checksum mismatch";
     if (why) {
-        char msg[160];
+        char msg[256];
         snprintf(msg, sizeof msg, "corrupt record: %s", why);
         rc = corrupt(s, table, key, val, ERR_CORRUPT, msg);
         goto fail;
@@ -220,12 +232,15 @@ int ts__rec_put(ts_store *s, MDB_txn *txn, MDB_dbi dbi, const char *table, const
         const uint8_t *src = t->data;
         if (codec == TS_CODEC_SHUFFLE_ZSTD) {
             ERR_TRY(ts__scratch(s, 2, t->nbytes));
-            shuffle(s->scratch2, src, t->nbytes / es, es);
+            ts__shuffle(s->scratch2, src, t->nbytes / es, es);
             src = s->scratch2;
         }
         size_t bound = ZSTD_compressBound(t->nbytes);
         ERR_TRY(ts__scratch(s, 1, bound));
-        size_t z = ZSTD_compressCCtx(s->cctx, s->scratch, bound, src, t->nbytes, s->zlevel);
+        ZSTD_CDict *cdict;
+        ERR_TRY(ts__cdict(s, table, &cdict));
+        size_t z = cdict ? ZSTD_compress_usingCDict(s->cctx, s->scratch, bound, src, t->nbytes, cdict)
+                         : ZSTD_compressCCtx(s->cctx, s->scratch, bound, src, t->nbytes, s->zlevel);
         ERR_IF(ZSTD_isError(z), ERR_INTERNAL, "store %s: table '%s' key %s: zstd: %s", s->path, table,
                ts_key_format(key, kb, sizeof kb), ZSTD_getErrorName(z));
         if (z < t->nbytes) {
@@ -255,6 +270,8 @@ int ts__rec_put(ts_store *s, MDB_txn *txn, MDB_dbi dbi, const char *table, const
 static int check_table(ts_store *s, const char *table) {
     ERR_IF(!strcmp(table, TS_META_TABLE), ERR_USAGE, "store %s: 'meta' holds text, not records (use ts_meta_*)",
            s->path);
+    ERR_IF(!strncmp(table, "ts.", 3), ERR_USAGE, "store %s: table names starting with 'ts.' are reserved ('%s')",
+           s->path, table);
     return 0;
 }
 

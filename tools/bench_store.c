@@ -1,8 +1,9 @@
 // bench-store: throughput of the tensor store against plain NPY files on realistic tables:
 // 60000 uint8 1x28x28 images (real Fashion-MNIST when installed, else synthetic) and 60000
 // float32 512-vectors shaped like ReLU features (non-negative, about half zeros). For each codec
-// it writes the table in batches, reads it back in key order through a cursor and by random keys
-// (ts_get_into), and writes/reads the same bytes as one NPY file. Prints MB/s (of raw bytes) and
+// (and zstd, shuffle-zstd with a dictionary trained on the first batch) it writes the table in
+// batches, reads it back in key order through a cursor and by random keys (ts_get_into), and
+// writes/reads the same bytes as one NPY file. Prints MB/s (of raw bytes) and
 // the compression ratio. Reads are from the page cache (the files were just written). "scan/cpu"
 // divides by the process's CPU time instead of wall time (stable on a shared machine).
 #include <inttypes.h>
@@ -69,14 +70,14 @@ typedef struct {
     uint64_t file_bytes;
 } result;
 
-static int bench_store(const char *dir, const table_spec *t, ts_codec codec, int batch, result *r) {
+static int bench_store(const char *dir, const table_spec *t, ts_codec codec, int dict, int batch, result *r) {
     char path[4096];
     int rc = 0;
     ts_store *s = NULL;
     ts_cursor *c = NULL;
     void *buf = malloc(t->rec_bytes);
     ERR_IF(!buf, ERR_NOMEM, "out of memory");
-    snprintf(path, sizeof path, "%s/%s-%s.store", dir, t->name, ts_codec_name(codec));
+    snprintf(path, sizeof path, "%s/%s-%s%s.store", dir, t->name, ts_codec_name(codec), dict ? "-dict" : "");
     char cmd[4200];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", path);
     if (system(cmd) != 0) {}
@@ -92,6 +93,7 @@ static int bench_store(const char *dir, const table_spec *t, ts_codec codec, int
         ERR_GOTO(rc, ts_put(s, t->name, &k, &x, codec));
         if ((i + 1) % batch == 0 || i + 1 == t->n) {
             ERR_GOTO(rc, ts_commit(s));
+            if (dict && i + 1 == batch) ERR_GOTO(rc, ts_dict_train(s, t->name, 0, 0, NULL));
             if (i + 1 < t->n) ERR_GOTO(rc, ts_begin_write(s));
         }
     }
@@ -219,18 +221,23 @@ int main(int argc, char **argv) {
     }
     printf("bench-store: %ld records per table, images: %s; %s\n", n, real ? images : "synthetic",
            "MB/s of raw bytes (1 MB = 1e6 B); reads from the page cache");
-    printf("%-8s %-18s %8s %8s %8s %9s %8s %12s\n", "table", "path", "write", "scan", "get", "scan/cpu", "ratio",
+    printf("%-8s %-23s %8s %8s %8s %9s %8s %12s\n", "table", "path", "write", "scan", "get", "scan/cpu", "ratio",
            "file bytes");
     for (int i = 0; i < 2; i++) {
         result r = {0};
-        for (int c = 0; c < TS_CODEC_COUNT; c++) {
-            ERR_GOTO(rc, bench_store(tmpl, &tabs[i], (ts_codec)c, (int)batch, &r));
-            printf("%-8s store %-12s %8.1f %8.1f %8.1f %9.1f %7.2fx %12" PRIu64 "\n", tabs[i].name,
-                   ts_codec_name((ts_codec)c), r.write_mbs, r.scan_mbs, r.get_mbs, r.scan_cpu_mbs, r.ratio, r.file_bytes);
+        for (int c = 0; c < TS_CODEC_COUNT + 2; c++) {
+            // the codecs, then zstd and shuffle-zstd with a dictionary trained on the first batch
+            ts_codec codec = c < TS_CODEC_COUNT ? (ts_codec)c : (ts_codec)(c - TS_CODEC_COUNT + 1);
+            int dict = c >= TS_CODEC_COUNT;
+            ERR_GOTO(rc, bench_store(tmpl, &tabs[i], codec, dict, (int)batch, &r));
+            char label[32];
+            snprintf(label, sizeof label, "%s%s", ts_codec_name(codec), dict ? "+dict" : "");
+            printf("%-8s store %-17s %8.1f %8.1f %8.1f %9.1f %7.2fx %12" PRIu64 "\n", tabs[i].name, label,
+                   r.write_mbs, r.scan_mbs, r.get_mbs, r.scan_cpu_mbs, r.ratio, r.file_bytes);
             fflush(stdout);
         }
         ERR_GOTO(rc, bench_npy(tmpl, &tabs[i], &r));
-        printf("%-8s %-18s %8.1f %8.1f %8s %9.1f %7.2fx %12" PRIu64 "\n", tabs[i].name, "npy file", r.write_mbs,
+        printf("%-8s %-23s %8.1f %8.1f %8s %9.1f %7.2fx %12" PRIu64 "\n", tabs[i].name, "npy file", r.write_mbs,
                r.scan_mbs, "-", r.scan_cpu_mbs, r.ratio, r.file_bytes);
     }
 fail:

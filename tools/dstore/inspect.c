@@ -163,6 +163,13 @@ int dst_info(int argc, char **argv) {
         cJSON_AddNumberToObject(o, "stored_bytes", (double)t.stored);
         cJSON_AddNumberToObject(o, "ratio", ratio);
         cJSON_AddStringToObject(o, "codecs", codecs);
+        uint32_t dict_id;
+        ERR_GOTO(rc, ts_dict_id(s, names[i], &dict_id));
+        if (dict_id) {
+            size_t cl = strlen(codecs);
+            snprintf(codecs + cl, sizeof codecs - cl, "+dict");
+            cJSON_AddNumberToObject(o, "dictionary", dict_id);
+        }
         cJSON_AddNumberToObject(o, "lmdb_depth", st.depth);
         cJSON_AddNumberToObject(o, "lmdb_branch_pages", (double)st.branch_pages);
         cJSON_AddNumberToObject(o, "lmdb_leaf_pages", (double)st.leaf_pages);

@@ -132,8 +132,9 @@ int dst_import(int argc, char **argv) {
         {"codec", "C", 0, "raw, zstd or shuffle-zstd (default zstd)"},
         {"batch", "N", 0, "records per commit (default 1000)"},
         {"force", NULL, 0, "replace TABLE when it exists"},
+        {"dict", NULL, 0, "train a zstd dictionary on the first batch, then compress the rest with it"},
         {0}};
-    static const cli_spec spec = {"dstore import", "STORE TABLE --npy FILE [--codec C] [--force]",
+    static const cli_spec spec = {"dstore import", "STORE TABLE --npy FILE [--codec C] [--batch N] [--dict] [--force]",
                                   "Stores each slice along axis 0 of an NPY array as one record of TABLE, keys 0..N-1 "
                                   "(the store is created when missing).",
                                   opts, 0, 2, 2};
@@ -177,6 +178,12 @@ int dst_import(int argc, char **argv) {
         ERR_GOTO(rc, ts_put(s, table, &k, &t, codec));
         if ((i + 1) % batch == 0) {
             ERR_GOTO(rc, ts_commit(s));
+            if (i + 1 == batch && cli_has(a, "dict") && codec != TS_CODEC_RAW) {
+                rc = ts_dict_train(s, table, 0, 0, NULL);
+                if (rc == ERR_INPUT) fprintf(stderr, "dstore import: no dictionary: %s\n", err_msg());
+                else if (rc < 0) goto fail;
+                rc = 0;
+            }
             ERR_GOTO(rc, ts_begin_write(s));
         }
     }
