@@ -100,6 +100,12 @@ START_TEST(test_import_export_numpy) {
     ck_assert_int_eq(*(int32_t *)t.data, 9);
     ts_tensor_free(&t);
     ts_close(s);
+    // with a dictionary trained on the first batch
+    ck_assert_int_eq(sh("$DS import sd feature --npy feat.npy --dict --batch 10 && $DS info sd && $DS verify sd && "
+                        "$DS export sd feature --npy d_feat.npy && $PY -c \"import numpy as np\n"
+                        "assert np.array_equal(np.load('feat.npy'), np.load('d_feat.npy'), equal_nan=True)\""),
+                     0);
+    HAS("zstd+dict");
     // importing into an existing table needs --force
     ck_assert_int_eq(sh("$DS import s0 label --npy lab.npy"), 2);
     HAS("--force");
