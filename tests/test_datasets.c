@@ -196,6 +196,27 @@ START_TEST(test_mnistjson_783) {
     fclose(f);
     ck_assert_int_eq(mnistjson_read_dir(&s, tdir), ERR_INPUT);
     ck_assert_ptr_nonnull(strstr(err_msg(), "value 5"));
+    // anything but {"data": [numbers]} is refused
+    const char *bad[] = {"{\"data\":[0],\"x\":1}", "{\"data\":[0,]}", "{\"data\":[01]}", "[0]", "{\"data\":[0]} x",
+                         "{\"data\":[\"0\"]}"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        f = fopen(tpath("3.json"), "w");
+        fputs(bad[i], f);
+        fclose(f);
+        ck_assert_msg(mnistjson_read_file(&s, tpath("3.json"), 3) == ERR_INPUT, "accepted %s", bad[i]);
+        ck_assert_ptr_nonnull(strstr(err_msg(), "3.json"));
+    }
+    f = fopen(tpath("3.json"), "w");
+    fputs(" {\n \"data\" : [ 0.5 , 1e-3, 1.0E0", f);
+    for (int i = 3; i < 784; i++) fputs(",0", f);
+    fputs("] }\n", f);
+    fclose(f);
+    ck_assert_int_eq(mnistjson_read_file(&s, tpath("3.json"), 3), 0);
+    ck_assert_uint_eq(s.pixels[0], 128); // lround(127.5)
+    ck_assert_uint_eq(s.pixels[1], 0);
+    ck_assert_uint_eq(s.pixels[2], 255);
+    ck_assert_int_eq(s.labels[0], 3);
+    ds_images_free(&s);
 }
 END_TEST
 
