@@ -66,8 +66,7 @@ int ts__dbi(ts_store *s, const char *table, int create, MDB_dbi *dbi) {
     } else {
         if (create) return err_set(ERR_INTERNAL, "store %s: table '%s' created outside a write", s->path, table);
         MDB_txn *txn;
-        mrc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn);
-        if (mrc) return ts__lmdb_err(s, mrc, "begin read");
+        ERR_TRY(ts__txn_begin_rd(s, &txn));
         mrc = mdb_dbi_open(txn, table, 0, &d);
         if (mrc) mdb_txn_abort(txn);
         else mrc = mdb_txn_commit(txn); // keeps the handle
@@ -95,6 +94,21 @@ static void forget_tables(ts_store *s, int pending_only, const char *name) {
 }
 
 // --- read transactions -------------------------------------------------------------------------
+int ts__txn_begin_rd(ts_store *s, MDB_txn **txn) {
+    int mrc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, txn);
+    if (mrc == MDB_MAP_RESIZED && !s->ncursors && s->rd_depth == 0 && !s->wtxn) {
+        // another process grew the map: adopt its size (no transaction of ours may be open)
+        if (s->rtxn) { mdb_txn_abort(s->rtxn); s->rtxn = NULL; }
+        mdb_env_set_mapsize(s->env, 0);
+        mrc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, txn);
+    }
+    if (mrc) {
+        *txn = NULL;
+        return ts__lmdb_err(s, mrc, "begin read");
+    }
+    return 0;
+}
+
 int ts__rd_begin(ts_store *s, MDB_txn **txn) {
     if (s->wtxn) return *txn = s->wtxn, 0;
     if (s->rd_depth > 0) { // nested (a dictionary looked up while decoding): same snapshot
@@ -131,8 +145,7 @@ static int check_format(ts_store *s, int may_init) {
     MDB_txn *txn = NULL;
     MDB_dbi main_dbi, meta;
     MDB_stat st;
-    mrc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn);
-    if (mrc) return ts__lmdb_err(s, mrc, "begin read");
+    ERR_TRY(ts__txn_begin_rd(s, &txn));
     mrc = mdb_dbi_open(txn, NULL, 0, &main_dbi);
     if (!mrc) mrc = mdb_stat(txn, main_dbi, &st);
     if (mrc) { rc = ts__lmdb_err(s, mrc, "main database"); goto fail; }

@@ -18,8 +18,7 @@ int ts_cursor_open(ts_store *s, const char *table, ts_cursor **out) {
     ERR_GOTO_IF(rc, !c->table, ERR_NOMEM, "store %s: out of memory", s->path);
     if (s->wtxn) c->txn = s->wtxn;
     else {
-        mrc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &c->txn);
-        if (mrc) { c->txn = NULL; rc = ts__lmdb_err(s, mrc, "begin read"); goto fail; }
+        ERR_GOTO(rc, ts__txn_begin_rd(s, &c->txn));
         c->own_txn = 1;
     }
     mrc = mdb_cursor_open(c->txn, dbi, &c->cur);

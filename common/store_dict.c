@@ -56,10 +56,7 @@ static int dict_read(ts_store *s, const char *table, uint32_t id, int want_activ
     if (rc < 0) return rc;
     // Outside a batch: a fresh read transaction, begun after the handle exists (this may run
     // while the store's reusable read transaction decodes a record). Dictionaries never change.
-    if (!txn) {
-        int mrc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn);
-        if (mrc) return ts__lmdb_err(s, mrc, "begin read");
-    }
+    if (!txn) ERR_TRY(ts__txn_begin_rd(s, &txn));
     uint8_t kb[TS_KEY_MAX + 8];
     MDB_val k, v;
     if (want_active) k = (MDB_val){strlen(table), (void *)table};

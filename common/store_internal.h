@@ -72,6 +72,8 @@ struct ts_cursor {
 // --- store.c -----------------------------------------------------------------------------------
 // LMDB status -> err code with a message "store PATH: WHAT: lmdb error".
 int ts__lmdb_err(ts_store *s, int mrc, const char *what);
+// Begins a fresh read-only transaction (adopting a map grown by another process when it can).
+int ts__txn_begin_rd(ts_store *s, MDB_txn **txn);
 // A read transaction: the batch when open, else the reusable one (renewed). Pair with ts__rd_end.
 int ts__rd_begin(ts_store *s, MDB_txn **txn);
 void ts__rd_end(ts_store *s, MDB_txn *txn);

@@ -373,6 +373,69 @@ START_TEST(test_reader_during_writes) {
 }
 END_TEST
 
+// A reader opened before another process grows the map keeps reading.
+START_TEST(test_reader_after_growth) {
+    char path[300];
+    snprintf(path, sizeof path, "%s/g", tdir);
+    setenv("DIFFOOD_STORE_MAPSIZE", "1048576", 1);
+    ts_store *s;
+    ck_assert_int_eq(ts_open(&s, path, TS_CREATE | TS_NOSYNC), 0);
+    put_pattern(s, "x", 0, 1000, TS_CODEC_RAW);
+    ts_close(s);
+    ck_assert_int_eq(ts_open(&s, path, TS_RDONLY), 0);
+    ts_key k;
+    ts_tensor t;
+    ts_key_u64(&k, 0);
+    ck_assert_int_eq(ts_get(s, "x", &k, &t), 0);
+    ts_tensor_free(&t);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) { // 8 MB through a 1 MiB map
+        ts_store *w;
+        if (ts_open(&w, path, TS_NOSYNC) < 0) _exit(10);
+        for (uint64_t i = 1; i <= 160; i++) {
+            if (i % 4 == 1 && ts_begin_write(w) < 0) _exit(11);
+            uint8_t *buf = malloc(50000);
+            pattern(buf, 50000, i, 0);
+            int64_t shape[1] = {50000};
+            ts_tensor x;
+            ts_tensor_init(&x, TS_U8, 1, shape, buf);
+            ts_key kk;
+            ts_key_u64(&kk, i);
+            if (ts_put(w, "x", &kk, &x, TS_CODEC_RAW) < 0) _exit(12);
+            free(buf);
+            if (i % 4 == 0 && ts_commit(w) < 0) _exit(13);
+        }
+        ts_close(w);
+        _exit(0);
+    }
+    int status;
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    unsetenv("DIFFOOD_STORE_MAPSIZE");
+    uint8_t want[50000];
+    for (uint64_t i = 1; i <= 160; i += 53) {
+        ts_key_u64(&k, i);
+        int rc = ts_get(s, "x", &k, &t);
+        ck_assert_msg(rc == 0, "%s", err_msg());
+        pattern(want, 50000, i, 0);
+        ck_assert_int_eq(memcmp(t.data, want, 50000), 0);
+        ts_tensor_free(&t);
+    }
+    ts_cursor *c;
+    ck_assert_int_eq(ts_cursor_open(s, "x", &c), 0);
+    int n = 0;
+    while (ts_cursor_next(c, NULL) == 1) {
+        ck_assert_int_eq(ts_cursor_get(c, &t, NULL, 0), 0);
+        ts_tensor_free(&t);
+        n++;
+    }
+    ck_assert_int_eq(n, 161);
+    ts_cursor_close(c);
+    ts_close(s);
+}
+END_TEST
+
 Suite *suite_store_fault(void) {
     Suite *s = suite_create("store_fault");
     TCase *tc = tcase_create("store_fault");
@@ -382,6 +445,7 @@ Suite *suite_store_fault(void) {
     tcase_add_test(tc, test_flipped_compressed);
     tcase_add_test(tc, test_kill_writer);
     tcase_add_test(tc, test_reader_during_writes);
+    tcase_add_test(tc, test_reader_after_growth);
     suite_add_tcase(s, tc);
     return s;
 }
