@@ -191,6 +191,23 @@ fail:
     return rc;
 }
 
+// mkdir -p: creates path and its missing parents.
+static int mkdir_parents(const char *path) {
+    char buf[4096];
+    size_t n = strlen(path);
+    ERR_IF(n == 0 || n >= sizeof buf, ERR_USAGE, "store '%s': bad path", path);
+    memcpy(buf, path, n + 1);
+    for (size_t i = 1; i <= n; i++) {
+        if (buf[i] != '/' && buf[i] != 0) continue;
+        char c = buf[i];
+        buf[i] = 0;
+        if (mkdir(buf, 0777) != 0 && errno != EEXIST)
+            return err_set(ERR_IO, "store %s: cannot create directory %s: %s", path, buf, strerror(errno));
+        buf[i] = c;
+    }
+    return 0;
+}
+
 int ts_open(ts_store **out, const char *path, unsigned flags) {
     int rc = 0, mrc;
     *out = NULL;
@@ -199,7 +216,7 @@ int ts_open(ts_store **out, const char *path, unsigned flags) {
     if (stat(path, &st) != 0) {
         if (errno != ENOENT) return err_set(ERR_IO, "store %s: %s", path, strerror(errno));
         if (!(flags & TS_CREATE)) return err_set(ERR_NOTFOUND, "store %s: no such store (missing directory)", path);
-        if (mkdir(path, 0777) != 0) return err_set(ERR_IO, "store %s: cannot create directory: %s", path, strerror(errno));
+        ERR_TRY(mkdir_parents(path));
     } else if (!S_ISDIR(st.st_mode)) {
         return err_set(ERR_INPUT, "store %s: not a store (a store is a directory; this is a file)", path);
     }

@@ -187,6 +187,23 @@ START_TEST(test_roundtrip_all) {
 }
 END_TEST
 
+START_TEST(test_create_parents) {
+    char path[300];
+    sub(path, sizeof path, "runs/deep/x.store");
+    ts_store *s;
+    ck_assert_int_eq(ts_open(&s, path, TS_CREATE | TS_NOSYNC), 0);
+    ts_close(s);
+    ck_assert_int_eq(ts_open(&s, path, TS_RDONLY), 0);
+    ts_close(s);
+    sub(path, sizeof path, "file");
+    FILE *f = fopen(path, "w");
+    fclose(f);
+    sub(path, sizeof path, "file/x.store");
+    ck_assert_int_eq(ts_open(&s, path, TS_CREATE), ERR_IO);
+    ck_assert_ptr_nonnull(strstr(err_msg(), path));
+}
+END_TEST
+
 START_TEST(test_shuffle_helps_floats) {
     char path[300];
     sub(path, sizeof path, "sh");
@@ -437,139 +454,6 @@ START_TEST(test_open_errors) {
 }
 END_TEST
 
-START_TEST(test_map_growth) {
-    char path[300];
-    sub(path, sizeof path, "grow");
-    setenv("DIFFOOD_STORE_MAPSIZE", "1048576", 1); // a 1 MiB map to start with
-    ts_store *s;
-    ck_assert_int_eq(ts_open(&s, path, TS_CREATE | TS_NOSYNC), 0);
-    int64_t shape[1] = {50000};
-    ts_tensor t;
-    ck_assert_int_eq(ts_tensor_alloc(&t, TS_U8, 1, shape), 0);
-    for (uint64_t i = 0; i < 200; i++) { // 10 MB in batches of 4 records and lone puts
-        memset(t.data, (int)i, t.nbytes);
-        ts_key k;
-        ts_key_u64(&k, i);
-        if (i % 8 == 0) ck_assert_int_eq(ts_begin_write(s), 0);
-        ck_assert_int_eq(ts_put(s, "x", &k, &t, TS_CODEC_RAW), 0);
-        if (i % 8 == 3) ck_assert_int_eq(ts_commit(s), 0);
-    }
-    ts_env_info env;
-    ck_assert_int_eq(ts_env_stat(s, &env), 0);
-    ck_assert_uint_ge(env.map_size, 10u << 20);
-    ts_close(s);
-    unsetenv("DIFFOOD_STORE_MAPSIZE");
-    ck_assert_int_eq(ts_open(&s, path, TS_RDONLY), 0);
-    uint64_t n;
-    ck_assert_int_eq(ts_count(s, "x", &n), 0);
-    ck_assert_uint_eq(n, 200);
-    ts_key k;
-    ts_key_u64(&k, 199);
-    ts_tensor g;
-    ck_assert_int_eq(ts_get(s, "x", &k, &g), 0);
-    ck_assert_uint_eq(((uint8_t *)g.data)[49999], 199);
-    ts_tensor_free(&g);
-    ts_close(s);
-    // one batch larger than the whole map: a clear error, nothing half-written
-    sub(path, sizeof path, "full");
-    setenv("DIFFOOD_STORE_MAPSIZE", "1048576", 1);
-    ck_assert_int_eq(ts_open(&s, path, TS_CREATE | TS_NOSYNC), 0);
-    unsetenv("DIFFOOD_STORE_MAPSIZE");
-    ck_assert_int_eq(ts_begin_write(s), 0);
-    int rc = 0;
-    for (uint64_t i = 0; i < 100 && rc == 0; i++) {
-        ts_key_u64(&k, i);
-        rc = ts_put(s, "x", &k, &t, TS_CODEC_RAW);
-    }
-    ck_assert_int_eq(rc, ERR_STORE);
-    ck_assert_ptr_nonnull(strstr(err_msg(), "smaller batches"));
-    ts_abort(s);
-    ck_assert_int_eq(ts_table_exists(s, "x"), 0);
-    ts_tensor_free(&t);
-    ts_close(s);
-}
-END_TEST
-
-START_TEST(test_dictionary) {
-    char path[300];
-    sub(path, sizeof path, "dict");
-    ts_store *s;
-    ck_assert_int_eq(ts_open(&s, path, TS_CREATE | TS_NOSYNC), 0);
-    // small records alike in structure: 600 "images" of 256 bytes with a common background
-    int64_t shape[2] = {16, 16};
-    uint8_t img[256];
-    ts_tensor t;
-    ck_assert_int_eq(ts_tensor_init(&t, TS_U8, 2, shape, img), 0);
-    srand(3);
-    ck_assert_int_eq(ts_begin_write(s), 0);
-    for (uint64_t i = 0; i < 600; i++) {
-        for (int j = 0; j < 256; j++) img[j] = (uint8_t)((j % 16 > 3 && j % 16 < 12 && j / 16 > 2) ? 100 + j % 7 * 20 + rand() % 4 : 0);
-        ts_key k;
-        ts_key_u64(&k, i);
-        ck_assert_int_eq(ts_put(s, "image", &k, &t, TS_CODEC_ZSTD), 0);
-        if (i == 299) { // train on the first half, then write the rest with the dictionary
-            ck_assert_int_eq(ts_commit(s), 0);
-            uint32_t none;
-            ck_assert_int_eq(ts_dict_id(s, "image", &none), 0);
-            ck_assert_uint_eq(none, 0);
-            uint32_t id;
-            ck_assert_int_eq(ts_dict_train(s, "image", 0, 4096, &id), 0);
-            ck_assert_uint_ne(id, 0);
-            uint32_t active;
-            ck_assert_int_eq(ts_dict_id(s, "image", &active), 0);
-            ck_assert_uint_eq(active, id);
-            ck_assert_int_eq(ts_begin_write(s), 0);
-        }
-    }
-    ck_assert_int_eq(ts_commit(s), 0);
-    char **names;
-    int n;
-    ck_assert_int_eq(ts_tables(s, &names, &n), 0);
-    ck_assert_int_eq(n, 1); // the dictionary table is hidden
-    ts_names_free(names, n);
-    ck_assert_int_eq(ts_put(s, "ts.dict", NULL, &t, TS_CODEC_RAW), ERR_USAGE);
-    ts_close(s);
-    // a fresh handle reads both halves; the second half is smaller
-    ck_assert_int_eq(ts_open(&s, path, TS_RDONLY), 0);
-    uint64_t before = 0, after = 0;
-    srand(3);
-    for (uint64_t i = 0; i < 600; i++) {
-        for (int j = 0; j < 256; j++) img[j] = (uint8_t)((j % 16 > 3 && j % 16 < 12 && j / 16 > 2) ? 100 + j % 7 * 20 + rand() % 4 : 0);
-        ts_key k;
-        ts_key_u64(&k, i);
-        ts_tensor g;
-        int grc = ts_get(s, "image", &k, &g);
-        ck_assert_msg(grc == 0, "key %d: %s", (int)i, err_msg());
-        ck_assert_int_eq(memcmp(g.data, img, 256), 0);
-        ts_tensor_free(&g);
-        ts_record_info info;
-        ck_assert_int_eq(ts_get_info(s, "image", &k, &info), 0);
-        if (i < 300) before += info.stored_len;
-        else after += info.stored_len;
-    }
-    ck_assert_uint_lt(after * 10, before * 8); // at least 20% smaller with the dictionary
-    // cursors decode with the dictionary too
-    ts_cursor *c;
-    ck_assert_int_eq(ts_cursor_open(s, "image", &c), 0);
-    ts_key k;
-    ts_key_u64(&k, 450);
-    ck_assert_int_eq(ts_cursor_seek(c, &k), 1);
-    ts_tensor g;
-    ck_assert_int_eq(ts_cursor_get(c, &g, NULL, 0), 0);
-    ts_tensor_free(&g);
-    ts_cursor_close(c);
-    ts_close(s);
-    // too few records to train
-    sub(path, sizeof path, "dict2");
-    ck_assert_int_eq(ts_open(&s, path, TS_CREATE | TS_NOSYNC), 0);
-    ts_key_u64(&k, 0);
-    ck_assert_int_eq(ts_put(s, "x", &k, &t, TS_CODEC_ZSTD), 0);
-    ck_assert_int_eq(ts_dict_train(s, "x", 0, 0, NULL), ERR_INPUT);
-    ck_assert_int_eq(ts_dict_train(s, "nosuch", 0, 0, NULL), ERR_NOTFOUND);
-    ts_close(s);
-}
-END_TEST
-
 Suite *suite_store(void) {
     Suite *s = suite_create("store");
     TCase *tc = tcase_create("store");
@@ -580,11 +464,10 @@ Suite *suite_store(void) {
     tcase_add_test(tc, test_keys);
     tcase_add_test(tc, test_roundtrip_all);
     tcase_add_test(tc, test_shuffle_helps_floats);
+    tcase_add_test(tc, test_create_parents);
     tcase_add_test(tc, test_meta_tables_cursor);
     tcase_add_test(tc, test_string_keys_big_records);
     tcase_add_test(tc, test_open_errors);
-    tcase_add_test(tc, test_map_growth);
-    tcase_add_test(tc, test_dictionary);
     suite_add_tcase(s, tc);
     return s;
 }

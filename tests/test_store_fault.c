@@ -373,6 +373,60 @@ START_TEST(test_reader_during_writes) {
 }
 END_TEST
 
+// The map grows under batches and lone puts; a batch bigger than the map is a clear error.
+START_TEST(test_map_growth) {
+    char path[300];
+    snprintf(path, sizeof path, "%s/grow", tdir);
+    setenv("DIFFOOD_STORE_MAPSIZE", "1048576", 1); // a 1 MiB map to start with
+    ts_store *s;
+    ck_assert_int_eq(ts_open(&s, path, TS_CREATE | TS_NOSYNC), 0);
+    int64_t shape[1] = {50000};
+    ts_tensor t;
+    ck_assert_int_eq(ts_tensor_alloc(&t, TS_U8, 1, shape), 0);
+    for (uint64_t i = 0; i < 200; i++) { // 10 MB in batches of 4 records and lone puts
+        memset(t.data, (int)i, t.nbytes);
+        ts_key k;
+        ts_key_u64(&k, i);
+        if (i % 8 == 0) ck_assert_int_eq(ts_begin_write(s), 0);
+        ck_assert_int_eq(ts_put(s, "x", &k, &t, TS_CODEC_RAW), 0);
+        if (i % 8 == 3) ck_assert_int_eq(ts_commit(s), 0);
+    }
+    ts_env_info env;
+    ck_assert_int_eq(ts_env_stat(s, &env), 0);
+    ck_assert_uint_ge(env.map_size, 10u << 20);
+    ts_close(s);
+    unsetenv("DIFFOOD_STORE_MAPSIZE");
+    ck_assert_int_eq(ts_open(&s, path, TS_RDONLY), 0);
+    uint64_t n;
+    ck_assert_int_eq(ts_count(s, "x", &n), 0);
+    ck_assert_uint_eq(n, 200);
+    ts_key k;
+    ts_key_u64(&k, 199);
+    ts_tensor g;
+    ck_assert_int_eq(ts_get(s, "x", &k, &g), 0);
+    ck_assert_uint_eq(((uint8_t *)g.data)[49999], 199);
+    ts_tensor_free(&g);
+    ts_close(s);
+    // one batch larger than the whole map: a clear error, nothing half-written
+    snprintf(path, sizeof path, "%s/full", tdir);
+    setenv("DIFFOOD_STORE_MAPSIZE", "1048576", 1);
+    ck_assert_int_eq(ts_open(&s, path, TS_CREATE | TS_NOSYNC), 0);
+    unsetenv("DIFFOOD_STORE_MAPSIZE");
+    ck_assert_int_eq(ts_begin_write(s), 0);
+    int rc = 0;
+    for (uint64_t i = 0; i < 100 && rc == 0; i++) {
+        ts_key_u64(&k, i);
+        rc = ts_put(s, "x", &k, &t, TS_CODEC_RAW);
+    }
+    ck_assert_int_eq(rc, ERR_STORE);
+    ck_assert_ptr_nonnull(strstr(err_msg(), "smaller batches"));
+    ts_abort(s);
+    ck_assert_int_eq(ts_table_exists(s, "x"), 0);
+    ts_tensor_free(&t);
+    ts_close(s);
+}
+END_TEST
+
 // A reader opened before another process grows the map keeps reading.
 START_TEST(test_reader_after_growth) {
     char path[300];
@@ -446,6 +500,7 @@ Suite *suite_store_fault(void) {
     tcase_add_test(tc, test_kill_writer);
     tcase_add_test(tc, test_reader_during_writes);
     tcase_add_test(tc, test_reader_after_growth);
+    tcase_add_test(tc, test_map_growth);
     suite_add_tcase(s, tc);
     return s;
 }
