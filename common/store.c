@@ -344,6 +344,7 @@ int ts_begin_write(ts_store *s) {
 
 int ts_commit(ts_store *s) {
     ERR_IF(!s->wtxn, ERR_USAGE, "store %s: commit without a write batch", s->path);
+    ts__cursors_detach(s);
     int mrc = mdb_txn_commit(s->wtxn);
     s->wtxn = NULL;
     if (mrc) {
@@ -356,6 +357,7 @@ int ts_commit(ts_store *s) {
 
 void ts_abort(ts_store *s) {
     if (!s->wtxn) return;
+    ts__cursors_detach(s);
     mdb_txn_abort(s->wtxn);
     s->wtxn = NULL;
     forget_tables(s, 1, NULL);

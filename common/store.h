@@ -291,8 +291,9 @@ int ts_meta_list(ts_store *s, char ***keys, int *n);
 typedef struct ts_cursor ts_cursor;
 
 // Opens a cursor on `table` positioned before the first key. Outside a batch it reads one
-// consistent snapshot (records committed later are not seen); inside a batch it sees the batch,
-// and must be closed before ts_commit/ts_abort. Cursors and other reads may interleave.
+// consistent snapshot (records committed later are not seen); inside a batch it sees the batch
+// and ends with it (after ts_commit/ts_abort it reports the end; still ts_cursor_close it).
+// Cursors and other reads may interleave.
 // ERR_NOTFOUND when the table does not exist. Release with ts_cursor_close (before ts_close).
 int ts_cursor_open(ts_store *s, const char *table, ts_cursor **out);
 // Moves to the next record: 1 when positioned (key in *key when not NULL), 0 at the end.

@@ -24,6 +24,10 @@ int ts_cursor_open(ts_store *s, const char *table, ts_cursor **out) {
     mrc = mdb_cursor_open(c->txn, dbi, &c->cur);
     if (mrc) { c->cur = NULL; rc = ts__lmdb_err(s, mrc, table); goto fail; }
     s->ncursors++;
+    if (!c->own_txn) {
+        c->next_w = s->wcursors;
+        s->wcursors = c;
+    }
     *out = c;
     return 0;
 fail:
@@ -33,10 +37,28 @@ fail:
     return rc;
 }
 
+void ts__cursors_detach(ts_store *s) {
+    for (ts_cursor *c = s->wcursors, *next; c; c = next) {
+        next = c->next_w;
+        mdb_cursor_close(c->cur);
+        c->cur = NULL;
+        c->txn = NULL;
+        c->positioned = 0;
+        c->at_end = 1;
+        c->next_w = NULL;
+    }
+    s->wcursors = NULL;
+}
+
 void ts_cursor_close(ts_cursor *c) {
     if (!c) return;
-    mdb_cursor_close(c->cur);
+    if (c->cur) mdb_cursor_close(c->cur);
     if (c->own_txn) mdb_txn_abort(c->txn);
+    for (ts_cursor **p = &c->s->wcursors; *p; p = &(*p)->next_w)
+        if (*p == c) {
+            *p = c->next_w;
+            break;
+        }
     c->s->ncursors--;
     free(c->table);
     free(c);
@@ -58,13 +80,14 @@ static int cursor_move(ts_cursor *c, MDB_cursor_op op, ts_key *key) {
 }
 
 int ts_cursor_next(ts_cursor *c, ts_key *key) {
-    if (c->at_end) return 0;
+    if (c->at_end || !c->cur) return 0;
     int rc = cursor_move(c, c->positioned ? MDB_NEXT : MDB_FIRST, key);
     if (rc == 0) c->at_end = 1;
     return rc;
 }
 
 int ts_cursor_seek(ts_cursor *c, const ts_key *key) {
+    if (!c->cur) return 0;
     c->key.mv_size = key->len;
     c->key.mv_data = (void *)key->b;
     int rc = cursor_move(c, MDB_SET_RANGE, NULL);

@@ -43,6 +43,7 @@ struct ts_store {
     MDB_txn *rtxn;     // reusable read transaction (reset when idle)
     int rd_depth;      // nesting of ts__rd_begin on rtxn (0: reset)
     int ncursors;      // open cursors (the map is not resized while any is open)
+    ts_cursor *wcursors; // cursors opened inside the open batch
     ts_table_ent *tabs;
     int ntabs, captabs;
     ZSTD_CCtx *cctx;
@@ -64,10 +65,15 @@ struct ts_cursor {
     MDB_txn *txn;     // own read snapshot, or the store's batch
     int own_txn;
     MDB_cursor *cur;
+    ts_cursor *next_w; // list of cursors inside the batch (store.c detaches them at its end)
     int positioned;   // on a record
     int at_end;       // moved past the last record
     MDB_val key, val;
 };
+
+// --- store_cursor.c ------------------------------------------------------------------------------
+// Detaches the cursors of the ending batch (their LMDB cursors die with it): they report the end.
+void ts__cursors_detach(ts_store *s);
 
 // --- store.c -----------------------------------------------------------------------------------
 // LMDB status -> err code with a message "store PATH: WHAT: lmdb error".

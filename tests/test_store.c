@@ -327,7 +327,12 @@ START_TEST(test_meta_tables_cursor) {
     ck_assert_int_eq(ts_put(s, "label", &k, &t, TS_CODEC_RAW), 0);
     ck_assert_int_eq(ts_has(s, "fresh", &k), 1); // the batch sees itself
     ck_assert_int_eq(ts_begin_write(s), ERR_USAGE);
+    ts_cursor *wc; // a cursor inside the batch sees it, and ends with it
+    ck_assert_int_eq(ts_cursor_open(s, "fresh", &wc), 0);
+    ck_assert_int_eq(ts_cursor_next(wc, NULL), 1);
     ts_abort(s);
+    ck_assert_int_eq(ts_cursor_next(wc, NULL), 0);
+    ts_cursor_close(wc);
     ck_assert_int_eq(ts_table_exists(s, "fresh"), 0);
     ck_assert_int_eq(ts_has(s, "label", &k), 0);
     ck_assert_int_eq(ts_commit(s), ERR_USAGE);
