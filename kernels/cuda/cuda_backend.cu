@@ -1,6 +1,8 @@
 // cuda_backend: the CUDA backend's table and context (kernels/backend.h): device selection,
 // the stream, cuBLAS and cuDNN handles, the workspace arena, the memory ops, and the error
 // plumbing that carries messages back to the executable's err.h.
+#include <dlfcn.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,8 +38,50 @@ int cuda_fail(const char *what, const char *file, int line, const char *detail) 
 const char *cuda_last_message(void) { return cuda_msg; }
 
 const char *cuda_cublas_string(cublasStatus_t st) {
-    const char *s = cublasGetStatusString(st);
+    const char *s = cuda_blas.status_string ? cuda_blas.status_string(st) : NULL;
     return s ? s : "unknown cuBLAS status";
+}
+
+// --- cuBLAS loading ---------------------------------------------------------------------------
+
+#define CUDA_STR2(x) #x
+#define CUDA_STR(x) CUDA_STR2(x)
+#define CUDA_CUBLAS_SONAME "libcublas.so." CUDA_STR(CUBLAS_VER_MAJOR)
+
+cuda_cublas_api cuda_blas;
+static pthread_once_t cuda_blas_once = PTHREAD_ONCE_INIT;
+static char cuda_blas_error[1024];
+
+static void cuda_cublas_load_once(void) {
+    void *h = dlopen(CUDA_CUBLAS_SONAME, RTLD_NOW | RTLD_LOCAL);
+    if (!h) {
+        snprintf(cuda_blas_error, sizeof cuda_blas_error, "cannot load %s: %s", CUDA_CUBLAS_SONAME, dlerror());
+        return;
+    }
+    cuda_cublas_api a;
+    int missing = 0;
+#define CUDA_BLAS_SYM(field, name)                                    \
+    a.field = (decltype(a.field))dlsym(h, name);                     \
+    if (!a.field && !missing) {                                      \
+        missing = 1;                                                 \
+        snprintf(cuda_blas_error, sizeof cuda_blas_error, "%s lacks %s", CUDA_CUBLAS_SONAME, name); \
+    }
+    CUDA_BLAS_SYM(create, "cublasCreate_v2")
+    CUDA_BLAS_SYM(destroy, "cublasDestroy_v2")
+    CUDA_BLAS_SYM(set_stream, "cublasSetStream_v2")
+    CUDA_BLAS_SYM(set_math_mode, "cublasSetMathMode")
+    CUDA_BLAS_SYM(sgemm, "cublasSgemm_v2")
+    CUDA_BLAS_SYM(sgemm_strided_batched, "cublasSgemmStridedBatched")
+    CUDA_BLAS_SYM(status_string, "cublasGetStatusString")
+#undef CUDA_BLAS_SYM
+    if (missing) return; // the handle stays open: harmless, and dlclose of CUDA libraries is not
+    cuda_blas = a;
+}
+
+int cuda_cublas_load(void) {
+    pthread_once(&cuda_blas_once, cuda_cublas_load_once);
+    if (!cuda_blas.sgemm) return cuda_err(ERR_DEVICE, "CUDA backend: %s", cuda_blas_error);
+    return 0;
 }
 
 // --- context ----------------------------------------------------------------------------------
@@ -51,7 +95,7 @@ static void cuda_ctx_fini(ops_ctx *ctx) {
     if (im->ws) cudaFree(im->ws);
     if (im->flag) cudaFree(im->flag);
     if (im->cudnn) cudnnDestroy(im->cudnn);
-    if (im->cublas) cublasDestroy(im->cublas);
+    if (im->cublas) cuda_blas.destroy(im->cublas);
     if (im->stream) cudaStreamDestroy(im->stream);
     free(im);
     ctx->impl = NULL;
@@ -72,9 +116,10 @@ static int cuda_ctx_open(ops_ctx *ctx, cuda_impl *im) {
     im->device = ctx->opt.device_index;
     CUDA_CHECK(cudaSetDevice(im->device));
     CUDA_CHECK(cudaStreamCreateWithFlags(&im->stream, cudaStreamNonBlocking));
-    CUBLAS_CHECK(cublasCreate(&im->cublas));
-    CUBLAS_CHECK(cublasSetStream(im->cublas, im->stream));
-    CUBLAS_CHECK(cublasSetMathMode(im->cublas, ctx->opt.tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
+    CUDA_TRY(cuda_cublas_load());
+    CUBLAS_CHECK(cuda_blas.create(&im->cublas));
+    CUBLAS_CHECK(cuda_blas.set_stream(im->cublas, im->stream));
+    CUBLAS_CHECK(cuda_blas.set_math_mode(im->cublas, ctx->opt.tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
     CUDNN_CHECK(cudnnCreate(&im->cudnn));
     CUDNN_CHECK(cudnnSetStream(im->cudnn, im->stream));
     CUDA_CHECK(cudaMalloc((void **)&im->flag, sizeof(int)));

@@ -16,9 +16,9 @@ int cuda_gemm(ops_ctx *ctx, float *c, const float *a, const float *b, int batch,
     int ldb = tb ? k : n;
     int lda = ta ? m : k;
     if (batch == 1) {
-        CUBLAS_CHECK(cublasSgemm(h, op_b, op_a, n, m, k, &alpha, b, ldb, a, lda, &beta, c, n));
+        CUBLAS_CHECK(cuda_blas.sgemm(h, op_b, op_a, n, m, k, &alpha, b, ldb, a, lda, &beta, c, n));
     } else {
-        CUBLAS_CHECK(cublasSgemmStridedBatched(h, op_b, op_a, n, m, k, &alpha, b, ldb, (long long)k * n, a,
+        CUBLAS_CHECK(cuda_blas.sgemm_strided_batched(h, op_b, op_a, n, m, k, &alpha, b, ldb, (long long)k * n, a,
                                                lda, (long long)m * k, &beta, c, n, (long long)m * n, batch));
     }
     return 0;

@@ -58,6 +58,23 @@ typedef struct {
 static inline cuda_impl *cuda_impl_of(ops_ctx *ctx) { return (cuda_impl *)ctx->impl; }
 #define CUDA_STREAM(ctx) (cuda_impl_of(ctx)->stream)
 
+// --- cuBLAS, loaded at run time ----------------------------------------------------------------
+// libcublas (and the 500 MB libcublasLt behind it) take ~0.4 s to load, so the shared object does
+// not link them: cuda_cublas_load() dlopens libcublas.so.<major> once a GPU has been found (the
+// .so's RPATH finds it) and fills cuda_blas. Use cuda_blas.sgemm etc., never cublas* directly.
+typedef struct {
+    decltype(&cublasCreate_v2) create;
+    decltype(&cublasDestroy_v2) destroy;
+    decltype(&cublasSetStream_v2) set_stream;
+    decltype(&cublasSetMathMode) set_math_mode;
+    decltype(&cublasSgemm_v2) sgemm;
+    decltype(&cublasSgemmStridedBatched) sgemm_strided_batched;
+    decltype(&cublasGetStatusString) status_string;
+} cuda_cublas_api;
+extern cuda_cublas_api cuda_blas;
+// Loads cuBLAS (once per process; thread-safe). 0 or ERR_DEVICE naming the library and dlerror.
+int cuda_cublas_load(void);
+
 // --- errors -----------------------------------------------------------------------------------
 
 // Records `code` with a printf-style message through the executable's err_setv (or the fallback
