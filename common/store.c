@@ -276,6 +276,8 @@ int ts_open(ts_store **out, const char *path, unsigned flags) {
     ERR_GOTO_IF(rc, (uint64_t)fst.st_size < need, ERR_CORRUPT,
                 "store %s: data.mdb is truncated (%lld bytes, its pages need %" PRIu64 ")", path,
                 (long long)fst.st_size, need);
+    int dead = 0; // reader slots of killed processes would keep old pages from being reused
+    mdb_reader_check(s->env, &dead);
     s->cctx = ZSTD_createCCtx();
     s->dctx = ZSTD_createDCtx();
     ERR_GOTO_IF(rc, !s->cctx || !s->dctx, ERR_NOMEM, "store %s: out of memory (zstd)", path);
