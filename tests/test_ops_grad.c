@@ -92,7 +92,7 @@ START_TEST(test_conv2d_bwd) {
     float *r = ref_rand(ny, 40 + _i, -1, 1), *px, *pw, *pb;
     float *dx = prefill(nx, 50, &px), *dw = prefill(nw, 51, &pw), *db = prefill(s->c_out, 52, &pb);
     conv_cfg cfg = {s, ref_dup(x, nx), ref_dup(w, nw), ref_dup(b, s->c_out)};
-    ops_ctx *ctx = grad_ctx(2);
+    ops_ctx *ctx = grad_ctx(2 + _i % 2); // 2 and 3 threads: outer and inner threading
     ck_assert_int_eq(ops_conv2d_bwd_data(ctx, s, dx, r, w), 0);
     ck_assert_int_eq(ops_conv2d_bwd_weight(ctx, s, dw, db, r, x), 0);
     grad_check(conv_fwd_d, &cfg, cfg.x, nx, ny, r, dx, px, "conv2d_bwd_data");

@@ -46,10 +46,11 @@ int cpu_threads(ops_ctx *ctx) {
     return ctx->opt.threads > 0 ? ctx->opt.threads : 1;
 }
 
-void cpu_blas_threads(ops_ctx *ctx) {
-    int t = cpu_threads(ctx);
+void cpu_blas_set(ops_ctx *ctx, int t) {
     if (openblas_get_num_threads() != t) openblas_set_num_threads(t);
 }
+
+void cpu_blas_threads(ops_ctx *ctx) { cpu_blas_set(ctx, cpu_threads(ctx)); }
 
 // Grows *buf to at least `bytes` (aligned, old content dropped). 0 or ERR_NOMEM.
 static int cpu_grow(void **buf, size_t *cap, size_t n, size_t elem, const char *what) {

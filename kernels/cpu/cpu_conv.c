@@ -1,31 +1,42 @@
 // cpu_conv: 2-D convolution on the CPU: forward, backward-data and backward-weight/bias.
 //
 // Method: im2col + one OpenBLAS sgemm per chunk of images. A chunk holds enough images that the
-// GEMM has at least CPU_CONV_COLS columns (one image when its output plane alone is that big),
-// so the small planes deep in a UNet still make well-shaped GEMMs. The column matrix lives in
-// the context's scratch buffer (grown on first use, reused afterwards). 1x1, stride-1, pad-0
+// GEMM has about CPU_CONV_COLS columns (one image when its output plane alone is that big), so
+// the small planes deep in a UNet still make well-shaped GEMMs. 1x1, stride-1, pad-0
 // convolutions skip im2col: the image itself is the column matrix (one sgemm per image).
-// im2col/col2im run under OpenMP over (image, input channel) pairs, which write disjoint
-// memory, so results are deterministic; sgemm is never called inside an OpenMP region.
+//
+// Threads, two ways, chosen per call:
+// * outer: when there are at least as many chunks as threads, chunks run in one OpenMP loop
+//   (static schedule), each thread with single-threaded OpenBLAS and its own slice of the
+//   context's scratch buffer. One thread pool, no nested parallelism, no idle spinning pool.
+// * inner: otherwise (small batches) chunks run one after another; im2col/col2im use OpenMP over
+//   (image, channel) planes and OpenBLAS gets all the threads (never inside an OpenMP region).
+// Either way every output element is written by one thread in a fixed order; the weight
+// gradient of the outer way is summed per thread, then over threads in thread order, so results
+// are deterministic for a fixed thread count. Scratch is grown on first use and then reused.
 #include "kernels/cpu/cpu_internal.h"
 
 #include <cblas.h>
+#include <omp.h>
 
 #include "common/err.h"
 
 #define CPU_CONV_COLS 1024
+#define CPU_CONV_OUTER_MAX ((size_t)512 << 20) // scratch bytes beyond which the outer way is not used
 
 typedef struct {
     int ho, wo, hwo, hw; // output plane, input plane size
     int kk;              // c_in * kh * kw (rows of the column matrix)
     int pointwise;       // 1x1, stride 1, no padding
-    int nb;              // images per chunk
+    int nb, nchunks;     // images per chunk, number of chunks
+    int nt, outer;       // threads; 1 when chunks run in parallel (single-threaded BLAS each)
+    size_t col_n, tmp_n; // floats per thread slice: column matrix, gathered dy / GEMM output
 } cpu_conv_geo;
 
-static int cpu_conv_geometry(const char *op, const ops_conv_shape *s, cpu_conv_geo *g) {
+static int cpu_conv_geometry(ops_ctx *ctx, const char *op, const ops_conv_shape *s, cpu_conv_geo *g, size_t extra) {
     if (s->n <= 0 || s->c_in <= 0 || s->h <= 0 || s->w <= 0 || s->c_out <= 0 || s->kh <= 0 || s->kw <= 0 ||
-        s->stride <= 0 || s->pad_t < 0 || s->pad_l < 0 || s->pad_b < 0 || s->pad_r < 0 || ops_conv_out_h(s) <= 0 ||
-        ops_conv_out_w(s) <= 0 || s->h + s->pad_t + s->pad_b < s->kh || s->w + s->pad_l + s->pad_r < s->kw)
+        s->stride <= 0 || s->pad_t < 0 || s->pad_l < 0 || s->pad_b < 0 || s->pad_r < 0 ||
+        s->h + s->pad_t + s->pad_b < s->kh || s->w + s->pad_l + s->pad_r < s->kw)
         return err_set(ERR_USAGE,
                        "%s: invalid shape x (%d, %d, %d, %d), w (%d, %d, %d, %d), stride %d, pad t%d l%d b%d r%d "
                        "(dims and stride must be > 0, pads >= 0, the output non-empty)",
@@ -37,8 +48,25 @@ static int cpu_conv_geometry(const char *op, const ops_conv_shape *s, cpu_conv_g
     g->hw = s->h * s->w;
     g->kk = s->c_in * s->kh * s->kw;
     g->pointwise = s->kh == 1 && s->kw == 1 && s->stride == 1 && !s->pad_t && !s->pad_l && !s->pad_b && !s->pad_r;
-    int nb = g->hwo >= CPU_CONV_COLS ? 1 : (CPU_CONV_COLS + g->hwo - 1) / g->hwo;
-    g->nb = nb < s->n ? nb : s->n;
+    g->nt = cpu_threads(ctx);
+    int nb = g->pointwise || g->hwo >= CPU_CONV_COLS ? 1 : (CPU_CONV_COLS + g->hwo - 1) / g->hwo;
+    g->outer = g->nt > 1 && s->n >= g->nt;
+    if (g->outer && nb > s->n / g->nt) nb = s->n / g->nt; // at least one chunk per thread
+    if (nb > s->n) nb = s->n;
+    g->nb = nb;
+    g->nchunks = (s->n + nb - 1) / nb;
+    size_t cols = (size_t)nb * g->hwo;
+    g->col_n = g->pointwise ? 0 : (size_t)g->kk * cols;
+    g->tmp_n = nb > 1 ? (size_t)s->c_out * cols : 0;
+    if (g->outer && (g->col_n + g->tmp_n + extra) * sizeof(float) * g->nt > CPU_CONV_OUTER_MAX) {
+        g->outer = 0; // too much scratch for a slice per thread: recompute as one big chunk stream
+        nb = g->pointwise || g->hwo >= CPU_CONV_COLS ? 1 : (CPU_CONV_COLS + g->hwo - 1) / g->hwo;
+        g->nb = nb < s->n ? nb : s->n;
+        g->nchunks = (s->n + g->nb - 1) / g->nb;
+        cols = (size_t)g->nb * g->hwo;
+        g->col_n = g->pointwise ? 0 : (size_t)g->kk * cols;
+        g->tmp_n = g->nb > 1 ? (size_t)s->c_out * cols : 0;
+    }
     return 0;
 }
 
@@ -77,11 +105,11 @@ static void cpu_im2col_channel(const ops_conv_shape *s, const cpu_conv_geo *g, c
     }
 }
 
-// col (KK, nbc*hwo) from images x[0..nbc) (each (C_in, H, W)).
-static void cpu_im2col(ops_ctx *ctx, const ops_conv_shape *s, const cpu_conv_geo *g, const float *x, float *col, int nbc) {
+// col (KK, nbc*hwo) from images x[0..nbc) (each (C_in, H, W)), with nt OpenMP threads.
+static void cpu_im2col(const ops_conv_shape *s, const cpu_conv_geo *g, const float *x, float *col, int nbc, int nt) {
     size_t ld = (size_t)nbc * g->hwo;
     int total = nbc * s->c_in;
-#pragma omp parallel for schedule(static) num_threads(cpu_threads(ctx)) if (total > 1)
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1 && total > 1)
     for (int t = 0; t < total; t++) {
         int img = t / s->c_in, c = t % s->c_in;
         cpu_im2col_channel(s, g, x + ((size_t)img * s->c_in + c) * g->hw, col, ld, (size_t)img * g->hwo, c);
@@ -89,10 +117,10 @@ static void cpu_im2col(ops_ctx *ctx, const ops_conv_shape *s, const cpu_conv_geo
 }
 
 // dx[0..nbc) += col2im(col): each (image, input channel) plane is one task, its adds in a fixed order.
-static void cpu_col2im(ops_ctx *ctx, const ops_conv_shape *s, const cpu_conv_geo *g, const float *col, float *dx, int nbc) {
+static void cpu_col2im(const ops_conv_shape *s, const cpu_conv_geo *g, const float *col, float *dx, int nbc, int nt) {
     size_t ld = (size_t)nbc * g->hwo;
     int total = nbc * s->c_in;
-#pragma omp parallel for schedule(static) num_threads(cpu_threads(ctx)) if (total > 1)
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1 && total > 1)
     for (int t = 0; t < total; t++) {
         int img = t / s->c_in, c = t % s->c_in;
         float *dxc = dx + ((size_t)img * s->c_in + c) * g->hw;
@@ -120,19 +148,20 @@ static void cpu_col2im(ops_ctx *ctx, const ops_conv_shape *s, const cpu_conv_geo
     }
 }
 
-// Copies images' planes (nbc, C, hwo) to/from a (C, nbc*hwo) matrix; `add_bias` adds b (C).
-static void cpu_chunk_gather(ops_ctx *ctx, float *m, const float *t, int nbc, int c, int hwo) {
+// m (C, nbc*hwo) = planes t (nbc, C, hwo) side by side
+static void cpu_chunk_gather(float *m, const float *t, int nbc, int c, int hwo, int nt) {
     int total = nbc * c;
-#pragma omp parallel for schedule(static) num_threads(cpu_threads(ctx)) if (total > 1)
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1 && total > 1)
     for (int q = 0; q < total; q++) {
         int img = q / c, ch = q % c;
         memcpy(m + (size_t)ch * nbc * hwo + (size_t)img * hwo, t + (size_t)q * hwo, (size_t)hwo * sizeof(float));
     }
 }
 
-static void cpu_chunk_scatter(ops_ctx *ctx, float *t, const float *m, const float *b, int nbc, int c, int hwo) {
+// planes t (nbc, C, hwo) = m (C, nbc*hwo) + b (C) (b may be NULL)
+static void cpu_chunk_scatter(float *t, const float *m, const float *b, int nbc, int c, int hwo, int nt) {
     int total = nbc * c;
-#pragma omp parallel for schedule(static) num_threads(cpu_threads(ctx)) if (total > 1)
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1 && total > 1)
     for (int q = 0; q < total; q++) {
         int img = q / c, ch = q % c;
         const float *src = m + (size_t)ch * nbc * hwo + (size_t)img * hwo;
@@ -143,89 +172,123 @@ static void cpu_chunk_scatter(ops_ctx *ctx, float *t, const float *m, const floa
     }
 }
 
-// y planes (C_out, hwo) of nimg images = b broadcast.
-static void cpu_fill_bias(ops_ctx *ctx, float *y, const float *b, int nimg, int c, int hwo) {
-    int total = nimg * c;
-#pragma omp parallel for schedule(static) num_threads(cpu_threads(ctx)) if (total > 1)
-    for (int q = 0; q < total; q++) {
+// planes y (C, hwo) of one image = b broadcast
+static void cpu_fill_bias(float *y, const float *b, int c, int hwo, int nt) {
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1 && c > 1)
+    for (int q = 0; q < c; q++) {
         float *dst = y + (size_t)q * hwo;
-        float bv = b[q % c];
+        float bv = b[q];
         for (int i = 0; i < hwo; i++) dst[i] = bv;
     }
 }
 
+// --- one chunk of images ----------------------------------------------------------------------------
+
+// y of images [n0, n0+nbc) = conv(x) + b; `col`, `tmp` are this thread's slices; nt threads for OpenMP.
+static void cpu_conv_fwd_chunk(const ops_conv_shape *s, const cpu_conv_geo *g, float *y, const float *x,
+                               const float *w, const float *b, int n0, int nbc, float *col, float *tmp, int nt) {
+    size_t xs = (size_t)s->c_in * g->hw, ys = (size_t)s->c_out * g->hwo;
+    int nc = nbc * g->hwo;
+    const float *bm = g->pointwise ? x + n0 * xs : col; // B of the GEMM: (KK, nc)
+    if (!g->pointwise) cpu_im2col(s, g, x + n0 * xs, col, nbc, nt);
+    if (nbc == 1) {
+        if (b) cpu_fill_bias(y + n0 * ys, b, s->c_out, g->hwo, nt);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, s->c_out, nc, g->kk, 1.0f, w, g->kk, bm, nc,
+                    b ? 1.0f : 0.0f, y + n0 * ys, nc);
+    } else {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, s->c_out, nc, g->kk, 1.0f, w, g->kk, bm, nc, 0.0f, tmp, nc);
+        cpu_chunk_scatter(y + n0 * ys, tmp, b, nbc, s->c_out, g->hwo, nt);
+    }
+}
+
+// dx of images [n0, n0+nbc) += conv_transpose(dy, w)
+static void cpu_conv_bwd_data_chunk(const ops_conv_shape *s, const cpu_conv_geo *g, float *dx, const float *dy,
+                                    const float *w, int n0, int nbc, float *col, float *tmp, int nt) {
+    size_t xs = (size_t)s->c_in * g->hw, ys = (size_t)s->c_out * g->hwo;
+    int nc = nbc * g->hwo;
+    if (g->pointwise) { // dx_n (C_in, HW) += w^T (C_in, C_out) dy_n (C_out, HW)
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, s->c_in, nc, s->c_out, 1.0f, w, s->c_in, dy + n0 * ys, nc,
+                    1.0f, dx + n0 * xs, nc);
+        return;
+    }
+    const float *dyc = dy + n0 * ys;
+    if (nbc > 1) {
+        cpu_chunk_gather(tmp, dyc, nbc, s->c_out, g->hwo, nt);
+        dyc = tmp;
+    }
+    // col (KK, nc) = w^T (KK, C_out) dyc (C_out, nc)
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, g->kk, nc, s->c_out, 1.0f, w, g->kk, dyc, nc, 0.0f, col, nc);
+    cpu_col2im(s, g, col, dx + n0 * xs, nbc, nt);
+}
+
+// dw (C_out, KK) += dy (C_out, nc) col^T (nc, KK) over images [n0, n0+nbc)
+static void cpu_conv_bwd_weight_chunk(const ops_conv_shape *s, const cpu_conv_geo *g, float *dw, const float *dy,
+                                      const float *x, int n0, int nbc, float *col, float *tmp, int nt) {
+    size_t xs = (size_t)s->c_in * g->hw, ys = (size_t)s->c_out * g->hwo;
+    int nc = nbc * g->hwo;
+    const float *dyc = dy + n0 * ys, *bm = x + n0 * xs;
+    if (nbc > 1) {
+        cpu_chunk_gather(tmp, dyc, nbc, s->c_out, g->hwo, nt);
+        dyc = tmp;
+    }
+    if (!g->pointwise) {
+        cpu_im2col(s, g, x + n0 * xs, col, nbc, nt);
+        bm = col;
+    }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, s->c_out, g->kk, nc, 1.0f, dyc, nc, bm, nc, 1.0f, dw, g->kk);
+}
+
 // --- the ops ----------------------------------------------------------------------------------
+
+// Chunk loop shared by the three ops: `body(chunk, slice)` runs each chunk, in parallel (outer)
+// with thread-private slices and single-threaded BLAS, or in order (inner) with BLAS threads.
+#define CPU_CONV_CHUNKS(ctx, s, g, buf, slice_n, BODY)                                           \
+    do {                                                                                         \
+        if ((g).outer) {                                                                         \
+            cpu_blas_set((ctx), 1);                                                              \
+            _Pragma("omp parallel for schedule(static) num_threads((g).nt)")                     \
+            for (int ck = 0; ck < (g).nchunks; ck++) {                                           \
+                float *sl_ = (buf) + (size_t)omp_get_thread_num() * (slice_n);                   \
+                int n0 = ck * (g).nb, nbc = (s)->n - n0 < (g).nb ? (s)->n - n0 : (g).nb, nt_ = 1; \
+                BODY;                                                                            \
+            }                                                                                    \
+        } else {                                                                                 \
+            cpu_blas_set((ctx), (g).nt);                                                         \
+            for (int ck = 0; ck < (g).nchunks; ck++) {                                           \
+                float *sl_ = (buf);                                                              \
+                int n0 = ck * (g).nb, nbc = (s)->n - n0 < (g).nb ? (s)->n - n0 : (g).nb, nt_ = (g).nt; \
+                BODY;                                                                            \
+            }                                                                                    \
+        }                                                                                        \
+    } while (0)
 
 int cpu_conv2d_fwd(ops_ctx *ctx, const ops_conv_shape *s, float *y, const float *x, const float *w, const float *b) {
     cpu_conv_geo g;
-    ERR_TRY(cpu_conv_geometry("conv2d_fwd", s, &g));
-    size_t xs = (size_t)s->c_in * g.hw, ys = (size_t)s->c_out * g.hwo;
-    if (g.pointwise) {
-        if (b) cpu_fill_bias(ctx, y, b, s->n, s->c_out, g.hwo);
-        cpu_blas_threads(ctx);
-        for (int n = 0; n < s->n; n++)
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, s->c_out, g.hwo, s->c_in, 1.0f, w, s->c_in,
-                        x + n * xs, g.hwo, b ? 1.0f : 0.0f, y + n * ys, g.hwo);
-        return 0;
-    }
-    size_t cols = (size_t)g.nb * g.hwo;
-    float *col = cpu_scratch(ctx, (size_t)g.kk * cols + (g.nb > 1 ? (size_t)s->c_out * cols : 0));
-    if (!col) return err_prefix(ERR_NOMEM, "conv2d_fwd: ");
-    float *tmp = col + (size_t)g.kk * cols;
-    for (int n0 = 0; n0 < s->n; n0 += g.nb) {
-        int nbc = s->n - n0 < g.nb ? s->n - n0 : g.nb;
-        int nc = nbc * g.hwo;
-        cpu_im2col(ctx, s, &g, x + n0 * xs, col, nbc);
-        cpu_blas_threads(ctx);
-        if (nbc == 1) {
-            if (b) cpu_fill_bias(ctx, y + n0 * ys, b, 1, s->c_out, g.hwo);
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, s->c_out, nc, g.kk, 1.0f, w, g.kk, col, nc,
-                        b ? 1.0f : 0.0f, y + n0 * ys, nc);
-        } else {
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, s->c_out, nc, g.kk, 1.0f, w, g.kk, col, nc, 0.0f,
-                        tmp, nc);
-            cpu_chunk_scatter(ctx, y + n0 * ys, tmp, b, nbc, s->c_out, g.hwo);
-        }
-    }
+    ERR_TRY(cpu_conv_geometry(ctx, "conv2d_fwd", s, &g, 0));
+    size_t slice = g.col_n + g.tmp_n;
+    float *buf = cpu_scratch(ctx, (slice ? slice : 1) * (g.outer ? g.nt : 1));
+    if (!buf) return err_prefix(ERR_NOMEM, "conv2d_fwd: ");
+    CPU_CONV_CHUNKS(ctx, s, g, buf, slice, cpu_conv_fwd_chunk(s, &g, y, x, w, b, n0, nbc, sl_, sl_ + g.col_n, nt_));
     return 0;
 }
 
 int cpu_conv2d_bwd_data(ops_ctx *ctx, const ops_conv_shape *s, float *dx, const float *dy, const float *w) {
     cpu_conv_geo g;
-    ERR_TRY(cpu_conv_geometry("conv2d_bwd_data", s, &g));
-    size_t xs = (size_t)s->c_in * g.hw, ys = (size_t)s->c_out * g.hwo;
-    if (g.pointwise) {
-        cpu_blas_threads(ctx);
-        for (int n = 0; n < s->n; n++) // dx_n (C_in, HW) += w^T (C_in, C_out) dy_n (C_out, HW)
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, s->c_in, g.hwo, s->c_out, 1.0f, w, s->c_in,
-                        dy + n * ys, g.hwo, 1.0f, dx + n * xs, g.hwo);
-        return 0;
-    }
-    size_t cols = (size_t)g.nb * g.hwo;
-    float *col = cpu_scratch(ctx, (size_t)g.kk * cols + (g.nb > 1 ? (size_t)s->c_out * cols : 0));
-    if (!col) return err_prefix(ERR_NOMEM, "conv2d_bwd_data: ");
-    float *tmp = col + (size_t)g.kk * cols;
-    for (int n0 = 0; n0 < s->n; n0 += g.nb) {
-        int nbc = s->n - n0 < g.nb ? s->n - n0 : g.nb;
-        int nc = nbc * g.hwo;
-        const float *dyc = dy + n0 * ys;
-        if (nbc > 1) {
-            cpu_chunk_gather(ctx, tmp, dyc, nbc, s->c_out, g.hwo);
-            dyc = tmp;
-        }
-        cpu_blas_threads(ctx); // col (KK, nc) = w^T (KK, C_out) dyc (C_out, nc)
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, g.kk, nc, s->c_out, 1.0f, w, g.kk, dyc, nc, 0.0f, col, nc);
-        cpu_col2im(ctx, s, &g, col, dx + n0 * xs, nbc);
-    }
+    ERR_TRY(cpu_conv_geometry(ctx, "conv2d_bwd_data", s, &g, 0));
+    size_t slice = g.col_n + g.tmp_n;
+    float *buf = cpu_scratch(ctx, (slice ? slice : 1) * (g.outer ? g.nt : 1));
+    if (!buf) return err_prefix(ERR_NOMEM, "conv2d_bwd_data: ");
+    CPU_CONV_CHUNKS(ctx, s, g, buf, slice, cpu_conv_bwd_data_chunk(s, &g, dx, dy, w, n0, nbc, sl_, sl_ + g.col_n, nt_));
     return 0;
 }
 
 int cpu_conv2d_bwd_weight(ops_ctx *ctx, const ops_conv_shape *s, float *dw, float *db, const float *dy, const float *x) {
     cpu_conv_geo g;
-    ERR_TRY(cpu_conv_geometry("conv2d_bwd_weight", s, &g));
-    size_t xs = (size_t)s->c_in * g.hw, ys = (size_t)s->c_out * g.hwo;
-    if (db) { // per output channel, images and positions in a fixed order, in double
-#pragma omp parallel for schedule(static) num_threads(cpu_threads(ctx)) if (s->c_out > 1)
+    size_t nw = (size_t)s->c_out * s->c_in * s->kh * s->kw;
+    ERR_TRY(cpu_conv_geometry(ctx, "conv2d_bwd_weight", s, &g, nw));
+    size_t ys = (size_t)s->c_out * g.hwo;
+    if (db) { // per output channel, images in order, in double
+#pragma omp parallel for schedule(static) num_threads(g.nt) if (g.nt > 1 && s->c_out > 1)
         for (int co = 0; co < s->c_out; co++) {
             double acc = 0.0;
             for (int n = 0; n < s->n; n++) acc += cpu_sum_f(dy + n * ys + (size_t)co * g.hwo, (size_t)g.hwo);
@@ -233,28 +296,26 @@ int cpu_conv2d_bwd_weight(ops_ctx *ctx, const ops_conv_shape *s, float *dw, floa
         }
     }
     if (!dw) return 0;
-    if (g.pointwise) {
-        cpu_blas_threads(ctx);
-        for (int n = 0; n < s->n; n++) // dw (C_out, C_in) += dy_n (C_out, HW) x_n^T (HW, C_in)
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, s->c_out, s->c_in, g.hwo, 1.0f, dy + n * ys, g.hwo,
-                        x + n * xs, g.hwo, 1.0f, dw, s->c_in);
-        return 0;
+    // outer: each thread accumulates into its own zeroed dw slice, summed in thread order below
+    size_t slice = g.col_n + g.tmp_n + (g.outer ? nw : 0);
+    float *buf = cpu_scratch(ctx, (slice ? slice : 1) * (g.outer ? g.nt : 1));
+    if (!buf) return err_prefix(ERR_NOMEM, "conv2d_bwd_weight: ");
+    if (g.outer) {
+#pragma omp parallel for schedule(static) num_threads(g.nt)
+        for (int t = 0; t < g.nt; t++) memset(buf + (size_t)t * slice + g.col_n + g.tmp_n, 0, nw * sizeof(float));
     }
-    size_t cols = (size_t)g.nb * g.hwo;
-    float *col = cpu_scratch(ctx, (size_t)g.kk * cols + (g.nb > 1 ? (size_t)s->c_out * cols : 0));
-    if (!col) return err_prefix(ERR_NOMEM, "conv2d_bwd_weight: ");
-    float *tmp = col + (size_t)g.kk * cols;
-    for (int n0 = 0; n0 < s->n; n0 += g.nb) {
-        int nbc = s->n - n0 < g.nb ? s->n - n0 : g.nb;
-        int nc = nbc * g.hwo;
-        const float *dyc = dy + n0 * ys;
-        if (nbc > 1) {
-            cpu_chunk_gather(ctx, tmp, dyc, nbc, s->c_out, g.hwo);
-            dyc = tmp;
+    CPU_CONV_CHUNKS(ctx, s, g, buf, slice,
+                    cpu_conv_bwd_weight_chunk(s, &g, g.outer ? sl_ + g.col_n + g.tmp_n : dw, dy, x, n0, nbc, sl_,
+                                              sl_ + g.col_n, nt_));
+    if (g.outer) {
+        const float *part = buf + g.col_n + g.tmp_n;
+        int nt = g.nt;
+#pragma omp parallel for simd schedule(static) num_threads(nt)
+        for (size_t i = 0; i < nw; i++) {
+            float acc = dw[i];
+            for (int t = 0; t < nt; t++) acc += part[(size_t)t * slice + i];
+            dw[i] = acc;
         }
-        cpu_im2col(ctx, s, &g, x + n0 * xs, col, nbc);
-        cpu_blas_threads(ctx); // dw (C_out, KK) += dyc (C_out, nc) col^T (nc, KK)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, s->c_out, g.kk, nc, 1.0f, dyc, nc, col, nc, 1.0f, dw, g.kk);
     }
     return 0;
 }

@@ -31,6 +31,8 @@ cpu_state *cpu_state_get(ops_ctx *ctx);
 int cpu_threads(ops_ctx *ctx);
 // Sets OpenBLAS's thread count to the context's (a no-op when already set).
 void cpu_blas_threads(ops_ctx *ctx);
+// Sets OpenBLAS's thread count to `t` (1 before calling sgemm inside an OpenMP region).
+void cpu_blas_set(ops_ctx *ctx, int t);
 // A scratch buffer of at least `n` floats (content undefined) or NULL with ERR_NOMEM set.
 // Valid until the next cpu_scratch call on the same context. Owned by the context.
 float *cpu_scratch(ops_ctx *ctx, size_t n);
