@@ -1,5 +1,5 @@
 // Tests of bin/dstore ($DIFFOOD_BIN): import of numpy-written files, export read back by numpy,
-// ls/info/show output, verify on a damaged store, diff, and exit status 2 for bad input.
+// ls/info/show output, verify on a damaged store, diff, merge, and exit status 2 for bad input.
 #include <check.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -164,8 +164,8 @@ START_TEST(test_ls_info_show) {
     ck_assert_int_eq(sh("$DS show t meta stage"), 0);
     HAS("ingest");
     // help and usage errors
-    const char *cmds[] = {"ls", "info", "show", "export", "import", "verify", "diff"};
-    for (int i = 0; i < 7; i++) {
+    const char *cmds[] = {"ls", "info", "show", "export", "import", "verify", "diff", "merge"};
+    for (int i = 0; i < 8; i++) {
         ck_assert_int_eq(sh("$DS %s --help", cmds[i]), 0);
         HAS("usage");
         ck_assert_int_eq(sh("$DS %s s --nonsense", cmds[i]), 2);
@@ -242,6 +242,32 @@ START_TEST(test_diff) {
 }
 END_TEST
 
+START_TEST(test_merge) {
+    ck_assert_int_eq(sh("$PY -c \"import numpy as np\n"
+                        "a = np.arange(60, dtype=np.float32).reshape(20, 3)\n"
+                        "np.save('all.npy', a); np.save('head.npy', a[:12])\n"
+                        "b = a.copy(); b[5, 1] = -1; np.save('bad.npy', b[:8])\""),
+                     0);
+    // shard 1 holds keys 0..11; shard 2 all 20 (overlap with equal content is fine)
+    ck_assert_int_eq(sh("$DS import s1 f --npy head.npy && $DS import s2 f --npy all.npy --codec raw && "
+                        "$DS import s2 g --npy head.npy && $DS import whole f --npy all.npy && "
+                        "$DS import whole g --npy head.npy"),
+                     0);
+    ck_assert_int_eq(sh("$DS merge out s1 s2 --json"), 0);
+    HAS("\"added\":32");
+    HAS("\"present\":12");
+    ck_assert_int_eq(sh("$DS diff out whole && $DS verify out"), 0);
+    // a key with other content is a conflict and leaves the output as it was
+    ck_assert_int_eq(sh("$DS import s3 f --npy bad.npy && $DS merge out s3"), 2);
+    HAS("key 5");
+    ck_assert_int_eq(sh("$DS diff out whole"), 0);
+    ck_assert_int_eq(sh("$DS merge out out"), 2);
+    ck_assert_int_eq(sh("$DS merge out2 s1 nothere"), 2);
+    HAS("nothere");
+    ck_assert_int_eq(sh("test -e out2"), 1); // nothing created when an input is missing
+}
+END_TEST
+
 START_TEST(test_bad_inputs) {
     make_arrays();
     ck_assert_int_eq(sh("$DS import s feature --npy feat.npy --codec raw"), 0);
@@ -279,6 +305,7 @@ Suite *suite_dstore(void) {
     tcase_add_test(tc, test_verify_damage);
     tcase_add_test(tc, test_diff);
     tcase_add_test(tc, test_bad_inputs);
+    tcase_add_test(tc, test_merge);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -20,6 +20,7 @@ int dst_export(int argc, char **argv);
 int dst_import(int argc, char **argv);
 int dst_verify(int argc, char **argv);
 int dst_diff(int argc, char **argv);
+int dst_merge(int argc, char **argv);
 
 // Parses argv with spec; returns 0 to go on, or sets *status (help printed: 0; error: 2) and
 // returns 1 to stop. *args is always set or NULL.

@@ -1,4 +1,4 @@
-// dstore: inspect, verify, export/import (NPY) and diff tensor stores (ARCHITECTURE.md, "The
+// dstore: inspect, verify, export/import (NPY), diff and merge tensor stores (ARCHITECTURE.md, "The
 // tensor store"). `dstore COMMAND --help` describes each command; errors go to stderr with exit
 // status 2 for bad input (missing store, table or key; a file that is not a store), 1 for
 // failures (and for `verify`/`diff` finding damage or differences), 0 otherwise.
@@ -21,6 +21,7 @@ static const struct {
     {"import", dst_import, "import STORE TABLE --npy FILE [--codec C]: NPY slices to records 0..N-1"},
     {"verify", dst_verify, "verify STORE: decode every record and check its checksum"},
     {"diff", dst_diff, "diff A B [--tol X]: tables, keys and values that differ"},
+    {"merge", dst_merge, "merge OUT IN...: join stores (shards) into one; differing keys conflict"},
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 
