@@ -214,7 +214,9 @@ START_TEST(test_cuda_make_plans) {
     char dir[] = "/tmp/diffood-cuda-XXXXXX";
     ck_assert_ptr_nonnull(mkdtemp(dir));
     char cmd[PATH_MAX * 2];
-    snprintf(cmd, sizeof cmd, "make -n NVCC= BUILD=%s/b BIN=%s/b/bin all", dir, dir);
+    // a clean environment: `make X=... test` passes its variables down through MAKEFLAGS
+    snprintf(cmd, sizeof cmd, "env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL make -n NVCC= BUILD=%s/b BIN=%s/b/bin all", dir,
+             dir);
     int st = run_capture(cmd, out, sizeof out);
     ck_assert_msg(st == 0, "make -n NVCC= failed (%d):\n%.3000s", st, out);
     ck_assert_msg(strstr(out, "libdiffood_cuda.so") == NULL && strstr(out, "-gencode") == NULL,
@@ -222,13 +224,22 @@ START_TEST(test_cuda_make_plans) {
     ck_assert_msg(strstr(out, "CPU-only build") != NULL, "the build does not say it is CPU-only");
     if (system("command -v nvcc >/dev/null 2>&1 || test -x /usr/local/cuda/bin/nvcc") == 0 &&
         system("test -e /usr/local/cuda/include/cudnn.h") == 0) {
-        snprintf(cmd, sizeof cmd, "make -n BUILD=%s/b BIN=%s/b/bin SM='80 90' all", dir, dir);
+        snprintf(cmd, sizeof cmd, "env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL make -n BUILD=%s/b BIN=%s/b/bin SM='80 90' all",
+                 dir, dir);
         st = run_capture(cmd, out, sizeof out);
         ck_assert_msg(st == 0, "make -n failed (%d):\n%.3000s", st, out);
         ck_assert_msg(strstr(out, "/b/lib/libdiffood_cuda.so") != NULL, "no CUDA library beside BIN:\n%.3000s", out);
         ck_assert_msg(strstr(out, "code=sm_80") && strstr(out, "code=sm_90") && strstr(out, "code=compute_90"),
                       "SM list not honoured:\n%.3000s", out);
     }
+    // STATIC_DEPS=1: Debian archives, libgomp static, cJSON copied beside, programs look in ../lib
+    snprintf(cmd, sizeof cmd, "env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL make -n STATIC_DEPS=1 BUILD=%s/b BIN=%s/b/bin all",
+             dir, dir);
+    st = run_capture(cmd, out, sizeof out);
+    ck_assert_msg(st == 0, "make -n STATIC_DEPS=1 failed (%d):\n%.3000s", st, out);
+    ck_assert_msg(strstr(out, "-Wl,-Bstatic -llmdb") && strstr(out, "-lopenblas") && strstr(out, "-lgomp") &&
+                      strstr(out, "/b/lib/libcjson.so.1") && strstr(out, "$ORIGIN/../lib"),
+                  "STATIC_DEPS=1 plan incomplete:\n%.3000s", out);
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     ck_assert_int_eq(system(cmd), 0);
 }
