@@ -1,9 +1,12 @@
 // cuda_conv: 2-D convolution (NCHW float32) on cuDNN's convolution API: forward, backward-data
 // and backward-filter, plus the bias (own deterministic kernels).
 //
-// Algorithms are chosen ONCE per (shape, tf32) with cudnnFind*Algorithm (a short benchmark on
-// the first call for that shape and direction) and cached in the context's plan list with their
-// descriptors. With tf32 off only FMA-math algorithms are accepted and the descriptor's math type
+// Algorithms are chosen ONCE per (shape, tf32) and direction, on first use, and cached in the
+// context's plan list with their descriptors. The default is cuDNN's heuristics
+// (cudnnGet*Algorithm_v7): the choice depends only on the shape and the GPU, so two runs give
+// the same numbers bit for bit (the stage contract's resume guarantee). DIFFOOD_CUDNN_FIND=1
+// benchmarks instead (cudnnFind*Algorithm: often faster, but the choice, and so the rounding,
+// may differ from run to run). With tf32 off only FMA-math algorithms are accepted and the descriptor's math type
 // is CUDNN_FMA_MATH; with tf32 on it is the found algorithm's (tensor-op math allowed, including
 // CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION). Backward directions prefer deterministic algorithms.
 // Workspaces come from the context's arena, at most CUDA_CONV_WS_MAX bytes per algorithm.
@@ -118,6 +121,11 @@ static int cuda_perf_ok(cudnnStatus_t st, size_t mem, cudnnMathType_t math, int 
             }                                                                                        \
     } while (0)
 
+static int cuda_use_find(void) {
+    const char *e = getenv("DIFFOOD_CUDNN_FIND");
+    return e && *e && strcmp(e, "0") != 0;
+}
+
 static cudnnMathType_t cuda_math(const cuda_conv_plan *p, cudnnMathType_t found) {
     return p->tf32 ? found : CUDNN_FMA_MATH;
 }
@@ -126,13 +134,20 @@ static int cuda_plan_fwd(ops_ctx *ctx, cuda_conv_plan *p) {
     if (p->have_fwd) return 0;
     cudnnConvolutionFwdAlgoPerf_t perf[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
     int count = 0, idx;
-    CUDNN_CHECK(cudnnFindConvolutionForwardAlgorithm(cuda_impl_of(ctx)->cudnn, p->x_desc, p->w_desc, p->conv_desc,
-                                                     p->y_desc, CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &count, perf));
+    cudnnHandle_t h = cuda_impl_of(ctx)->cudnn;
+    if (cuda_use_find())
+        CUDNN_CHECK(cudnnFindConvolutionForwardAlgorithm(h, p->x_desc, p->w_desc, p->conv_desc, p->y_desc,
+                                                         CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &count, perf));
+    else
+        CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithm_v7(h, p->x_desc, p->w_desc, p->conv_desc, p->y_desc,
+                                                           CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &count, perf));
     CUDA_PICK(perf, count, p->tf32, 0, idx);
     if (idx < 0) return cuda_err(ERR_DEVICE, "conv2d_fwd: cuDNN found no usable algorithm for this shape");
     p->fwd_algo = perf[idx].algo;
-    p->fwd_ws = perf[idx].memory;
     p->fwd_math = cuda_math(p, perf[idx].mathType);
+    CUDNN_CHECK(cudnnSetConvolutionMathType(p->conv_desc, p->fwd_math));
+    CUDNN_CHECK(cudnnGetConvolutionForwardWorkspaceSize(h, p->x_desc, p->w_desc, p->conv_desc, p->y_desc, p->fwd_algo,
+                                                        &p->fwd_ws));
     p->have_fwd = 1;
     return 0;
 }
@@ -141,14 +156,20 @@ static int cuda_plan_bwd_data(ops_ctx *ctx, cuda_conv_plan *p) {
     if (p->have_bwd_data) return 0;
     cudnnConvolutionBwdDataAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
     int count = 0, idx;
-    CUDNN_CHECK(cudnnFindConvolutionBackwardDataAlgorithm(cuda_impl_of(ctx)->cudnn, p->w_desc, p->y_desc,
-                                                          p->conv_desc, p->x_desc,
-                                                          CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, &count, perf));
+    cudnnHandle_t h = cuda_impl_of(ctx)->cudnn;
+    if (cuda_use_find())
+        CUDNN_CHECK(cudnnFindConvolutionBackwardDataAlgorithm(h, p->w_desc, p->y_desc, p->conv_desc, p->x_desc,
+                                                              CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, &count, perf));
+    else
+        CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithm_v7(h, p->w_desc, p->y_desc, p->conv_desc, p->x_desc,
+                                                                CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, &count, perf));
     CUDA_PICK(perf, count, p->tf32, 1, idx);
     if (idx < 0) return cuda_err(ERR_DEVICE, "conv2d_bwd_data: cuDNN found no usable algorithm for this shape");
     p->bwd_data_algo = perf[idx].algo;
-    p->bwd_data_ws = perf[idx].memory;
     p->bwd_data_math = cuda_math(p, perf[idx].mathType);
+    CUDNN_CHECK(cudnnSetConvolutionMathType(p->conv_desc, p->bwd_data_math));
+    CUDNN_CHECK(cudnnGetConvolutionBackwardDataWorkspaceSize(h, p->w_desc, p->y_desc, p->conv_desc, p->x_desc,
+                                                             p->bwd_data_algo, &p->bwd_data_ws));
     p->have_bwd_data = 1;
     return 0;
 }
@@ -157,14 +178,20 @@ static int cuda_plan_bwd_filter(ops_ctx *ctx, cuda_conv_plan *p) {
     if (p->have_bwd_filter) return 0;
     cudnnConvolutionBwdFilterAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT];
     int count = 0, idx;
-    CUDNN_CHECK(cudnnFindConvolutionBackwardFilterAlgorithm(cuda_impl_of(ctx)->cudnn, p->x_desc, p->y_desc,
-                                                            p->conv_desc, p->w_desc,
-                                                            CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, &count, perf));
+    cudnnHandle_t h = cuda_impl_of(ctx)->cudnn;
+    if (cuda_use_find())
+        CUDNN_CHECK(cudnnFindConvolutionBackwardFilterAlgorithm(h, p->x_desc, p->y_desc, p->conv_desc, p->w_desc,
+                                                                CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, &count, perf));
+    else
+        CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithm_v7(h, p->x_desc, p->y_desc, p->conv_desc, p->w_desc,
+                                                                  CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, &count, perf));
     CUDA_PICK(perf, count, p->tf32, 1, idx);
     if (idx < 0) return cuda_err(ERR_DEVICE, "conv2d_bwd_weight: cuDNN found no usable algorithm for this shape");
     p->bwd_filter_algo = perf[idx].algo;
-    p->bwd_filter_ws = perf[idx].memory;
     p->bwd_filter_math = cuda_math(p, perf[idx].mathType);
+    CUDNN_CHECK(cudnnSetConvolutionMathType(p->conv_desc, p->bwd_filter_math));
+    CUDNN_CHECK(cudnnGetConvolutionBackwardFilterWorkspaceSize(h, p->x_desc, p->y_desc, p->conv_desc, p->w_desc,
+                                                               p->bwd_filter_algo, &p->bwd_filter_ws));
     p->have_bwd_filter = 1;
     return 0;
 }
