@@ -15,6 +15,17 @@
 #include "datasets/ds.h"
 #include "datasets/imglist.h"
 
+#define IMGCODEC_MAX_IMAGE_BYTES ((int64_t)1 << 30) // one decoded image: 1 GiB at most
+
+// Refuses dimensions that would need absurd memory before anything is allocated (a small file
+// can claim a huge image).
+static int imgcodec_check_dims(const char *path, int64_t h, int64_t w, int c) {
+    ERR_IF(h <= 0 || w <= 0 || h * w > IMGCODEC_MAX_IMAGE_BYTES / c, ERR_INPUT,
+           "%s: image of %lld x %lld pixels is too large (at most %lld bytes per decoded image)", path, (long long)w,
+           (long long)h, (long long)IMGCODEC_MAX_IMAGE_BYTES);
+    return ds_check_size(path, 1, c, h, w);
+}
+
 // --- PNG -----------------------------------------------------------------------------------
 
 typedef struct {
@@ -57,7 +68,7 @@ static int imgcodec_png(FILE *f, const char *path, uint8_t **pixels, int *c_out,
     png_read_info(png, info);
     png_uint_32 w = png_get_image_width(png, info), h = png_get_image_height(png, info);
     {
-        int r = ds_check_size(path, 1, 4, (int64_t)h, (int64_t)w);
+        int r = imgcodec_check_dims(path, (int64_t)h, (int64_t)w, 4);
         if (r < 0) {
             rc = r;
             goto fail;
@@ -146,7 +157,7 @@ static int imgcodec_jpeg(FILE *f, const char *path, uint8_t **pixels, int *c_out
     }
     cinfo.out_color_space = cinfo.num_components == 1 ? JCS_GRAYSCALE : JCS_RGB;
     {
-        int r = ds_check_size(path, 1, 3, (int64_t)cinfo.image_height, (int64_t)cinfo.image_width);
+        int r = imgcodec_check_dims(path, (int64_t)cinfo.image_height, (int64_t)cinfo.image_width, 3);
         if (r < 0) {
             rc = r;
             goto fail;

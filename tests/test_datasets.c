@@ -449,6 +449,24 @@ START_TEST(test_decode_png_variants) {
     fclose(f);
     ck_assert_int_eq(imglist_decode_file(tpath("cut.png"), &px, &c, &h, &w), ERR_CORRUPT);
     ck_assert_ptr_nonnull(strstr(err_msg(), "cut.png"));
+    // a tiny PNG whose header claims 100000 x 100000 RGB: refused before allocating
+    static const uint8_t sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+    uint8_t ihdr[4 + 4 + 13 + 4], idat[12] = {0, 0, 0, 0, 'I', 'D', 'A', 'T'};
+    put_be32(ihdr, 13);
+    memcpy(ihdr + 4, "IHDR", 4);
+    put_be32(ihdr + 8, 100000);
+    put_be32(ihdr + 12, 100000);
+    ihdr[16] = 8, ihdr[17] = 2, ihdr[18] = ihdr[19] = ihdr[20] = 0;
+    put_be32(ihdr + 21, (uint32_t)crc32(0, ihdr + 4, 17));
+    put_be32(idat + 8, (uint32_t)crc32(0, idat + 4, 4));
+    f = fopen(tpath("huge.png"), "wb");
+    fwrite(sig, 1, 8, f);
+    fwrite(ihdr, 1, sizeof ihdr, f);
+    fwrite(idat, 1, sizeof idat, f);
+    fclose(f);
+    ck_assert_int_eq(imglist_decode_file(tpath("huge.png"), &px, &c, &h, &w), ERR_INPUT);
+    ck_assert_ptr_nonnull(strstr(err_msg(), "huge.png"));
+    ck_assert_ptr_nonnull(strstr(err_msg(), "too large"));
     // neither PNG nor JPEG
     f = fopen(tpath("x.gif"), "wb");
     fputs("GIF89a.....", f);
