@@ -451,7 +451,8 @@ int ts_tables(ts_store *s, char ***names, int *n) {
 }
 
 int ts_drop_table(ts_store *s, const char *table) {
-    ERR_IF(!strcmp(table, TS_META_TABLE), ERR_USAGE, "store %s: the meta table cannot be dropped", s->path);
+    ERR_IF(!strcmp(table, TS_META_TABLE) || !strncmp(table, "ts.", 3), ERR_USAGE,
+           "store %s: table '%s' is the store's own and cannot be dropped", s->path, table);
     ERR_IF(s->flags & TS_RDONLY, ERR_USAGE, "store %s: opened read-only", s->path);
     int own = !s->wtxn, rc;
     if (own) ERR_TRY(ts_begin_write(s));

@@ -184,9 +184,10 @@ int ts_in_write(const ts_store *s);
 
 // --- records ---------------------------------------------------------------------------------
 // Stores tensor `t` under `key` in `table` (created when missing; "meta" and names starting with
-// "ts." are reserved), replacing
-// any record there. The codec is a request: a compressed payload that is not smaller than the
-// raw bytes is stored raw (the record says which). SHUFFLE_ZSTD on 1-byte elements is ZSTD.
+// "ts." are reserved), replacing any record there. The codec is a request: a compressed payload
+// that is not smaller than the raw bytes is stored raw (the record says which); SHUFFLE_ZSTD on
+// 1-byte elements is ZSTD; with a table dictionary (ts_dict_train) zstd uses it. Keys appended in
+// increasing order fill LMDB pages densely.
 // Errors: ERR_USAGE (bad tensor, bad table name, read-only store), ERR_STORE (LMDB, map full),
 // ERR_NOMEM, ERR_INTERNAL (zstd).
 int ts_put(ts_store *s, const char *table, const ts_key *key, const ts_tensor *t, ts_codec codec);
@@ -225,12 +226,12 @@ int ts_del(ts_store *s, const char *table, const ts_key *key);
 int ts_count(ts_store *s, const char *table, uint64_t *n);
 // 1 when the table exists, 0 when not, negative on error.
 int ts_table_exists(ts_store *s, const char *table);
-// The record tables (not "meta" nor the store's own "ts.*" tables), sorted by name: *names is a malloc'd array of *n malloc'd
-// strings; free with ts_names_free.
+// The record tables (not "meta" nor the store's own "ts.*" tables), sorted by name: *names is a
+// malloc'd array of *n malloc'd strings; free with ts_names_free.
 int ts_tables(ts_store *s, char ***names, int *n);
 void ts_names_free(char **names, int n);
 // Deletes a table and all its records (joins the open batch if any). ERR_NOTFOUND when absent;
-// ERR_USAGE for "meta".
+// ERR_USAGE for "meta" and "ts.*".
 int ts_drop_table(ts_store *s, const char *table);
 
 typedef struct {
@@ -273,7 +274,8 @@ int ts_env_stat(ts_store *s, ts_env_info *st);
 // the new dictionary goes to *id (may be NULL). Errors: ERR_NOTFOUND (no table), ERR_INPUT (too
 // few or too small records to train on: the table simply keeps no dictionary), ERR_USAGE
 // (read-only), ERR_STORE, ERR_NOMEM.
-int ts_dict_train(ts_store *s, const char *table, size_t max_samples, size_t dict_bytes, uint32_t *id);
+int ts_dict_train(ts_store *s, const char *table, size_t max_samples, size_t dict_bytes,
+                  uint32_t *id);
 // The id of the table's active dictionary into *id (0 when none). ERR_* on failure.
 int ts_dict_id(ts_store *s, const char *table, uint32_t *id);
 
