@@ -154,6 +154,12 @@ int ts__rec_decode(ts_store *s, const char *table, const MDB_val *key, const MDB
     if (rc < 0) return rc;
     size_t raw = (size_t)info.raw_len, es = ts_dtype_size(info.dtype);
     uint8_t *dst;
+    if (info.codec != TS_CODEC_RAW) { // the frame must agree before anything is allocated
+        unsigned long long fcs =
+            ZSTD_getFrameContentSize((const uint8_t *)val->mv_data + TS_REC_HEADER, (size_t)info.stored_len);
+        if (fcs != (unsigned long long)raw)
+            return corrupt(s, table, key, val, ERR_CORRUPT, "corrupt record: zstd frame size disagrees with the header");
+    }
     if (buf) {
         if (cap < raw) {
             char msg[120];
