@@ -99,6 +99,12 @@ START_TEST(test_keys) {
     ck_assert_int_eq(ts_key_parse(&k2, "s:12"), 0);
     ck_assert_int_eq(k2.len, 2);
     ck_assert_int_eq(ts_key_parse(&k2, ""), ERR_USAGE);
+    // unknown bytes print as hex; a non-printable "string" too
+    ts_key r = {.b = {0x01, 0xab, 0x00}, .len = 3, .kind = TS_KEY_RAW};
+    ck_assert_str_eq(ts_key_format(&r, buf, sizeof buf), "0x01ab00");
+    r.kind = TS_KEY_STR;
+    ck_assert_str_eq(ts_key_format(&r, buf, sizeof buf), "0x01ab00");
+    ck_assert_str_eq(ts_key_format(&r, buf, 5), "0x01"); // truncated, terminated
     // big-endian: numeric order is byte order
     ts_key a, b;
     ts_key_u64(&a, 255);
