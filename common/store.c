@@ -242,18 +242,28 @@ int ts_open(ts_store **out, const char *path, unsigned flags) {
     s->zlevel = 3;
     s->path = strdup(path);
     ERR_GOTO_IF(rc, !s->path, ERR_NOMEM, "store %s: out of memory", path);
-    mrc = mdb_env_create(&s->env);
-    if (mrc) { rc = ts__lmdb_err(s, mrc, "create environment"); s->env = NULL; goto fail; }
-    mdb_env_set_maxdbs(s->env, TS_MAX_DBS);
-    mdb_env_set_maxreaders(s->env, 510);
     uint64_t map = TS_MAP_INITIAL;
     const char *env_map = getenv("DIFFOOD_STORE_MAPSIZE"); // tests of map growth
     if (env_map && strtoull(env_map, NULL, 10) >= (1u << 20)) map = strtoull(env_map, NULL, 10);
-    mdb_env_set_mapsize(s->env, (size_t)map);
     unsigned mflags = MDB_NOTLS;
     if (flags & TS_RDONLY) mflags |= MDB_RDONLY;
     if (flags & TS_NOSYNC) mflags |= MDB_NOSYNC;
-    mrc = mdb_env_open(s->env, path, mflags, 0664);
+    for (int attempt = 0; attempt < 2; attempt++) {
+        mrc = mdb_env_create(&s->env);
+        if (mrc) { rc = ts__lmdb_err(s, mrc, "create environment"); s->env = NULL; goto fail; }
+        mdb_env_set_maxdbs(s->env, TS_MAX_DBS);
+        mdb_env_set_maxreaders(s->env, 510);
+        mdb_env_set_mapsize(s->env, (size_t)map);
+        mrc = mdb_env_open(s->env, path, mflags, 0664);
+        // a read-only look at a store on read-only media: no lock file (no writer can be there)
+        if ((mrc == EACCES || mrc == EROFS) && (flags & TS_RDONLY) && !(mflags & MDB_NOLOCK)) {
+            mdb_env_close(s->env);
+            s->env = NULL;
+            mflags |= MDB_NOLOCK;
+            continue;
+        }
+        break;
+    }
     if (mrc) {
         if (mrc == MDB_INVALID || mrc == MDB_VERSION_MISMATCH || mrc == ENOENT || mrc == EINVAL)
             rc = err_set(ERR_CORRUPT, "store %s: data.mdb is not a valid LMDB file (%s)", path, mdb_strerror(mrc));

@@ -147,7 +147,8 @@ int ts_key_cmp(const ts_key *a, const ts_key *b);
 typedef struct ts_store ts_store;
 
 enum {
-    TS_RDONLY = 1, // read only (no write functions; lock file still used for reader slots)
+    TS_RDONLY = 1, // read only (no write functions; lock file still used for reader slots, or
+                   // none when the directory is read-only)
     TS_CREATE = 2, // create the directory (and missing parents) and the environment when missing
     TS_NOSYNC = 4, // no fsync at commit: a killed process loses nothing committed, an OS crash
                    // may lose the last commits (fast bulk writers; tests)
