@@ -300,9 +300,12 @@ START_TEST(test_reader_during_writes) {
     ts_store *s;
     ck_assert_int_eq(ts_open(&s, path, TS_CREATE | TS_NOSYNC), 0);
     ts_close(s);
+    int go[2]; // the writer waits after generation 1 until the reader has seen a snapshot
+    ck_assert_int_eq(pipe(go), 0);
     pid_t pid = fork();
     ck_assert_int_ge(pid, 0);
     if (pid == 0) { // writer: generation g rewrites all GROUP records with pattern(key, g)
+        close(go[1]);
         ts_store *w;
         if (ts_open(&w, path, TS_NOSYNC) < 0) _exit(10);
         uint8_t *buf = malloc(REC);
@@ -321,10 +324,13 @@ START_TEST(test_reader_during_writes) {
                 if (ts_meta_put(w, "gen", txt) < 0) _exit(13);
             }
             if (ts_commit(w) < 0) _exit(14);
+            char byte;
+            if (g == 1 && read(go[0], &byte, 1) != 1) _exit(15);
         }
         ts_close(w);
         _exit(0);
     }
+    close(go[0]);
     // reader: every snapshot holds one generation, all records intact
     ck_assert_int_eq(ts_open(&s, path, TS_RDONLY), 0);
     int snapshots = 0, status = 0;
@@ -359,10 +365,11 @@ START_TEST(test_reader_during_writes) {
             ck_assert_int_eq(seen, GROUP);
             ck_assert_uint_ge(gen, last_gen);
             last_gen = gen;
-            snapshots++;
+            if (snapshots++ == 0) ck_assert_int_eq(write(go[1], "g", 1), 1);
         }
         if (done) break;
     }
+    close(go[1]);
     ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
     ck_assert_int_gt(snapshots, 1);
     char *txt;
