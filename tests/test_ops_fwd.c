@@ -41,7 +41,12 @@ static const conv_case conv_cases[] = {
     {{3, 6, 11, 10, 9, 5, 3, 2, 2, 1, 0, 2}, 1},   // 5x3 kernel, all pads different
     {{40, 2, 6, 6, 4, 3, 3, 1, 1, 1, 1, 1}, 1},    // many small images: chunks of 29 + 11
     {{2, 3, 34, 32, 5, 3, 3, 1, 1, 1, 1, 1}, 1},   // plane over the chunk size: one image per GEMM
-    {{3, 17, 4, 4, 33, 3, 3, 1, 1, 1, 1, 1}, 1},   // deep, tiny plane
+    {{3, 17, 4, 4, 33, 3, 3, 1, 1, 1, 1, 1}, 1},   // deep, tiny plane (Winograd from here on)
+    {{3, 9, 7, 9, 12, 3, 3, 1, 1, 1, 1, 1}, 1},    // odd output: partial Winograd tiles
+    {{2, 8, 6, 5, 8, 3, 3, 1, 0, 2, 1, 0}, 0},     // asymmetric pads up to 2
+    {{1, 16, 33, 31, 10, 3, 3, 1, 1, 1, 1, 1}, 1}, // one large image
+    {{5, 11, 5, 6, 9, 3, 3, 1, 3, 0, 0, 3}, 1},    // pad 3 (backward data falls back to im2col)
+    {{20, 8, 4, 4, 16, 3, 3, 1, 1, 1, 1, 1}, 1},   // many tiny images: multi-image chunks
 };
 
 START_TEST(test_conv2d_fwd) {

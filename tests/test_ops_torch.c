@@ -1,6 +1,6 @@
 // test_ops_torch: PyTorch spot checks of the trickiest CPU ops: GroupNorm+swish forward and
 // backward, BatchNorm training (running statistics included) and eval, convolution with stride 2
-// and asymmetric padding (forward and all gradients), AdamW and SGD over 3 steps, the timestep
+// and asymmetric padding, and stride 1 (Winograd) (forward and all gradients), AdamW and SGD over 3 steps, the timestep
 // embedding, scaled softmax. The suite's setup writes the inputs as raw float32 files to a
 // temporary directory and runs one script under $DIFFOOD_PYTHON (default /usr/bin/python3)
 // that writes torch's results next to them; each test compares one op (1e-5 relative).
@@ -24,7 +24,7 @@ static char py_cmd[1024];
 // Inputs (sizes shared with the script below).
 enum { GN_N = 3, GN_C = 12, GN_HW = 35, GN_G = 4 };
 enum { BN_N = 4, BN_C = 6, BN_HW = 15 };
-enum { CV_N = 3, CV_CI = 5, CV_H = 9, CV_W = 8, CV_CO = 6 };
+enum { CV_N = 3, CV_CI = 8, CV_H = 9, CV_W = 8, CV_CO = 9 };
 enum { OPT_N = 1000, SM_R = 7, SM_C = 33 };
 static float gn_x[GN_N * GN_C * GN_HW], gn_g[GN_C], gn_b[GN_C], gn_dy[GN_N * GN_C * GN_HW];
 static float bn_x[BN_N * BN_C * BN_HW], bn_g[BN_C], bn_b[BN_C], bn_rm[BN_C], bn_rv[BN_C], bn_dy[BN_N * BN_C * BN_HW];
@@ -33,7 +33,7 @@ static float opt_p[OPT_N], opt_g[3][OPT_N];
 static float sm_x[SM_R * SM_C], sm_dy[SM_R * SM_C];
 static const float ts_t[6] = {0, 1, 17, 250.5f, 500, 999};
 // conv geometries: (pad_t, pad_l, pad_b, pad_r, stride)
-static const int cv_geo[2][5] = {{0, 0, 1, 1, 2}, {2, 1, 0, 2, 2}};
+static const int cv_geo[4][5] = {{0, 0, 1, 1, 2}, {2, 1, 0, 2, 2}, {1, 1, 1, 1, 1}, {0, 2, 2, 0, 1}};
 
 static const char *script =
     "import sys, os\n"
@@ -56,8 +56,8 @@ static const char *script =
     "wr('bn_y', y); wr('bn_dx', x.grad); wr('bn_dg', g.grad); wr('bn_db', b.grad); wr('bn_rm_out', rm); wr('bn_rv_out', rv)\n"
     "with torch.no_grad(): wr('bn_ye', F.relu(F.batch_norm(x, rm, rv, g, b, training=False, eps=1e-5)))\n"
     "# convolutions with stride 2 and asymmetric zero padding\n"
-    "for k, (pt, pl, pb, pr, s) in enumerate([(0, 0, 1, 1, 2), (2, 1, 0, 2, 2)]):\n"
-    "    x = rd('cv_x', 3, 5, 9, 8).requires_grad_(); w = rd('cv_w', 6, 5, 3, 3).requires_grad_(); b = rd('cv_b', 6).requires_grad_()\n"
+    "for k, (pt, pl, pb, pr, s) in enumerate([(0, 0, 1, 1, 2), (2, 1, 0, 2, 2), (1, 1, 1, 1, 1), (0, 2, 2, 0, 1)]):\n"
+    "    x = rd('cv_x', 3, 8, 9, 8).requires_grad_(); w = rd('cv_w', 9, 8, 3, 3).requires_grad_(); b = rd('cv_b', 9).requires_grad_()\n"
     "    y = F.conv2d(F.pad(x, (pl, pr, pt, pb)), w, b, stride=s)\n"
     "    dy = rd('cv_dy', -1)[:y.numel()].reshape(y.shape); y.backward(dy)\n"
     "    wr('cv%d_y' % k, y); wr('cv%d_dx' % k, x.grad); wr('cv%d_dw' % k, w.grad); wr('cv%d_db' % k, b.grad)\n"
@@ -276,7 +276,7 @@ Suite *suite_ops_torch(void) {
     tcase_add_unchecked_fixture(tc, torch_setup, torch_teardown);
     tcase_add_test(tc, test_torch_groupnorm);
     tcase_add_test(tc, test_torch_batchnorm);
-    tcase_add_loop_test(tc, test_torch_conv, 0, 2);
+    tcase_add_loop_test(tc, test_torch_conv, 0, 4);
     tcase_add_test(tc, test_torch_optim);
     tcase_add_test(tc, test_torch_timestep_softmax);
     suite_add_tcase(s, tc);

@@ -23,24 +23,38 @@ int cpu_randn(ops_ctx *ctx, float *y, size_t n, philox_key key, uint64_t offset)
     return 0;
 }
 
-// Keep mask of element j: uniform (j) >= p.
-static inline int cpu_dropout_keep(philox_key key, uint64_t j, float p) { return philox_uniform_at(key, j) >= p; }
+// Runs STMT for every element i of [0, n) with `keep` = whether stream element offset + i survives
+// dropout with probability p: one Philox block per 4 elements, blocks split over threads.
+#define CPU_DROPOUT_LOOP(ctx, n, p, key, offset, STMT)                                           \
+    do {                                                                                         \
+        if (!(n)) break;                                                                         \
+        uint64_t b0_ = (offset) >> 2, b1_ = ((offset) + (n)-1) >> 2;                             \
+        int64_t nblk_ = (int64_t)(b1_ - b0_ + 1);                                                \
+        int nt_ = (n) >= 4096 ? cpu_threads(ctx) : 1;                                            \
+        _Pragma("omp parallel for schedule(static) num_threads(nt_) if (nt_ > 1)")               \
+        for (int64_t q_ = 0; q_ < nblk_; q_++) {                                                 \
+            uint64_t blk_ = b0_ + (uint64_t)q_;                                                  \
+            philox_u4 r_ = philox_block((key), blk_);                                            \
+            for (int lane_ = 0; lane_ < 4; lane_++) {                                            \
+                uint64_t j_ = blk_ * 4 + (uint64_t)lane_;                                        \
+                if (j_ < (offset) || j_ >= (offset) + (n)) continue;                             \
+                size_t i = (size_t)(j_ - (offset));                                              \
+                int keep = (float)philox_u01(r_.v[lane_]) >= (p); /* = philox_uniform_at(j) */   \
+                STMT;                                                                            \
+            }                                                                                    \
+        }                                                                                        \
+    } while (0)
 
 int cpu_dropout_fwd(ops_ctx *ctx, float *y, const float *x, size_t n, float p, philox_key key, uint64_t offset) {
     ERR_IF(!(p >= 0.0f && p <= 1.0f), ERR_USAGE, "dropout_fwd: probability %g is outside [0, 1]", (double)p);
     float q = 1.0f - p;
-    int nt = n >= 4096 ? cpu_threads(ctx) : 1;
-#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
-    for (size_t i = 0; i < n; i++) y[i] = (q > 0.0f && cpu_dropout_keep(key, offset + i, p)) ? x[i] / q : 0.0f;
+    CPU_DROPOUT_LOOP(ctx, n, p, key, offset, y[i] = (q > 0.0f && keep) ? x[i] / q : 0.0f);
     return 0;
 }
 
 int cpu_dropout_bwd(ops_ctx *ctx, float *dx, const float *dy, size_t n, float p, philox_key key, uint64_t offset) {
     ERR_IF(!(p >= 0.0f && p <= 1.0f), ERR_USAGE, "dropout_bwd: probability %g is outside [0, 1]", (double)p);
     float q = 1.0f - p;
-    int nt = n >= 4096 ? cpu_threads(ctx) : 1;
-#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
-    for (size_t i = 0; i < n; i++)
-        if (q > 0.0f && cpu_dropout_keep(key, offset + i, p)) dx[i] += dy[i] / q;
+    CPU_DROPOUT_LOOP(ctx, n, p, key, offset, if (q > 0.0f && keep) dx[i] += dy[i] / q);
     return 0;
 }

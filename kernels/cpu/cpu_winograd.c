@@ -1,0 +1,225 @@
+// cpu_winograd: 3x3 stride-1 convolution by Winograd's minimal filtering F(2x2, 3x3) (Lavin &
+// Gray, 2016): 2.25x fewer multiplications than im2col + GEMM. Used by conv2d_fwd and, as a
+// forward convolution of dy with the flipped, transposed kernel, by conv2d_bwd_data.
+//
+// Per 4x4 input tile d and 3x3 kernel g: Y (2x2) = A^T [ (G g G^T) .* (B^T d B) ] A. The 16
+// element-wise products summed over input channels are 16 GEMMs: M_e (C_out, T) = U_e (C_out,
+// C_in) V_e (C_in, T) over the T tiles of a chunk of images (OpenBLAS). Tiles past an odd
+// output edge are computed and dropped. Threads as in cpu_conv.c: chunks in one OpenMP loop
+// with single-threaded OpenBLAS when there are enough of them, else OpenBLAS gets the threads.
+#include "kernels/cpu/cpu_winograd.h"
+
+#include <cblas.h>
+#include <omp.h>
+
+#include "common/err.h"
+
+#define CPU_WINO_TILES 512 // tiles per GEMM column block (about; whole images per chunk)
+
+// U_e (C_out', C_in') for e = 4i + j from w (C_out, C_in, 3, 3); flip: the bwd-data kernel
+// w'[a][b][i][j] = w[b][a][2-i][2-j] (C_out' = C_in, C_in' = C_out).
+static void cpu_wino_weights(const float *w, float *u, int c_out, int c_in, int flip, int nt) {
+    int co_n = flip ? c_in : c_out, ci_n = flip ? c_out : c_in;
+    size_t plane = (size_t)co_n * ci_n;
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1 && co_n > 1)
+    for (int a = 0; a < co_n; a++) {
+        for (int b = 0; b < ci_n; b++) {
+            float g[3][3];
+            const float *src = flip ? w + ((size_t)b * c_in + a) * 9 : w + ((size_t)a * c_in + b) * 9;
+            for (int i = 0; i < 3; i++)
+                for (int j = 0; j < 3; j++) g[i][j] = flip ? src[(2 - i) * 3 + (2 - j)] : src[i * 3 + j];
+            float t[4][3]; // G g
+            for (int j = 0; j < 3; j++) {
+                t[0][j] = g[0][j];
+                t[1][j] = 0.5f * (g[0][j] + g[1][j] + g[2][j]);
+                t[2][j] = 0.5f * (g[0][j] - g[1][j] + g[2][j]);
+                t[3][j] = g[2][j];
+            }
+            for (int i = 0; i < 4; i++) { // (G g) G^T
+                float *d = u + (size_t)(i * 4) * plane + (size_t)a * ci_n + b;
+                d[0] = t[i][0];
+                d[plane] = 0.5f * (t[i][0] + t[i][1] + t[i][2]);
+                d[2 * plane] = 0.5f * (t[i][0] - t[i][1] + t[i][2]);
+                d[3 * plane] = t[i][2];
+            }
+        }
+    }
+}
+
+typedef struct {
+    int c_in, c_out, h, w, ho, wo; // geometry of the forward convolution being computed
+    int pad_t, pad_l;
+    int th, tw, tpi; // tiles per column, per row, per image
+} cpu_wino_geo;
+
+// Column transform of one row u of B^T d: (u0 - u2, u1 + u2, u2 - u1, u1 - u3) into
+// o[(4i + 0..3) * plane].
+#define CPU_WINO_COLS(u0, u1, u2, u3, o, i, plane)                                             \
+    do {                                                                                       \
+        (o)[(size_t)(4 * (i)) * (plane)] = (u0) - (u2);                                        \
+        (o)[(size_t)(4 * (i) + 1) * (plane)] = (u1) + (u2);                                    \
+        (o)[(size_t)(4 * (i) + 2) * (plane)] = (u2) - (u1);                                    \
+        (o)[(size_t)(4 * (i) + 3) * (plane)] = (u1) - (u3);                                    \
+    } while (0)
+
+// One tile of the input transform, written out (GCC vectorises this over tiles, not loops
+// inside it): V_e = (B^T d B)_e for the 4x4 patch of rows p0..p3, columns c..c+3, stored at
+// o[e * plane].
+#define CPU_WINO_IN_TILE(p0, p1, p2, p3, c, o, plane)                                          \
+    do {                                                                                       \
+        float a0 = (p0)[(c)], a1 = (p0)[(c) + 1], a2 = (p0)[(c) + 2], a3 = (p0)[(c) + 3];      \
+        float b0 = (p1)[(c)], b1 = (p1)[(c) + 1], b2 = (p1)[(c) + 2], b3 = (p1)[(c) + 3];      \
+        float c0 = (p2)[(c)], c1 = (p2)[(c) + 1], c2 = (p2)[(c) + 2], c3 = (p2)[(c) + 3];      \
+        float e0 = (p3)[(c)], e1 = (p3)[(c) + 1], e2 = (p3)[(c) + 2], e3 = (p3)[(c) + 3];      \
+        CPU_WINO_COLS(a0 - c0, a1 - c1, a2 - c2, a3 - c3, o, 0, plane);                        \
+        CPU_WINO_COLS(b0 + c0, b1 + c1, b2 + c2, b3 + c3, o, 1, plane);                        \
+        CPU_WINO_COLS(c0 - b0, c1 - b1, c2 - b2, c3 - b3, o, 2, plane);                        \
+        CPU_WINO_COLS(b0 - e0, b1 - e1, b2 - e2, b3 - e3, o, 3, plane);                        \
+    } while (0)
+
+// Length of the zero-padded row copies the input transform reads from.
+static int cpu_wino_row_len(const cpu_wino_geo *g) {
+    int need = 2 * g->tw + 2; // columns 0 .. 2*tw+1 of the tile grid
+    return need > g->pad_l + g->w ? need : g->pad_l + g->w;
+}
+
+// V_e (C_in, T) of the images x[0..nbc) (each (C_in, H, W)); ld = T of the chunk. Each tile row
+// reads four zero-padded row copies (so padding needs no tests) in a SIMD loop over the tiles.
+static void cpu_wino_input(const cpu_wino_geo *g, const float *x, float *v, int nbc, size_t ld, int nt, float *rowbuf) {
+    int total = nbc * g->c_in, wp = cpu_wino_row_len(g);
+    size_t plane = (size_t)g->c_in * ld;
+#pragma omp parallel num_threads(nt) if (nt > 1 && total > 1)
+    {
+        float *pad = rowbuf + (size_t)omp_get_thread_num() * 4 * wp; // this thread's 4 padded rows
+#pragma omp for schedule(static)
+        for (int q = 0; q < total; q++) {
+            int img = q / g->c_in, c = q % g->c_in;
+            const float *xc = x + (size_t)q * g->h * g->w;
+            float *vc = v + (size_t)c * ld + (size_t)img * g->tpi;
+            for (int ty = 0; ty < g->th; ty++) {
+                int r0 = 2 * ty - g->pad_t;
+                for (int i = 0; i < 4; i++) { // row r0+i, shifted right by pad_l, zeros around
+                    float *row = pad + (size_t)i * wp;
+                    int r = r0 + i;
+                    memset(row, 0, (size_t)wp * sizeof(float));
+                    if (r >= 0 && r < g->h) memcpy(row + g->pad_l, xc + (size_t)r * g->w, (size_t)g->w * sizeof(float));
+                }
+                const float *p0 = pad, *p1 = pad + wp, *p2 = pad + 2 * wp, *p3 = pad + 3 * wp;
+                float *dst = vc + (size_t)ty * g->tw;
+#pragma omp simd
+                for (int tx = 0; tx < g->tw; tx++) CPU_WINO_IN_TILE(p0, p1, p2, p3, 2 * tx, dst + tx, plane);
+            }
+        }
+    }
+}
+
+// Output transform of tile t: the four outputs (A^T m A) of M_e[t] (e at src[e * plane + t]).
+#define CPU_WINO_OUT_TILE(src, t, plane, bias, o00, o01, o10, o11)                             \
+    float o00, o01, o10, o11;                                                                  \
+    do {                                                                                       \
+        const float *m_ = (src) + (t);                                                         \
+        size_t p_ = (plane);                                                                   \
+        float s0 = m_[0] + m_[4 * p_] + m_[8 * p_], s1 = m_[p_] + m_[5 * p_] + m_[9 * p_];     \
+        float s2 = m_[2 * p_] + m_[6 * p_] + m_[10 * p_], s3 = m_[3 * p_] + m_[7 * p_] + m_[11 * p_]; \
+        float r0 = m_[4 * p_] - m_[8 * p_] - m_[12 * p_], r1 = m_[5 * p_] - m_[9 * p_] - m_[13 * p_]; \
+        float r2 = m_[6 * p_] - m_[10 * p_] - m_[14 * p_], r3 = m_[7 * p_] - m_[11 * p_] - m_[15 * p_]; \
+        o00 = s0 + s1 + s2 + (bias);                                                           \
+        o01 = s1 - s2 - s3 + (bias);                                                           \
+        o10 = r0 + r1 + r2 + (bias);                                                           \
+        o11 = r1 - r2 - r3 + (bias);                                                           \
+    } while (0)
+
+// y[0..nbc) (C_out, HO, WO) = (or +=) A^T M A (+ b) from M_e (C_out, T); full tiles in SIMD loops.
+static void cpu_wino_output(const cpu_wino_geo *g, const float *m, float *y, const float *b, int nbc, size_t ld,
+                            int accumulate, int nt) {
+    int total = nbc * g->c_out;
+    size_t plane = (size_t)g->c_out * ld;
+    int full_w = g->wo / 2; // tiles whose two columns are both inside
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1 && total > 1)
+    for (int q = 0; q < total; q++) {
+        int img = q / g->c_out, co = q % g->c_out;
+        float *yc = y + (size_t)q * g->ho * g->wo;
+        const float *mc = m + (size_t)co * ld + (size_t)img * g->tpi;
+        float bias = b ? b[co] : 0.0f, keep = accumulate ? 1.0f : 0.0f;
+        for (int ty = 0; ty < g->th; ty++) {
+            int oh = 2 * ty;
+            float *y0 = yc + (size_t)oh * g->wo, *y1 = y0 + g->wo;
+            const float *src = mc + (size_t)ty * g->tw;
+            if (oh + 1 < g->ho) {
+#pragma omp simd
+                for (int tx = 0; tx < full_w; tx++) {
+                    CPU_WINO_OUT_TILE(src, tx, plane, bias, o00, o01, o10, o11);
+                    y0[2 * tx] = keep * y0[2 * tx] + o00;
+                    y0[2 * tx + 1] = keep * y0[2 * tx + 1] + o01;
+                    y1[2 * tx] = keep * y1[2 * tx] + o10;
+                    y1[2 * tx + 1] = keep * y1[2 * tx + 1] + o11;
+                }
+            } else { // the last, half tile row of an odd height
+#pragma omp simd
+                for (int tx = 0; tx < full_w; tx++) {
+                    CPU_WINO_OUT_TILE(src, tx, plane, bias, o00, o01, o10, o11);
+                    (void)o10, (void)o11;
+                    y0[2 * tx] = keep * y0[2 * tx] + o00;
+                    y0[2 * tx + 1] = keep * y0[2 * tx + 1] + o01;
+                }
+            }
+            for (int tx = full_w; tx < g->tw; tx++) { // the last, half tile of an odd width
+                CPU_WINO_OUT_TILE(src, tx, plane, bias, o00, o01, o10, o11);
+                (void)o01, (void)o11;
+                y0[2 * tx] = keep * y0[2 * tx] + o00;
+                if (oh + 1 < g->ho) y1[2 * tx] = keep * y1[2 * tx] + o10;
+            }
+        }
+    }
+}
+
+int cpu_winograd_usable(const ops_conv_shape *s, int bwd_data) {
+    if (s->kh != 3 || s->kw != 3 || s->stride != 1 || s->c_in < 8 || s->c_out < 8) return 0;
+    if (bwd_data && (s->pad_t > 2 || s->pad_l > 2 || s->pad_b > 2 || s->pad_r > 2)) return 0;
+    return 1;
+}
+
+int cpu_winograd_conv(ops_ctx *ctx, const ops_conv_shape *s, float *y, const float *x, const float *w, const float *b,
+                      int bwd_data) {
+    cpu_wino_geo g;
+    if (bwd_data) { // dx (N, C_in, H, W) += conv(dy, flipped w^T) with pads 2 - pad
+        g = (cpu_wino_geo){s->c_out, s->c_in, ops_conv_out_h(s), ops_conv_out_w(s), s->h, s->w, 2 - s->pad_t,
+                           2 - s->pad_l, 0, 0, 0};
+    } else {
+        g = (cpu_wino_geo){s->c_in, s->c_out, s->h, s->w, ops_conv_out_h(s), ops_conv_out_w(s), s->pad_t, s->pad_l,
+                           0, 0, 0};
+    }
+    g.th = (g.ho + 1) / 2;
+    g.tw = (g.wo + 1) / 2;
+    g.tpi = g.th * g.tw;
+    int nt = cpu_threads(ctx), n = s->n;
+    int nb = g.tpi >= CPU_WINO_TILES ? 1 : (CPU_WINO_TILES + g.tpi - 1) / g.tpi;
+    int outer = nt > 1 && n >= nt;
+    if (outer && nb > n / nt) nb = n / nt;
+    if (nb > n) nb = n;
+    int nchunks = (n + nb - 1) / nb;
+    size_t ld_max = (size_t)nb * g.tpi, nu = (size_t)16 * g.c_in * g.c_out;
+    size_t rows_n = (size_t)4 * cpu_wino_row_len(&g); // padded rows of one thread
+    size_t slice = (size_t)16 * ld_max * (g.c_in + g.c_out) + rows_n;
+    float *buf = cpu_scratch(ctx, nu + slice * (outer ? nt : 1) + rows_n * nt);
+    if (!buf) return err_prefix(ERR_NOMEM, bwd_data ? "conv2d_bwd_data: " : "conv2d_fwd: ");
+    cpu_wino_weights(w, buf, s->c_out, s->c_in, bwd_data, nt);
+    const float *u = buf;
+    size_t xs = (size_t)g.c_in * g.h * g.w, ys = (size_t)g.c_out * g.ho * g.wo, up = (size_t)g.c_out * g.c_in;
+    cpu_blas_set(ctx, outer ? 1 : nt);
+#pragma omp parallel for schedule(static) num_threads(nt) if (outer)
+    for (int ck = 0; ck < nchunks; ck++) {
+        int n0 = ck * nb, nbc = n - n0 < nb ? n - n0 : nb, it = outer ? 1 : nt;
+        float *v = buf + nu + (outer ? (size_t)omp_get_thread_num() * slice : 0);
+        size_t ld = (size_t)nbc * g.tpi;
+        float *m = v + (size_t)16 * g.c_in * ld;
+        // padded-row buffers: this slice's own in the outer way, one per thread after the slices otherwise
+        float *rows = outer ? m + (size_t)16 * g.c_out * ld_max : buf + nu + slice;
+        cpu_wino_input(&g, x + n0 * xs, v, nbc, ld, it, rows);
+        for (int e = 0; e < 16; e++)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, g.c_out, (int)ld, g.c_in, 1.0f, u + e * up, g.c_in,
+                        v + (size_t)e * g.c_in * ld, (int)ld, 0.0f, m + (size_t)e * g.c_out * ld, (int)ld);
+        cpu_wino_output(&g, m, y + n0 * ys, b, nbc, ld, bwd_data, it);
+    }
+    return 0;
+}

@@ -1,0 +1,18 @@
+// cpu_winograd: 3x3 stride-1 convolution by Winograd F(2x2, 3x3) for the CPU backend
+// (kernels/cpu/cpu_winograd.c). Internal to kernels/cpu/.
+#ifndef DIFFOOD_CPU_WINOGRAD_H
+#define DIFFOOD_CPU_WINOGRAD_H
+
+#include "kernels/cpu/cpu_internal.h"
+
+// 1 when cpu_winograd_conv handles `s` (3x3, stride 1, at least 8 channels in and out; for the
+// backward-data pass also pads <= 2), 0 otherwise. The shape must already be valid.
+int cpu_winograd_usable(const ops_conv_shape *s, int bwd_data);
+
+// bwd_data 0: y (N, C_out, HO, WO) = conv(x (N, C_in, H, W), w) + b (b may be NULL), assigned.
+// bwd_data 1: y is dx (N, C_in, H, W) += conv_transpose(x = dy (N, C_out, HO, WO), w); b unused.
+// w is (C_out, C_in, 3, 3) in both cases. Uses the context's scratch buffer. 0 or ERR_NOMEM.
+int cpu_winograd_conv(ops_ctx *ctx, const ops_conv_shape *s, float *y, const float *x, const float *w, const float *b,
+                      int bwd_data);
+
+#endif
