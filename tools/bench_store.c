@@ -70,6 +70,8 @@ typedef struct {
     uint64_t file_bytes;
 } result;
 
+static int zstd_level = 3;
+
 static int bench_store(const char *dir, const table_spec *t, ts_codec codec, int dict, int batch, result *r) {
     char path[4096];
     int rc = 0;
@@ -84,6 +86,7 @@ static int bench_store(const char *dir, const table_spec *t, ts_codec codec, int
     double mb = (double)t->rec_bytes * t->n / 1e6;
     double t0 = now();
     ERR_GOTO(rc, ts_open(&s, path, TS_CREATE));
+    ts_set_zstd_level(s, zstd_level);
     ERR_GOTO(rc, ts_begin_write(s));
     for (int i = 0; i < t->n; i++) {
         ts_tensor x;
@@ -177,6 +180,7 @@ int main(int argc, char **argv) {
         {"n", "N", 0, "records per table (default 60000)"},
         {"dir", "DIR", 0, "where to write the temporary stores and files (default /tmp)"},
         {"batch", "N", 0, "records per commit (default 1000)"},
+        {"level", "N", 0, "zstd level (default 3)"},
         {"images", "FILE", 0, "IDX images (.gz) (default /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz)"},
         {0}};
     static const cli_spec spec = {"bench-store", "[--n N] [--dir DIR]",
@@ -195,6 +199,10 @@ int main(int argc, char **argv) {
     if (rc < 0) goto fail;
     ERR_GOTO(rc, cli_get_int(a, "n", 60000, &n));
     ERR_GOTO(rc, cli_get_int(a, "batch", 1000, &batch));
+    long level;
+    ERR_GOTO(rc, cli_get_int(a, "level", 3, &level));
+    ERR_GOTO_IF(rc, level < 1 || level > 19, ERR_USAGE, "--level must be 1..19");
+    zstd_level = (int)level;
     ERR_GOTO_IF(rc, n < 1 || n > 60000 || batch < 1, ERR_USAGE, "--n must be 1..60000 and --batch >= 1");
     const char *images = cli_get(a, "images");
     if (!images) images = "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz";
@@ -219,7 +227,7 @@ int main(int argc, char **argv) {
         double v = rng_normal() * (1.0 + (double)(i % 512) / 256.0) - 0.1;
         f[i] = v > 0 ? (float)v : 0.0f;
     }
-    printf("bench-store: %ld records per table, images: %s; %s\n", n, real ? images : "synthetic",
+    printf("bench-store: %ld records per table, zstd level %d, images: %s; %s\n", n, zstd_level, real ? images : "synthetic",
            "MB/s of raw bytes (1 MB = 1e6 B); reads from the page cache");
     printf("%-8s %-23s %8s %8s %8s %9s %8s %12s\n", "table", "path", "write", "scan", "get", "scan/cpu", "ratio",
            "file bytes");
