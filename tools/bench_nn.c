@@ -23,12 +23,33 @@ static const cli_opt opts[] = {
     {"iters", "N", 0, "timed iterations (default 5)"},
     {"warmup", "N", 0, "untimed iterations first (default 1)"},
     {"compare", NULL, 0, "also run tools/bench_nn_torch.py (PyTorch) with the same shapes and threads"},
+    {"profile", NULL, 0, "time every convolution of the timed iterations by shape (synchronises each call)"},
     {"python", "PATH", 0, "Python with torch for --compare (default $DIFFOOD_PYTHON or /usr/bin/python3)"},
     {NULL, NULL, 0, NULL}};
 static const cli_spec spec = {"bench-nn", "[options]",
                               "Measures the UNet or ResNet-18 throughput (images/s) of the configuration "
                               "(sections unet / resnet) on this machine.",
                               opts, CLI_STD_CONFIG | CLI_STD_THREADS | CLI_STD_DEVICE, 0, 0};
+
+static int prof_cmp(const void *a, const void *b) {
+    double x = ((const nn_prof_row *)a)->seconds, y = ((const nn_prof_row *)b)->seconds;
+    return (x < y) - (x > y);
+}
+
+// The conv rows by time, with their share of the whole timed loop and their GFLOP/s.
+static void prof_print(nn_prof *p, double total) {
+    qsort(p->rows, (size_t)p->n, sizeof p->rows[0], prof_cmp);
+    double conv = 0;
+    for (int i = 0; i < p->n; i++) conv += p->rows[i].seconds;
+    printf("profile: convolutions %.3f s of %.3f s (%.1f%%); the rest (norms, attention, elementwise, optimiser) "
+           "%.3f s\n", conv, total, 100 * conv / total, total - conv);
+    printf("  %-40s %6s %9s %6s %8s\n", "op shape (per image)", "calls", "seconds", "share", "GFLOP/s");
+    for (int i = 0; i < p->n; i++) {
+        const nn_prof_row *r = &p->rows[i];
+        printf("  %-40s %6ld %9.4f %5.1f%% %8.1f\n", r->key, r->calls, r->seconds, 100 * r->seconds / total,
+               r->flops / r->seconds / 1e9);
+    }
+}
 
 static double now_s(void) {
     struct timespec ts;
@@ -172,6 +193,7 @@ int main(int argc, char **argv) {
     cli_args *a = NULL;
     cfg *c = NULL;
     bench b = {0};
+    nn_prof *prof = NULL;
     int rc = cli_parse(&a, &spec, argc, argv);
     if (rc == CLI_HELP) {
         cli_print_help(stdout, &spec);
@@ -199,6 +221,11 @@ int main(int argc, char **argv) {
     ERR_GOTO(rc, bench_setup(&b, c, threads, cli_device(a)));
     for (long i = 0; i < warmup; i++) ERR_GOTO(rc, bench_iter(&b));
     ERR_GOTO(rc, ops_sync(b.ctx));
+    if (cli_has(a, "profile")) {
+        prof = calloc(1, sizeof *prof);
+        ERR_GOTO_IF(rc, !prof, ERR_NOMEM, "out of memory");
+        (b.model_unet ? unet_net(b.unet) : resnet_net(b.rn))->prof = prof;
+    }
     double t0 = now_s();
     for (long i = 0; i < iters; i++) ERR_GOTO(rc, bench_iter(&b));
     ERR_GOTO(rc, ops_sync(b.ctx));
@@ -206,6 +233,10 @@ int main(int argc, char **argv) {
     nn_net *net = b.model_unet ? unet_net(b.unet) : resnet_net(b.rn);
     printf("diffood %s %s batch %ld threads %d device %s: %.2f images/s (%.4f s/iter, %.3f M params)\n", model, mode,
            batch, threads, ops_device_name(ops_ctx_device(b.ctx)), ips, dt / iters, net->n_params / 1e6);
+    if (prof) {
+        prof_print(prof, dt);
+        net->prof = NULL;
+    }
     if (cli_has(a, "compare")) {
         const char *py = cli_get(a, "python") ? cli_get(a, "python") : getenv("DIFFOOD_PYTHON");
         double tips = 0;
@@ -214,6 +245,9 @@ int main(int argc, char **argv) {
     }
     fflush(stdout);
 fail:
+    if (b.unet) unet_net(b.unet)->prof = NULL;
+    if (b.rn) resnet_net(b.rn)->prof = NULL;
+    free(prof);
     bench_free(&b);
     cfg_free(c);
     cli_args_free(a);

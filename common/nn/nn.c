@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "common/err.h"
 #include "kernels/philox.h"
@@ -210,6 +211,43 @@ int nn_zero_grad(nn_net *net) { return ops_fill(net->ctx, net->grads, 0.0f, net-
 
 // --- layer helpers --------------------------------------------------------------------------
 
+static double nn_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+// Starts a timed call when profiling (returns the start time, or 0).
+static double nn_prof_begin(nn_net *net) {
+    if (!net->prof || ops_sync(net->ctx) < 0) return 0.0;
+    return nn_now();
+}
+
+static void nn_prof_end(nn_net *net, double t0, const char *key, double flops) {
+    if (!net->prof || t0 == 0.0 || ops_sync(net->ctx) < 0) return;
+    double dt = nn_now() - t0;
+    nn_prof *p = net->prof;
+    int i = 0;
+    while (i < p->n && strcmp(p->rows[i].key, key)) i++;
+    if (i == p->n) {
+        if (p->n == NN_PROF_ROWS) return;
+        p->n++;
+        memset(&p->rows[i], 0, sizeof p->rows[i]);
+        snprintf(p->rows[i].key, sizeof p->rows[i].key, "%s", key);
+    }
+    p->rows[i].seconds += dt;
+    p->rows[i].flops += flops;
+    p->rows[i].calls++;
+}
+
+static void nn_conv_key(char *buf, size_t cap, const char *op, const ops_conv_shape *s) {
+    snprintf(buf, cap, "%s %d->%d k%d s%d %dx%d", op, s->c_in, s->c_out, s->kh, s->stride, s->h, s->w);
+}
+
+static double nn_conv_flops(const ops_conv_shape *s) {
+    return 2.0 * s->n * s->c_out * ops_conv_out_h(s) * ops_conv_out_w(s) * (double)s->c_in * s->kh * s->kw;
+}
+
 int nn_conv_add(nn_net *net, nn_conv *cv, const char *prefix, int c_in, int c_out, int k, int stride,
                 int pad_t, int pad_l, int pad_b, int pad_r, int h, int w, int bias) {
     int fan_in = c_in * k * k;
@@ -225,14 +263,36 @@ int nn_conv_add(nn_net *net, nn_conv *cv, const char *prefix, int c_in, int c_ou
 int nn_conv_fwd(nn_net *net, const nn_conv *cv, int n, float *y, const float *x) {
     ops_conv_shape s = cv->s;
     s.n = n;
-    return ops_conv2d_fwd(net->ctx, &s, y, x, net->params + cv->w, cv->b == SIZE_MAX ? NULL : net->params + cv->b);
+    double t0 = nn_prof_begin(net);
+    ERR_TRY(ops_conv2d_fwd(net->ctx, &s, y, x, net->params + cv->w, cv->b == SIZE_MAX ? NULL : net->params + cv->b));
+    if (net->prof) {
+        char key[88];
+        nn_conv_key(key, sizeof key, "conv_fwd", &s);
+        nn_prof_end(net, t0, key, nn_conv_flops(&s));
+    }
+    return 0;
 }
 
 int nn_conv_bwd(nn_net *net, const nn_conv *cv, int n, float *dx, const float *dy, const float *x) {
     ops_conv_shape s = cv->s;
     s.n = n;
-    if (dx) ERR_TRY(ops_conv2d_bwd_data(net->ctx, &s, dx, dy, net->params + cv->w));
-    return ops_conv2d_bwd_weight(net->ctx, &s, net->grads + cv->w, cv->b == SIZE_MAX ? NULL : net->grads + cv->b, dy, x);
+    char key[88];
+    double t0 = nn_prof_begin(net);
+    if (dx) {
+        ERR_TRY(ops_conv2d_bwd_data(net->ctx, &s, dx, dy, net->params + cv->w));
+        if (net->prof) {
+            nn_conv_key(key, sizeof key, "conv_bwd_data", &s);
+            nn_prof_end(net, t0, key, nn_conv_flops(&s));
+            t0 = nn_prof_begin(net);
+        }
+    }
+    ERR_TRY(ops_conv2d_bwd_weight(net->ctx, &s, net->grads + cv->w, cv->b == SIZE_MAX ? NULL : net->grads + cv->b, dy,
+                                  x));
+    if (net->prof) {
+        nn_conv_key(key, sizeof key, "conv_bwd_weight", &s);
+        nn_prof_end(net, t0, key, nn_conv_flops(&s));
+    }
+    return 0;
 }
 
 int nn_linear_add(nn_net *net, nn_linear *l, const char *prefix, int in, int out) {

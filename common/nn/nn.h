@@ -56,6 +56,20 @@ typedef struct {
     size_t offset, per_sample;
 } nn_dact_rec;
 
+// Optional profile of the conv/linear helpers (benchmarks only): when nn_net.prof is set, each
+// helper call is synchronised and timed, and accumulated per (op, shape) row.
+#define NN_PROF_ROWS 160
+typedef struct {
+    char key[88];   // "conv_fwd 64->128 k3 s1 16x16"
+    double seconds; // wall time, summed over calls
+    double flops;   // multiply-adds x 2, summed over calls
+    long calls;
+} nn_prof_row;
+typedef struct {
+    nn_prof_row rows[NN_PROF_ROWS];
+    int n;
+} nn_prof;
+
 // The shared part of a network. Fields are read-only for users; the network fills them.
 typedef struct nn_net {
     ops_ctx *ctx;            // borrowed; must outlive the network
@@ -68,6 +82,7 @@ typedef struct nn_net {
     nn_dact_rec *dacts;      // registered activation gradients
     int n_dacts, cap_dacts;
     int build_err;           // a failed nn_dact record (reported by nn_net_alloc)
+    nn_prof *prof;           // NULL (default) or a profile to fill (borrowed)
     float *params, *grads, *buffers, *acts; // device memory (NULL until nn_net_alloc)
 } nn_net;
 
