@@ -63,51 +63,62 @@ typedef struct {
     } while (0)
 
 // One tile of the input transform, written out (GCC vectorises this over tiles, not loops
-// inside it): V_e = (B^T d B)_e for the 4x4 patch of rows p0..p3, columns c..c+3, stored at
-// o[e * plane].
-#define CPU_WINO_IN_TILE(p0, p1, p2, p3, c, o, plane)                                          \
+// inside it): V_e = (B^T d B)_e for the 4x4 patch of padded rows p0..p3 at tile column t,
+// stored at o[e * plane]. Rows are deinterleaved: even columns first, odd columns from `half`,
+// so the patch's columns 2t, 2t+1, 2t+2, 2t+3 are p[t], p[half+t], p[t+1], p[half+t+1].
+#define CPU_WINO_IN_TILE(p0, p1, p2, p3, t, half, o, plane)                                   \
     do {                                                                                       \
-        float a0 = (p0)[(c)], a1 = (p0)[(c) + 1], a2 = (p0)[(c) + 2], a3 = (p0)[(c) + 3];      \
-        float b0 = (p1)[(c)], b1 = (p1)[(c) + 1], b2 = (p1)[(c) + 2], b3 = (p1)[(c) + 3];      \
-        float c0 = (p2)[(c)], c1 = (p2)[(c) + 1], c2 = (p2)[(c) + 2], c3 = (p2)[(c) + 3];      \
-        float e0 = (p3)[(c)], e1 = (p3)[(c) + 1], e2 = (p3)[(c) + 2], e3 = (p3)[(c) + 3];      \
+        float a0 = (p0)[(t)], a1 = (p0)[(half) + (t)], a2 = (p0)[(t) + 1], a3 = (p0)[(half) + (t) + 1]; \
+        float b0 = (p1)[(t)], b1 = (p1)[(half) + (t)], b2 = (p1)[(t) + 1], b3 = (p1)[(half) + (t) + 1]; \
+        float c0 = (p2)[(t)], c1 = (p2)[(half) + (t)], c2 = (p2)[(t) + 1], c3 = (p2)[(half) + (t) + 1]; \
+        float e0 = (p3)[(t)], e1 = (p3)[(half) + (t)], e2 = (p3)[(t) + 1], e3 = (p3)[(half) + (t) + 1]; \
         CPU_WINO_COLS(a0 - c0, a1 - c1, a2 - c2, a3 - c3, o, 0, plane);                        \
         CPU_WINO_COLS(b0 + c0, b1 + c1, b2 + c2, b3 + c3, o, 1, plane);                        \
         CPU_WINO_COLS(c0 - b0, c1 - b1, c2 - b2, c3 - b3, o, 2, plane);                        \
         CPU_WINO_COLS(b0 - e0, b1 - e1, b2 - e2, b3 - e3, o, 3, plane);                        \
     } while (0)
 
-// Length of the zero-padded row copies the input transform reads from.
-static int cpu_wino_row_len(const cpu_wino_geo *g) {
-    int need = 2 * g->tw + 2; // columns 0 .. 2*tw+1 of the tile grid
-    return need > g->pad_l + g->w ? need : g->pad_l + g->w;
+// Width and height of the zero-padded plane the input transform reads from: the tile grid's
+// columns 0 .. 2*tw+1 and rows 0 .. 2*th+1, input pixel (r, c) at (r + pad_t, c + pad_l).
+static int cpu_wino_pad_w(const cpu_wino_geo *g) {
+    int need = 2 * g->tw + 2;
+    if (need < g->pad_l + g->w) need = g->pad_l + g->w;
+    return (need + 1) & ~1; // even: two halves of equal length
+}
+static int cpu_wino_pad_h(const cpu_wino_geo *g) {
+    int need = 2 * g->th + 2;
+    return need > g->pad_t + g->h ? need : g->pad_t + g->h;
 }
 
-// V_e (C_in, T) of the images x[0..nbc) (each (C_in, H, W)); ld = T of the chunk. Each tile row
-// reads four zero-padded row copies (so padding needs no tests) in a SIMD loop over the tiles.
-static void cpu_wino_input(const cpu_wino_geo *g, const float *x, float *v, int nbc, size_t ld, int nt, float *rowbuf) {
-    int total = nbc * g->c_in, wp = cpu_wino_row_len(g);
+// V_e (C_in, T) of the images x[0..nbc) (each (C_in, H, W)); ld = T of the chunk. Each plane is
+// first copied into a zero-padded plane (so padding needs no tests), then every tile row runs
+// in a SIMD loop over its tiles.
+static void cpu_wino_input(const cpu_wino_geo *g, const float *x, float *v, int nbc, size_t ld, int nt, float *padbuf) {
+    int total = nbc * g->c_in, wp = cpu_wino_pad_w(g), hp = cpu_wino_pad_h(g), half = wp / 2;
     size_t plane = (size_t)g->c_in * ld;
 #pragma omp parallel num_threads(nt) if (nt > 1 && total > 1)
     {
-        float *pad = rowbuf + (size_t)omp_get_thread_num() * 4 * wp; // this thread's 4 padded rows
+        float *pad = padbuf + (size_t)omp_get_thread_num() * hp * wp; // this thread's padded plane
+        memset(pad, 0, (size_t)hp * wp * sizeof(float)); // borders stay zero; the inside is overwritten
 #pragma omp for schedule(static)
         for (int q = 0; q < total; q++) {
             int img = q / g->c_in, c = q % g->c_in;
             const float *xc = x + (size_t)q * g->h * g->w;
             float *vc = v + (size_t)c * ld + (size_t)img * g->tpi;
+            for (int r = 0; r < g->h; r++) { // deinterleaved copy: padded column pc at (pc & 1) * half + pc / 2
+                float *row = pad + (size_t)(r + g->pad_t) * wp;
+                const float *src = xc + (size_t)r * g->w;
+                int par = g->pad_l & 1, base = g->pad_l >> 1; // column c lands at pc = c + pad_l
+                int ne = (g->w + 1 - par) / 2, no = (g->w + par) / 2; // columns with even / odd pc
+                float *ev = row + base + par, *od = row + half + base;
+                for (int k = 0; k < ne; k++) ev[k] = src[2 * k + par];
+                for (int k = 0; k < no; k++) od[k] = src[2 * k + 1 - par];
+            }
             for (int ty = 0; ty < g->th; ty++) {
-                int r0 = 2 * ty - g->pad_t;
-                for (int i = 0; i < 4; i++) { // row r0+i, shifted right by pad_l, zeros around
-                    float *row = pad + (size_t)i * wp;
-                    int r = r0 + i;
-                    memset(row, 0, (size_t)wp * sizeof(float));
-                    if (r >= 0 && r < g->h) memcpy(row + g->pad_l, xc + (size_t)r * g->w, (size_t)g->w * sizeof(float));
-                }
-                const float *p0 = pad, *p1 = pad + wp, *p2 = pad + 2 * wp, *p3 = pad + 3 * wp;
+                const float *p0 = pad + (size_t)(2 * ty) * wp, *p1 = p0 + wp, *p2 = p1 + wp, *p3 = p2 + wp;
                 float *dst = vc + (size_t)ty * g->tw;
 #pragma omp simd
-                for (int tx = 0; tx < g->tw; tx++) CPU_WINO_IN_TILE(p0, p1, p2, p3, 2 * tx, dst + tx, plane);
+                for (int tx = 0; tx < g->tw; tx++) CPU_WINO_IN_TILE(p0, p1, p2, p3, tx, half, dst + tx, plane);
             }
         }
     }
@@ -199,7 +210,7 @@ int cpu_winograd_conv(ops_ctx *ctx, const ops_conv_shape *s, float *y, const flo
     if (nb > n) nb = n;
     int nchunks = (n + nb - 1) / nb;
     size_t ld_max = (size_t)nb * g.tpi, nu = (size_t)16 * g.c_in * g.c_out;
-    size_t rows_n = (size_t)4 * cpu_wino_row_len(&g); // padded rows of one thread
+    size_t rows_n = (size_t)cpu_wino_pad_h(&g) * cpu_wino_pad_w(&g); // padded plane of one thread
     size_t slice = (size_t)16 * ld_max * (g.c_in + g.c_out) + rows_n;
     float *buf = cpu_scratch(ctx, nu + slice * (outer ? nt : 1) + rows_n * nt);
     if (!buf) return err_prefix(ERR_NOMEM, bwd_data ? "conv2d_bwd_data: " : "conv2d_fwd: ");
@@ -213,7 +224,7 @@ int cpu_winograd_conv(ops_ctx *ctx, const ops_conv_shape *s, float *y, const flo
         float *v = buf + nu + (outer ? (size_t)omp_get_thread_num() * slice : 0);
         size_t ld = (size_t)nbc * g.tpi;
         float *m = v + (size_t)16 * g.c_in * ld;
-        // padded-row buffers: this slice's own in the outer way, one per thread after the slices otherwise
+        // padded planes: this slice's own in the outer way, one per thread after the slices otherwise
         float *rows = outer ? m + (size_t)16 * g.c_out * ld_max : buf + nu + slice;
         cpu_wino_input(&g, x + n0 * xs, v, nbc, ld, it, rows);
         for (int e = 0; e < 16; e++)
