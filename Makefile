@@ -99,6 +99,9 @@ ifeq ($(wildcard $(CUDA_HOME)/include/cudnn.h),)
 CUDNN_HOME := $(firstword $(foreach py,python3 $(PYTHON),$(shell $(py) -c 'import nvidia.cudnn as m; print(list(m.__path__)[0])' 2>/dev/null)))
 endif
 endif
+# The CUDA backend's sources built against the host emulator (kernels/cuda/emu/: no GPU, nvcc or
+# CUDA library needed), for the cuda test suite and gpu-check-ops --quick on any machine.
+CUDA_EMU := $(if $(CUDA_SRC),$(BUILD)/cuda-emu/libdiffood_cuda.so)
 CUDNN_FOUND := $(firstword $(wildcard $(CUDA_HOME)/include/cudnn.h $(if $(CUDNN_HOME),$(CUDNN_HOME)/include/cudnn.h)))
 ifneq ($(NVCC),)
 ifneq ($(CUDA_SRC),)
@@ -109,7 +112,7 @@ endif
 endif
 
 .PHONY: all deps data test check-found clean
-all: deps check-found $(PROGS) $(CUDA_SO) $(STATIC_COPY:%=$(LIBDIR)/%)
+all: deps check-found $(PROGS) $(CUDA_SO) $(CUDA_EMU) $(STATIC_COPY:%=$(LIBDIR)/%)
 
 check-found:
 	@echo "make: OpenBLAS $(if $(HAVE_OPENBLAS),found,MISSING); nvcc $(if $(NVCC),$(NVCC),not found: CPU-only build); cuDNN $(if $(CUDNN_FOUND),$(CUDNN_FOUND),not found)$(if $(CUDA_SO),; CUDA backend -> $(CUDA_SO),; no CUDA backend)"
@@ -166,6 +169,12 @@ $(CUDA_SO): $(CUDA_OBJ)
 	@mkdir -p $(dir $@)
 	$(NVCC) -shared $^ -o $@ -L$(CUDA_HOME)/lib64 $(if $(CUDNN_LIBDIR),-L$(CUDNN_LIBDIR) -Xlinker -rpath=$(CUDNN_LIBDIR)) \
 	  -Xlinker -rpath=$(CUDA_HOME)/lib64 -Xlinker -rpath='$$ORIGIN' -Xlinker -z,nodelete -Xlinker --disable-new-dtags -Xlinker --no-undefined $(CUDNN_LINK) -lcudart -ldl -lpthread
+endif
+
+ifneq ($(CUDA_EMU),)
+$(CUDA_EMU): $(CUDA_SRC) $(wildcard kernels/cuda/*.h kernels/cuda/emu/*.cpp kernels/cuda/emu/*.sh kernels/cuda/emu/include/*.h) \
+  kernels/backend.h kernels/ops.h kernels/philox.h common/err.h
+	kernels/cuda/emu/build.sh $(dir $@) >/dev/null
 endif
 
 # STATIC_DEPS=1: the shared libraries that stay shared, copied where programs look ($ORIGIN/../lib)

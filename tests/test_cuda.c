@@ -1,8 +1,9 @@
 // Tests of the CUDA backend's plumbing that run without a GPU, and of the GPU itself where one
 // is present: device selection errors and the auto fallback, the shared object's exports and its
 // clean failure without a GPU (message carried back through err.h), the gpu-check-ops comparison
-// harness (dry run, injected error, usage), the CPU-only build plan (make -n NVCC=), and, on a
-// GPU machine only, CPU-vs-CUDA parity. Tests that need what this machine lacks are not
+// harness (dry run, injected error, usage), the CPU-only build plan (make -n NVCC=), the backend's
+// sources run through the host emulator (kernels/cuda/emu/) against the CPU, and, on a GPU
+// machine only, CPU-vs-CUDA parity. Tests that need what this machine lacks are not
 // registered; the suite prints "SKIPPED: ..." lines to stderr for them instead.
 #include <check.h>
 #include <dlfcn.h>
@@ -18,6 +19,7 @@
 #include "kernels/ops.h"
 
 static char cuda_so[PATH_MAX]; // the CUDA shared object of this build ("" when none)
+static char cuda_emu[PATH_MAX]; // the same sources built against the host emulator ("" when none)
 static int cuda_gpu;           // 1 when a CUDA context can be created here
 
 // --- helpers ----------------------------------------------------------------------------------
@@ -79,6 +81,25 @@ static void find_cuda_so(void) {
     }
     if (file_readable("lib/libdiffood_cuda.so") && realpath("lib/libdiffood_cuda.so", cand))
         snprintf(cuda_so, sizeof cuda_so, "%s", cand);
+}
+
+// The emulated backend (kernels/cuda/emu/, built by make into BUILD/cuda-emu/):
+// $DIFFOOD_CUDA_EMU_LIB, else beside the runner in ../cuda-emu/.
+static void find_cuda_emu(void) {
+    const char *env = getenv("DIFFOOD_CUDA_EMU_LIB");
+    cuda_emu[0] = 0;
+    if (env && *env && file_readable(env)) {
+        snprintf(cuda_emu, sizeof cuda_emu, "%s", env);
+        return;
+    }
+    char exe[PATH_MAX], cand[PATH_MAX];
+    ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (len <= 0) return;
+    exe[len] = 0;
+    char *slash = strrchr(exe, '/');
+    if (slash) *slash = 0;
+    snprintf(cand, sizeof cand, "%.*s/../cuda-emu/libdiffood_cuda.so", PATH_MAX - 64, exe);
+    if (file_readable(cand)) snprintf(cuda_emu, sizeof cuda_emu, "%s", cand);
 }
 
 // --- without a GPU ----------------------------------------------------------------------------
@@ -247,7 +268,9 @@ END_TEST
 
 // --- with a GPU -------------------------------------------------------------------------------
 
-START_TEST(test_cuda_gpu_randn_bitexact) {
+// CUDA (real or emulated, whichever DIFFOOD_CUDA_LIB names) against the CPU: Philox streams equal
+// bit for bit.
+static void randn_bitexact_body(void) {
     ops_ctx *c = NULL, *g = NULL;
     ck_assert_int_eq(ops_ctx_create(&c, OPS_DEV_CPU, NULL), 0);
     ck_assert_int_eq(ops_ctx_create(&g, OPS_DEV_CUDA, NULL), 0);
@@ -276,9 +299,9 @@ START_TEST(test_cuda_gpu_randn_bitexact) {
     ops_ctx_destroy(g);
     ops_ctx_destroy(c);
 }
-END_TEST
 
-START_TEST(test_cuda_gpu_bad_input_messages) {
+// Bad shapes and ids give the documented codes with messages; the context stays usable.
+static void bad_input_body(void) {
     ops_ctx *g = NULL;
     ck_assert_int_eq(ops_ctx_create(&g, OPS_DEV_CUDA, NULL), 0);
     ops_conv_shape s = {1, 1, 4, 4, 1, 3, 3, 0, 1, 1, 1, 1}; // stride 0
@@ -297,6 +320,36 @@ START_TEST(test_cuda_gpu_bad_input_messages) {
     ops_free(g, buf);
     ops_ctx_destroy(g);
 }
+
+START_TEST(test_cuda_gpu_randn_bitexact) { randn_bitexact_body(); }
+END_TEST
+
+START_TEST(test_cuda_gpu_bad_input_messages) { bad_input_body(); }
+END_TEST
+
+// --- the emulated backend (any machine) -------------------------------------------------------
+
+START_TEST(test_cuda_emu_randn_bitexact) {
+    setenv("DIFFOOD_CUDA_LIB", cuda_emu, 1);
+    randn_bitexact_body();
+}
+END_TEST
+
+START_TEST(test_cuda_emu_bad_input_messages) {
+    setenv("DIFFOOD_CUDA_LIB", cuda_emu, 1);
+    bad_input_body();
+}
+END_TEST
+
+// Every op of the backend's sources (own kernels, cuBLAS mapping, cuDNN plumbing and padding)
+// against the CPU through the emulator, small cases.
+START_TEST(test_cuda_emu_every_op) {
+    char cmd[PATH_MAX * 2];
+    snprintf(cmd, sizeof cmd, "DIFFOOD_CUDA_LIB='%s' '%s/gpu-check-ops' --quick", cuda_emu, bin_dir());
+    int st = run_capture(cmd, out, sizeof out);
+    ck_assert_msg(st == 0, "gpu-check-ops on the emulated backend failed (%d):\n%s", st, out);
+    ck_assert_msg(strstr(out, "cuda vs cpu") && strstr(out, ", 0 failed (0 call errors)"), "unexpected output:\n%s", out);
+}
 END_TEST
 
 START_TEST(test_cuda_gpu_check_full) {
@@ -314,6 +367,7 @@ Suite *suite_cuda(void) {
     const char *only = getenv("CK_RUN_SUITE");
     int selected = !only || !*only || !strcmp(only, "cuda");
     if (selected) {
+        find_cuda_emu();
         find_cuda_so();
         if (cuda_so[0]) setenv("DIFFOOD_CUDA_LIB", cuda_so, 1);
         ops_ctx *ctx = NULL;
@@ -348,6 +402,16 @@ Suite *suite_cuda(void) {
         suite_add_tcase(s, g);
     } else if (selected) {
         fprintf(stderr, "SKIPPED: 3 GPU tests (no GPU)\n");
+    }
+    if (cuda_emu[0]) {
+        TCase *e = tcase_create("emulated");
+        tcase_set_timeout(e, 180);
+        tcase_add_test(e, test_cuda_emu_randn_bitexact);
+        tcase_add_test(e, test_cuda_emu_bad_input_messages);
+        tcase_add_test(e, test_cuda_emu_every_op);
+        suite_add_tcase(s, e);
+    } else if (selected) {
+        fprintf(stderr, "SKIPPED: 3 emulated-backend tests (no BUILD/cuda-emu/libdiffood_cuda.so: make builds it)\n");
     }
     return s;
 }

@@ -18,6 +18,7 @@ typedef struct {
     const char *phase;   // "fp32" or "tf32"
     const char *only;    // run only ops whose name contains this (NULL: all)
     int inject;          // harness self-test: perturb the first compared output of the dut
+    int quick;           // skip the large cases (emulated backends, smoke runs)
     int checks, failed, errors;
 } gc_run;
 

@@ -15,9 +15,11 @@
 
 static void usage(FILE *f) {
     fprintf(f,
-            "usage: gpu-check-ops [--dry-run] [--only OP] [--no-tf32] [--seed N] [--threads T] [--inject-error]\n"
+            "usage: gpu-check-ops [--dry-run] [--quick] [--only OP] [--no-tf32] [--seed N] [--threads T]\n"
+            "                     [--inject-error]\n"
             "  Compares every op of the CUDA backend with the CPU backend on random inputs.\n"
             "  --dry-run       CPU (1 thread) against CPU (T threads): tests the harness without a GPU\n"
+            "  --quick         small cases only (e.g. against the emulated backend of kernels/cuda/emu)\n"
             "  --only OP       only ops whose name contains OP (e.g. conv2d, norm)\n"
             "  --no-tf32       skip the TF32 phase (GEMM/convolution with TF32 on, tolerance 3e-3)\n"
             "  --seed N        input seed (default 1)\n"
@@ -60,7 +62,7 @@ done:
 }
 
 int main(int argc, char **argv) {
-    int dry = 0, no_tf32 = 0, inject = 0;
+    int dry = 0, no_tf32 = 0, inject = 0, quick = 0;
     long seed = 1, threads = 0;
     const char *only = NULL;
     for (int i = 1; i < argc; i++) {
@@ -70,6 +72,8 @@ int main(int argc, char **argv) {
             return 0;
         } else if (!strcmp(a, "--dry-run")) {
             dry = 1;
+        } else if (!strcmp(a, "--quick")) {
+            quick = 1;
         } else if (!strcmp(a, "--no-tf32")) {
             no_tf32 = 1;
         } else if (!strcmp(a, "--inject-error")) {
@@ -92,6 +96,7 @@ int main(int argc, char **argv) {
     r.rng = (uint64_t)seed * 0x2545F4914F6CDD1Dull + 1;
     r.only = only;
     r.inject = inject;
+    r.quick = quick;
     printf("gpu-check-ops: %s vs cpu%s\n", dry ? "cpu (dry run)" : "cuda", only ? " (filtered)" : "");
     printf("%-20s %-5s %-34s %-8s %12s %9s  %s\n", "op", "math", "case", "output", "rel.err", "tol", "result");
     int rc = run_phase(&r, dry, (int)threads, 0, "fp32", 1e-4, 0);
