@@ -1,0 +1,166 @@
+// tr: the library half of the `train` stage (issue 5; METHOD.md sections 3 and 5): labelled
+// image sets held in memory, counter-based data order and augmentation, checkpoint stores,
+// the log table, and the two training loops (denoiser UNet, ResNet-18 discriminator).
+//
+// Randomness. Every random draw is element j of an rng.h stream addressed by
+// (seed, purpose, step or epoch, ...), so a run resumed from any checkpoint draws exactly what
+// an uninterrupted run draws, and nothing depends on the batch composition of other steps:
+//   denoiser   batch members  positions step*B+i of the sequence of epoch permutations
+//                             (RNG_DATA_ORDER, (epoch, 0, 0)), epoch = position / N
+//              timesteps      RNG_TRAIN_T (step), randint element i (antithetic pairs)
+//              noise          RNG_TRAIN_NOISE (step), normals 0..B*CHW-1 (ops_randn)
+//              label dropout  RNG_LABEL_DROP (step), uniform element i
+//              flips          RNG_FLIP (step), uniform element i
+//              UNet dropout   RNG_DROPOUT (step)
+//              validation     RNG_TRAIN_NOISE (2^63 + bucket), normals of image j at j*CHW
+//   classifier split          RNG_SPLIT (0): permutation of the training store
+//              batch members  RNG_DATA_ORDER (epoch): permutation of the training part
+//              crop / flip    RNG_CROP / RNG_FLIP (epoch, image index)
+//
+// Checkpoint store tables (all f32 unless said): `param` (state_dict names), `buffer`
+// (BatchNorm running statistics), `ema` (denoiser EMA weights), `optim` (PyTorch state names:
+// "exp_avg.NAME", "exp_avg_sq.NAME" for AdamW, "momentum_buffer.NAME" for SGD), `best_param`
+// and `best_buffer` (classifier: the epoch with the best validation accuracy), `log` (key =
+// step, [step, loss, lr, grad_norm, images_per_s]), `val_loss` (denoiser, key = step, mean loss
+// per timestep bucket), `val_acc` (classifier, key = epoch, [epoch, accuracy, val_loss]),
+// `grid` (denoiser, key 0, u8 (C, H, W) picture). Meta: `model`, `step`, `epoch`, `mean`,
+// `std` (the training store's), `config` (canonical text of the whole config), `data_key`,
+// `val_key`, `best_acc`, `best_epoch`, and the stage.h fields. A checkpoint is ONE write batch.
+#ifndef DIFFOOD_TR_H
+#define DIFFOOD_TR_H
+
+#include <stdint.h>
+
+#include "common/hash.h"
+#include "common/nn/nn.h"
+#include "common/store.h"
+#include "kernels/ops.h"
+
+struct cfg;
+
+// --- data (tr_data.c) -------------------------------------------------------------------------
+
+// An image store held in host memory.
+typedef struct {
+    int64_t n;
+    int c, h, w;
+    uint8_t *img;    // (n, c, h, w)
+    int32_t *label;  // (n)
+    double mean[4], std[4]; // per channel, of x/255 (the store's meta)
+    char key[HASH_HEX_LEN + 1]; // the store's key
+} tr_images;
+
+// Loads the complete image store at `path`: tables `image` (u8 (c, h, w), keys 0..n-1) and
+// `label` (i32), and meta mean/std. Labels must lie in 0..num_classes-1. *d is owned by the
+// caller (tr_images_free). ERR_NOTFOUND (no store), ERR_INPUT (incomplete store, no labels,
+// mixed shapes, a label out of range, missing mean/std: messages name the store, table, key),
+// ERR_CORRUPT, ERR_NOMEM.
+int tr_images_load(tr_images *d, const char *path, int num_classes);
+void tr_images_free(tr_images *d);
+
+// Copies image (c, h, w) `src` into `dst` flipped horizontally when flip, then shifted as a
+// random crop from the image padded by `pad` zero pixels at offset (dy, dx) in 0..2*pad.
+void tr_augment(uint8_t *dst, const uint8_t *src, int c, int h, int w, int flip, int pad, int dy, int dx);
+// dst[i] = src[i] / 127.5 - 1 (images in [-1, 1]) for n values.
+void tr_to_signed(float *dst, const uint8_t *src, size_t n);
+// dst = (src / 255 - mean[ch]) / std[ch] for a (c, hw) image.
+void tr_normalise(float *dst, const uint8_t *src, int c, int hw, const double *mean, const double *std);
+
+// Epoch permutations addressed by epoch: element `pos` of the endless sequence perm_0, perm_1,
+// ... of permutations of 0..n-1 (perm_e from RNG_DATA_ORDER (e, 0, 0) of `seed`).
+typedef struct {
+    uint64_t seed;
+    uint32_t n;
+    int64_t epoch; // the permutation held (-1: none)
+    uint32_t *perm;
+} tr_order;
+
+// ERR_NOMEM; ERR_INPUT for n == 0.
+int tr_order_init(tr_order *o, uint64_t seed, uint32_t n);
+void tr_order_free(tr_order *o);
+// The item at position pos of the sequence (recomputes a permutation when the epoch changes).
+uint32_t tr_order_at(tr_order *o, uint64_t pos);
+
+// --- checkpoints (tr_ckpt.c) --------------------------------------------------------------------
+
+// Writes every entry of `kind` of `net` from `arena` (device memory with the params/buffers
+// layout: params, ema, an optimiser state half, ...) into `table` under prefix + name, f32 with
+// the entry's shape. Joins the open batch. Store errors, ERR_NOMEM, device errors.
+int tr_ckpt_put(ts_store *s, const char *table, const char *prefix, const nn_net *net, nn_kind kind,
+                const float *arena);
+// Reads them back into `arena` (device). ERR_NOTFOUND naming store, table and key; ERR_CORRUPT
+// for a record whose dtype or element count differs from the entry's.
+int tr_ckpt_get(ts_store *s, const char *table, const char *prefix, const nn_net *net, nn_kind kind, float *arena);
+// meta[key] = decimal text of v (joins the open batch).
+int tr_meta_put_i64(ts_store *s, const char *key, int64_t v);
+// *v = meta[key] parsed; ERR_NOTFOUND when absent, ERR_CORRUPT when not a number.
+int tr_meta_get_i64(ts_store *s, const char *key, int64_t *v);
+// meta[key] = JSON list of n doubles ("%.17g").
+int tr_meta_put_doubles(ts_store *s, const char *key, const double *v, int n);
+// Parses meta[key] (a JSON list of n numbers) into v. ERR_NOTFOUND, ERR_CORRUPT.
+int tr_meta_get_doubles(ts_store *s, const char *key, double *v, int n);
+
+// --- log table (tr_log.c) -----------------------------------------------------------------------
+
+#define TR_LOG_WIDTH 5 // [step, loss, lr, grad_norm, images_per_s]
+
+// Rows gathered since the last checkpoint (written with it, so a resumed run rewrites the same
+// rows it lost).
+typedef struct {
+    float *rows; // (n, width)
+    int n, cap, width;
+} tr_log;
+
+void tr_log_init(tr_log *l, int width);
+void tr_log_free(tr_log *l);
+// Appends one row of `width` floats. ERR_NOMEM.
+int tr_log_add(tr_log *l, const float *row);
+// Puts every row into `table`, key = (uint64) row[0], f32 (width), and empties the buffer.
+// Joins the open batch. Store errors.
+int tr_log_flush(tr_log *l, ts_store *s, const char *table);
+// Puts one f32 vector of n values under the u64 key `key` of `table`.
+int tr_put_vector(ts_store *s, const char *table, uint64_t key, const float *v, int n);
+
+// --- training loops -----------------------------------------------------------------------------
+
+typedef struct {
+    int64_t step, steps;   // where the run stopped, and the target
+    int complete;          // 1: reached the target (the stage marks the store complete)
+    double loss;           // smoothed training loss at the end
+    double images_per_s;   // throughput of this process
+    double seconds;        // training seconds of this process
+    double val_metric;     // denoiser: mean validation loss; classifier: best validation accuracy
+    int best_epoch;        // classifier
+} tr_result;
+
+// The run's surroundings, filled by the stage.
+typedef struct {
+    ts_store *out;           // the checkpoint store, opened by stage_open_output
+    const char *out_path;    // for messages and the PNG (STORE/denoise.png)
+    ops_ctx *ctx;
+    const struct cfg *root;  // the effective configuration
+    const char *config_text; // its canonical text (meta `config`)
+    const tr_images *train;  // the training store
+    const tr_images *val;    // the --val store, or NULL
+} tr_env;
+
+// Trains (or continues training) the denoiser of config sections unet, diffusion and
+// train_diffusion; checkpoints every checkpoint_every steps, at the end, on SIGINT/SIGTERM
+// (then returns ERR_INTERRUPTED) and when `minutes` are spent (then complete = 0). At the end
+// writes the grid picture (table `grid`, STORE/denoise.png). ERR_CONFIG naming a bad key,
+// store/device errors.
+int tr_diffusion_run(const tr_env *env, tr_result *res);
+// The same for the ResNet-18 classifier (sections resnet, train_classifier); validation after
+// every epoch on env->val or the held-out val_fraction of the training store; checkpoints at
+// every epoch end, on interrupt and when the budget is spent.
+int tr_classifier_run(const tr_env *env, tr_result *res);
+// Accuracy of the classifier in checkpoint store `ckpt` (best_param/best_buffer, or
+// param/buffer when absent) on `test` (normalised with the checkpoint's mean/std). *acc in
+// [0, 1]. Store errors, ERR_INPUT (shape mismatch), device errors.
+int tr_classifier_eval(ts_store *ckpt, ops_ctx *ctx, const tr_images *test, int batch, double *acc);
+
+// Checks the config values the loops use (ERR_CONFIG naming key and value): for model
+// "diffusion" or "classifier". Called by the stage before it touches the output store.
+int tr_check_config(const struct cfg *root, const char *model);
+
+#endif
