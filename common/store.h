@@ -304,6 +304,8 @@ int ts_cursor_next(ts_cursor *c, ts_key *key);
 // Positions at the first key >= *key: 1 when positioned (it is the current record), 0 when no
 // such key. The next ts_cursor_next moves past it.
 int ts_cursor_seek(ts_cursor *c, const ts_key *key);
+// Back before the first key (same snapshot): the next ts_cursor_next gives the first record.
+void ts_cursor_reset(ts_cursor *c);
 // The current record's key into *key. ERR_USAGE when not positioned.
 int ts_cursor_key(ts_cursor *c, ts_key *key);
 // The current record's header (sanity-checked). ERR_USAGE when not positioned, ERR_CORRUPT.

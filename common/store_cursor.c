@@ -86,6 +86,11 @@ int ts_cursor_next(ts_cursor *c, ts_key *key) {
     return rc;
 }
 
+void ts_cursor_reset(ts_cursor *c) {
+    c->positioned = 0;
+    c->at_end = !c->cur;
+}
+
 int ts_cursor_seek(ts_cursor *c, const ts_key *key) {
     if (!c->cur) return 0;
     c->key.mv_size = key->len;

@@ -8,7 +8,7 @@
 #include "common/store.h"
 
 #define TS_REC_MAGIC 0x72737464u // "dtsr" little-endian
-#define TS_REC_VERSION 1
+#define TS_REC_VERSION 2         // 2: the header checksum covers the key
 #define TS_REC_HEADER 72         // bytes of a record header
 #define TS_META_TABLE "meta"
 #define TS_FORMAT_KEY "ts.format"
@@ -99,9 +99,10 @@ int ts__ddict(ts_store *s, const char *table, uint32_t id, ZSTD_DDict **ddict);
 void ts__dict_free(ts_store *s);
 
 // --- store_record.c ----------------------------------------------------------------------------
-// Parses and sanity-checks a record header of a value of vlen bytes. 0, or -1 with the reason in
-// why (cap bytes).
-int ts__rec_parse(const void *val, size_t vlen, ts_record_info *info, char *why, size_t cap);
+// Parses and sanity-checks the header of a value of vlen bytes stored under `key`. 0, or -1 with
+// the reason in why (cap bytes).
+int ts__rec_parse(const MDB_val *key, const void *val, size_t vlen, ts_record_info *info, char *why,
+                  size_t cap);
 // ts__rec_parse with an ERR_CORRUPT message naming store, table and key.
 int ts__rec_info(ts_store *s, const char *table, const MDB_val *key, const MDB_val *val,
                  ts_record_info *info);

@@ -3,8 +3,9 @@
 //
 // Header, little-endian: 0 magic u32 "dtsr" | 4 version u8 | 5 dtype u8 | 6 rank u8 | 7 codec u8
 // | 8 key kind u8 | 9..11 zero | 12 shape i64[4] | 44 raw length u64 | 52 stored length u64
-// | 60 XXH64 of the raw bytes u64 | 68 XXH64 of bytes 0..67, low 32 bits. Every field is checked
-// on read, so a flipped byte anywhere in a record is found.
+// | 60 XXH64 of the raw bytes u64 | 68 XXH64 of bytes 0..67 seeded with the XXH64 of the record's
+// key, low 32 bits. Every field is checked on read, so a flipped byte anywhere in a record is
+// found, and so is a flipped byte in its key (the record would answer under another key).
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,8 +27,14 @@ static uint64_t get_le(const uint8_t *p, int n) {
     return v;
 }
 
-static void pack_header(uint8_t *h, const ts_tensor *t, ts_codec codec, ts_key_kind kind,
+// The header checksum: bytes 0..67 of the header, seeded with the key.
+static uint32_t header_check(const uint8_t *h, const void *key, size_t klen) {
+    return (uint32_t)hash_xxh64(h, 68, hash_xxh64(key, klen, TS_HDR_SEED));
+}
+
+static void pack_header(uint8_t *h, const ts_tensor *t, ts_codec codec, const ts_key *key,
                         uint64_t stored, uint64_t sum) {
+    ts_key_kind kind = key->kind;
     memset(h, 0, TS_REC_HEADER);
     put_le(h, TS_REC_MAGIC, 4);
     h[4] = TS_REC_VERSION;
@@ -39,17 +46,18 @@ static void pack_header(uint8_t *h, const ts_tensor *t, ts_codec codec, ts_key_k
     put_le(h + 44, t->nbytes, 8);
     put_le(h + 52, stored, 8);
     put_le(h + 60, sum, 8);
-    put_le(h + 68, (uint32_t)hash_xxh64(h, 68, TS_HDR_SEED), 4);
+    put_le(h + 68, header_check(h, key->b, key->len), 4);
 }
 
-int ts__rec_parse(const void *val, size_t vlen, ts_record_info *info, char *why, size_t cap) {
+int ts__rec_parse(const MDB_val *key, const void *val, size_t vlen, ts_record_info *info, char *why, size_t cap) {
     const uint8_t *h = val;
     memset(info, 0, sizeof *info);
 #define BAD(...) return snprintf(why, cap, __VA_ARGS__), -1
     if (vlen < TS_REC_HEADER) BAD("value of %zu bytes is shorter than a record header", vlen);
     if (get_le(h, 4) != TS_REC_MAGIC) BAD("bad record magic");
-    if (get_le(h + 68, 4) != (uint32_t)hash_xxh64(h, 68, TS_HDR_SEED)) BAD("header checksum mismatch");
     if (h[4] != TS_REC_VERSION) BAD("unsupported record version %u", h[4]);
+    if (get_le(h + 68, 4) != header_check(h, key->mv_data, key->mv_size))
+        BAD("header checksum mismatch (a damaged header, or a damaged key)");
     if (h[5] >= TS_DTYPE_COUNT) BAD("bad dtype code %u", h[5]);
     if (h[6] > TS_MAX_RANK) BAD("bad rank %u", h[6]);
     if (h[7] >= TS_CODEC_COUNT) BAD("bad codec code %u", h[7]);
@@ -112,7 +120,7 @@ static int corrupt(ts_store *s, const char *table, const MDB_val *key, const MDB
 
 int ts__rec_info(ts_store *s, const char *table, const MDB_val *key, const MDB_val *val, ts_record_info *info) {
     char why[160], msg[200];
-    if (ts__rec_parse(val->mv_data, val->mv_size, info, why, sizeof why) == 0) return 0;
+    if (ts__rec_parse(key, val->mv_data, val->mv_size, info, why, sizeof why) == 0) return 0;
     snprintf(msg, sizeof msg, "corrupt record: %s", why);
     return corrupt(s, table, key, val, ERR_CORRUPT, msg);
 }
@@ -267,7 +275,7 @@ int ts__rec_put(ts_store *s, MDB_txn *txn, MDB_dbi dbi, const char *table, const
         return err_set(ERR_STORE, "store %s: table '%s' key %s: put: %s", s->path, table,
                        ts_key_format(key, kb, sizeof kb), mdb_strerror(mrc));
     }
-    pack_header(v.mv_data, t, codec, key->kind, stored, sum);
+    pack_header(v.mv_data, t, codec, key, stored, sum);
     if (stored) memcpy((uint8_t *)v.mv_data + TS_REC_HEADER, payload, stored);
     return 0;
 }

@@ -35,7 +35,7 @@ static int sh(const char *fmt, ...) {
     vsnprintf(cmd, sizeof cmd, fmt, ap);
     va_end(ap);
     const char *bin = getenv("DIFFOOD_BIN"), *py = getenv("DIFFOOD_PYTHON");
-    snprintf(full, sizeof full, "cd '%s' && DS='%s/dstore' PY='%s' && { %s ; } 2>&1", tdir, bin ? bin : "bin",
+    snprintf(full, sizeof full, "cd '%s' && export DS='%s/dstore' PY='%s' && { %s ; } 2>&1", tdir, bin ? bin : "bin",
              py && *py ? py : "/usr/bin/python3", cmd);
     FILE *p = popen(full, "r");
     ck_assert_ptr_nonnull(p);
@@ -216,6 +216,62 @@ START_TEST(test_verify_damage) {
 }
 END_TEST
 
+// Damage to LMDB's own structure (a branch page's child pointer) is reported, not a silent crash.
+START_TEST(test_verify_btree_damage) {
+    ck_assert_int_eq(sh("$PY -c \"import numpy as np\n"
+                        "np.save('b.npy', np.random.default_rng(2).integers(0, 9, (400, 100), dtype=np.uint8))\" && "
+                        "$DS import s t --npy b.npy --codec raw --batch 100000 && $DS verify s"),
+                     0);
+    ck_assert_int_eq(sh("$PY -c \"import struct\n"
+                        "d = bytearray(open('s/data.mdb', 'rb').read()); n = 0\n"
+                        "for i in range(2, len(d) // 4096):\n"
+                        "    o = i * 4096\n"
+                        "    pgno, flags, lower = struct.unpack_from('<QxxHH', d, o)\n"
+                        "    if pgno == i and flags & 1 and lower > 16:  # a branch page\n"
+                        "        node = o + struct.unpack_from('<H', d, o + 16)[0]\n"
+                        "        struct.pack_into('<H', d, node + 4, 0x7fff); n += 1  # child page far away\n"
+                        "assert n >= 1, n\n"
+                        "open('s/data.mdb', 'wb').write(d)\""),
+                     0);
+    int rc = sh("$DS verify s");
+    ck_assert_msg(rc == 1, "exit %d:\n%s", rc, out);
+    ck_assert_msg(strstr(out, "probably damaged") || strstr(out, "BAD table t"), "%s", out);
+    HAS(" s");
+}
+END_TEST
+
+// Random bit flips anywhere in data.mdb: verify always ends with 0 (the flips hit unused space:
+// then every record reads back exactly), 1 (damage reported) or 2 (not openable), never a signal.
+START_TEST(test_verify_fuzz) {
+    ck_assert_int_eq(sh("$PY -c \"import numpy as np\n"
+                        "r = np.random.default_rng(4)\n"
+                        "np.save('a.npy', r.integers(0, 4, (300, 60), dtype=np.uint8))\n"
+                        "np.save('f.npy', np.maximum(r.standard_normal((50, 700)), 0).astype(np.float32))\" && "
+                        "$DS import s a --npy a.npy --batch 50 && $DS import s f --npy f.npy --codec shuffle-zstd && "
+                        "$DS import s f2 --npy f.npy --codec raw && $DS verify s"),
+                     0);
+    ck_assert_int_eq(sh("$PY -c \"import os, random, shutil, subprocess, numpy as np\n"
+                        "random.seed(7); ds = os.environ['DS']; seen = {}\n"
+                        "for it in range(120):\n"
+                        "    shutil.rmtree('z', ignore_errors=True); shutil.copytree('s', 'z')\n"
+                        "    d = bytearray(open('z/data.mdb', 'rb').read())\n"
+                        "    for _ in range(random.choice([1, 1, 2, 8])):\n"
+                        "        d[random.randrange(len(d))] ^= 1 << random.randrange(8)\n"
+                        "    open('z/data.mdb', 'wb').write(d)\n"
+                        "    rc = subprocess.run([ds, 'verify', 'z'], capture_output=True).returncode\n"
+                        "    seen[rc] = seen.get(rc, 0) + 1\n"
+                        "    assert rc in (0, 1, 2), (it, rc)\n"
+                        "    if rc == 0:\n"
+                        "        for t, src in [('a', 'a.npy'), ('f', 'f.npy'), ('f2', 'f.npy')]:\n"
+                        "            subprocess.run([ds, 'export', 'z', t, '--npy', 'x.npy'], check=True, capture_output=True)\n"
+                        "            assert np.array_equal(np.load('x.npy'), np.load(src)), (it, t)\n"
+                        "print(seen)\n"
+                        "assert seen.get(1, 0) > 30\""),
+                     0);
+    HAS("{");
+}
+END_TEST
+
 START_TEST(test_diff) {
     make_arrays();
     ck_assert_int_eq(sh("$DS import a feature --npy feat.npy && $DS import b feature --npy feat.npy --codec raw"), 0);
@@ -303,6 +359,8 @@ Suite *suite_dstore(void) {
     tcase_add_test(tc, test_import_export_numpy);
     tcase_add_test(tc, test_ls_info_show);
     tcase_add_test(tc, test_verify_damage);
+    tcase_add_test(tc, test_verify_btree_damage);
+    tcase_add_test(tc, test_verify_fuzz);
     tcase_add_test(tc, test_diff);
     tcase_add_test(tc, test_bad_inputs);
     tcase_add_test(tc, test_merge);

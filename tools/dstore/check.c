@@ -24,7 +24,7 @@ int dst_verify(int argc, char **argv) {
     if (dst_parse(&a, &spec, argc, argv, &status)) goto done;
     const char *path = cli_pos(a, 0);
     int json = cli_has(a, "json");
-    ERR_GOTO(rc, ts_open(&s, path, TS_RDONLY));
+    ERR_GOTO(rc, dst_open(&s, path, TS_RDONLY));
     ERR_GOTO(rc, ts_tables(s, &names, &n));
     j = cJSON_CreateObject();
     cJSON_AddStringToObject(j, "store", path);
@@ -219,8 +219,8 @@ int dst_diff(int argc, char **argv) {
     ERR_GOTO(rc, cli_get_double(args, "tol", 0, &d.tol));
     ERR_GOTO_IF(rc, !(d.tol >= 0), ERR_USAGE, "--tol must be >= 0");
     const char *pa = cli_pos(args, 0), *pb = cli_pos(args, 1);
-    ERR_GOTO(rc, ts_open(&a, pa, TS_RDONLY));
-    ERR_GOTO(rc, ts_open(&b, pb, TS_RDONLY));
+    ERR_GOTO(rc, dst_open(&a, pa, TS_RDONLY));
+    ERR_GOTO(rc, dst_open(&b, pb, TS_RDONLY));
     j = cJSON_CreateObject();
     d.jt = cJSON_AddArrayToObject(j, "tables");
     cJSON *jm = cJSON_AddArrayToObject(j, "meta"), *jo = cJSON_AddArrayToObject(j, "tables_only");

@@ -22,6 +22,9 @@ int dst_verify(int argc, char **argv);
 int dst_diff(int argc, char **argv);
 int dst_merge(int argc, char **argv);
 
+// ts_open, remembering the path for the message dstore prints if LMDB faults on a damaged
+// data.mdb (exit 1 for verify, 2 otherwise).
+int dst_open(ts_store **s, const char *path, unsigned flags);
 // Parses argv with spec; returns 0 to go on, or sets *status (help printed: 0; error: 2) and
 // returns 1 to stop. *args is always set or NULL.
 int dst_parse(cli_args **args, const cli_spec *spec, int argc, char **argv, int *status);

@@ -21,7 +21,7 @@ int dst_ls(int argc, char **argv) {
     int n = 0, rc = 0, status;
     if (dst_parse(&a, &spec, argc, argv, &status)) goto done;
     const char *path = cli_pos(a, 0);
-    ERR_GOTO(rc, ts_open(&s, path, TS_RDONLY));
+    ERR_GOTO(rc, dst_open(&s, path, TS_RDONLY));
     ERR_GOTO(rc, ts_tables(s, &names, &n));
     cJSON *j = cJSON_CreateObject(), *arr = cJSON_AddArrayToObject(j, "tables");
     cJSON_AddStringToObject(j, "store", path);
@@ -116,7 +116,7 @@ int dst_info(int argc, char **argv) {
     if (dst_parse(&a, &spec, argc, argv, &status)) goto done;
     const char *path = cli_pos(a, 0);
     int json = cli_has(a, "json");
-    ERR_GOTO(rc, ts_open(&s, path, TS_RDONLY));
+    ERR_GOTO(rc, dst_open(&s, path, TS_RDONLY));
     ERR_GOTO(rc, ts_meta_list(s, &mkeys, &nm));
     ERR_GOTO(rc, ts_tables(s, &names, &n));
     ts_env_info env;
@@ -240,7 +240,7 @@ int dst_show(int argc, char **argv) {
     long nval = 0;
     ERR_GOTO(rc, cli_get_int(a, "values", 0, &nval));
     ERR_GOTO_IF(rc, nval < 0, ERR_USAGE, "--values must be >= 0");
-    ERR_GOTO(rc, ts_open(&s, path, TS_RDONLY));
+    ERR_GOTO(rc, dst_open(&s, path, TS_RDONLY));
     if (!strcmp(table, "meta")) {
         ERR_GOTO(rc, ts_meta_get(s, ktext, &txt));
         if (json) {

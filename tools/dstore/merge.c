@@ -104,16 +104,16 @@ int dst_merge(int argc, char **argv) {
     char ro[PATH_MAX], ri[PATH_MAX];
     // each input must exist and differ from the output before anything is written
     for (size_t i = 1; i < cli_npos(a); i++) {
-        ERR_GOTO(rc, ts_open(&in, cli_pos(a, i), TS_RDONLY));
+        ERR_GOTO(rc, dst_open(&in, cli_pos(a, i), TS_RDONLY));
         ts_close(in);
         in = NULL;
         if (realpath(opath, ro) && realpath(cli_pos(a, i), ri))
             ERR_GOTO_IF(rc, !strcmp(ro, ri), ERR_USAGE, "%s is both the output and an input", cli_pos(a, i));
     }
     merge_counts mc = {0};
-    ERR_GOTO(rc, ts_open(&out, opath, TS_CREATE));
+    ERR_GOTO(rc, dst_open(&out, opath, TS_CREATE));
     for (size_t i = 1; i < cli_npos(a); i++) {
-        ERR_GOTO(rc, ts_open(&in, cli_pos(a, i), TS_RDONLY));
+        ERR_GOTO(rc, dst_open(&in, cli_pos(a, i), TS_RDONLY));
         ERR_GOTO(rc, ts_tables(in, &names, &n));
         ERR_GOTO(rc, ts_begin_write(out));
         for (int j = 0; j < n; j++) ERR_GOTO(rc, merge_table(out, in, names[j], have_codec, codec, &mc));

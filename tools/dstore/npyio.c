@@ -55,7 +55,7 @@ int dst_export(int argc, char **argv) {
     if (dst_parse(&a, &spec, argc, argv, &status)) goto done;
     const char *path = cli_pos(a, 0), *table = cli_pos(a, 1), *npy = cli_get(a, "npy");
     ERR_GOTO_IF(rc, !npy, ERR_USAGE, "--npy FILE is required");
-    ERR_GOTO(rc, ts_open(&s, path, TS_RDONLY));
+    ERR_GOTO(rc, dst_open(&s, path, TS_RDONLY));
     uint64_t count = 0;
     if (cli_has(a, "key")) {
         ts_key key;
@@ -94,10 +94,11 @@ int dst_export(int argc, char **argv) {
         ERR_GOTO(rc, npy_write_header(o.f, npy, first.dtype, first.rank + 1, shape, NULL));
         void *buf = malloc(first.raw_len ? first.raw_len : 1);
         ERR_GOTO_IF(rc, !buf, ERR_NOMEM, "out of memory");
-        // pass 2: same snapshot, from the first key
-        rc = ts_cursor_seek(c, &k0);
-        for (uint64_t i = 0; rc == 1 && i < count; i++) {
-            if (i > 0 && (rc = ts_cursor_next(c, NULL)) != 1) break;
+        // pass 2: same snapshot, from the first key again
+        ts_cursor_reset(c);
+        uint64_t i = 0;
+        for (; i < count; i++) {
+            if ((rc = ts_cursor_next(c, NULL)) != 1) break;
             if ((rc = ts_cursor_get(c, &t, buf, first.raw_len)) < 0) break;
             if (fwrite(buf, 1, first.raw_len, o.f) != first.raw_len) {
                 rc = err_set(ERR_IO, "%s: write error: %s", npy, strerror(errno));
@@ -109,6 +110,8 @@ int dst_export(int argc, char **argv) {
         free(buf);
         memset(&t, 0, sizeof t);
         if (rc < 0) goto fail;
+        ERR_GOTO_IF(rc, i != count, ERR_CORRUPT, "store %s: table '%s' read %" PRIu64 " records on the second pass, %"
+                    PRIu64 " on the first", path, table, i, count);
         ERR_GOTO(rc, out_close(&o, 1));
         rc = 0;
     }
@@ -163,7 +166,7 @@ int dst_import(int argc, char **argv) {
     buf = malloc(t.nbytes ? t.nbytes : 1);
     ERR_GOTO_IF(rc, !buf, ERR_NOMEM, "out of memory");
     t.data = buf;
-    ERR_GOTO(rc, ts_open(&s, path, TS_CREATE));
+    ERR_GOTO(rc, dst_open(&s, path, TS_CREATE));
     int exists;
     ERR_GOTO(rc, exists = ts_table_exists(s, table));
     ERR_GOTO_IF(rc, exists && !cli_has(a, "force"), ERR_CONFLICT,
