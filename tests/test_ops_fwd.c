@@ -47,6 +47,7 @@ static const conv_case conv_cases[] = {
     {{1, 16, 33, 31, 10, 3, 3, 1, 1, 1, 1, 1}, 1}, // one large image
     {{5, 11, 5, 6, 9, 3, 3, 1, 3, 0, 0, 3}, 1},    // pad 3 (backward data falls back to im2col)
     {{20, 8, 4, 4, 16, 3, 3, 1, 1, 1, 1, 1}, 1},   // many tiny images: multi-image chunks
+    {{2, 8, 3, 515, 9, 3, 3, 1, 1, 1, 1, 1}, 1},   // rows wider than a Winograd staging block
 };
 
 START_TEST(test_conv2d_fwd) {
@@ -67,6 +68,29 @@ START_TEST(test_conv2d_fwd) {
         ops_ctx_destroy(ctx);
     }
     free(x), free(w), free(b), free(y), free(xd), free(wd), free(bd), free(yd);
+}
+END_TEST
+
+// Adjoint identities, exact up to rounding on every shape (cheap enough for the big ones):
+// <conv(x; w), dy> = <x, bwd_data(dy; w)> = <w, bwd_weight(dy; x)>.
+START_TEST(test_conv2d_adjoint) {
+    const ops_conv_shape *s = &conv_cases[_i].s;
+    size_t nx = (size_t)s->n * s->c_in * s->h * s->w, nw = (size_t)s->c_out * s->c_in * s->kh * s->kw;
+    size_t ny = (size_t)s->n * s->c_out * ops_conv_out_h(s) * ops_conv_out_w(s);
+    float *x = ref_rand(nx, 5, -1, 1), *w = ref_rand(nw, 6, -1, 1), *dy = ref_rand(ny, 7, -1, 1);
+    float *y = malloc(ny * sizeof *y), *dx = calloc(nx, sizeof *dx), *dw = calloc(nw, sizeof *dw);
+    ops_ctx *ctx = fwd_ctx(2);
+    ck_assert_int_eq(ops_conv2d_fwd(ctx, s, y, x, w, NULL), 0);
+    ck_assert_int_eq(ops_conv2d_bwd_data(ctx, s, dx, dy, w), 0);
+    ck_assert_int_eq(ops_conv2d_bwd_weight(ctx, s, dw, NULL, dy, x), 0);
+    double a = 0, b = 0, c = 0, scale = 0;
+    for (size_t i = 0; i < ny; i++) a += (double)y[i] * dy[i], scale += fabs((double)y[i] * dy[i]);
+    for (size_t i = 0; i < nx; i++) b += (double)x[i] * dx[i];
+    for (size_t i = 0; i < nw; i++) c += (double)w[i] * dw[i];
+    ck_assert_msg(fabs(a - b) <= 1e-5 * scale, "case %d: <conv x, dy> %.9g vs <x, bwd_data dy> %.9g", _i, a, b);
+    ck_assert_msg(fabs(a - c) <= 1e-5 * scale, "case %d: <conv x, dy> %.9g vs <w, bwd_weight> %.9g", _i, a, c);
+    ops_ctx_destroy(ctx);
+    free(x), free(w), free(dy), free(y), free(dx), free(dw);
 }
 END_TEST
 
@@ -293,6 +317,7 @@ Suite *suite_ops_fwd(void) {
     TCase *tc = tcase_create("cpu");
     tcase_set_timeout(tc, 60);
     tcase_add_loop_test(tc, test_conv2d_fwd, 0, (int)(sizeof conv_cases / sizeof conv_cases[0]));
+    tcase_add_loop_test(tc, test_conv2d_adjoint, 0, (int)(sizeof conv_cases / sizeof conv_cases[0]));
     tcase_add_loop_test(tc, test_linear_fwd, 0, 3);
     tcase_add_loop_test(tc, test_bmm, 0, 8);
     tcase_add_loop_test(tc, test_groupnorm_fwd, 0, 12);

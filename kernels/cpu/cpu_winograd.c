@@ -15,6 +15,7 @@
 #include "common/err.h"
 
 #define CPU_WINO_TILES 512 // tiles per GEMM column block (about; whole images per chunk)
+#define CPU_WINO_STAGE 256 // tiles per staging block of the transforms
 
 // U_e (C_out', C_in') for e = 4i + j from w (C_out, C_in, 3, 3); flip: the bwd-data kernel
 // w'[a][b][i][j] = w[b][a][2-i][2-j] (C_out' = C_in, C_in' = C_out).
@@ -99,6 +100,7 @@ static void cpu_wino_input(const cpu_wino_geo *g, const float *x, float *v, int 
 #pragma omp parallel num_threads(nt) if (nt > 1 && total > 1)
     {
         float *pad = padbuf + (size_t)omp_get_thread_num() * hp * wp; // this thread's padded plane
+        float stage[16 * CPU_WINO_STAGE];
         memset(pad, 0, (size_t)hp * wp * sizeof(float)); // borders stay zero; the inside is overwritten
 #pragma omp for schedule(static)
         for (int q = 0; q < total; q++) {
@@ -114,12 +116,30 @@ static void cpu_wino_input(const cpu_wino_geo *g, const float *x, float *v, int 
                 for (int k = 0; k < ne; k++) ev[k] = src[2 * k + par];
                 for (int k = 0; k < no; k++) od[k] = src[2 * k + 1 - par];
             }
+            // tiles go to a staging block first (compile-time offsets between its 16 rows, so
+            // the SIMD loop keeps its pointers in registers), then row by row to the 16 planes
+            int fill = 0, t0 = 0;
             for (int ty = 0; ty < g->th; ty++) {
                 const float *p0 = pad + (size_t)(2 * ty) * wp, *p1 = p0 + wp, *p2 = p1 + wp, *p3 = p2 + wp;
-                float *dst = vc + (size_t)ty * g->tw;
+                if (g->tw > CPU_WINO_STAGE) { // very wide rows: straight to the planes
+                    float *dst = vc + (size_t)ty * g->tw;
 #pragma omp simd
-                for (int tx = 0; tx < g->tw; tx++) CPU_WINO_IN_TILE(p0, p1, p2, p3, tx, half, dst + tx, plane);
+                    for (int tx = 0; tx < g->tw; tx++) CPU_WINO_IN_TILE(p0, p1, p2, p3, tx, half, dst + tx, plane);
+                    continue;
+                }
+                if (fill + g->tw > CPU_WINO_STAGE) {
+                    for (int e = 0; e < 16; e++)
+                        memcpy(vc + (size_t)e * plane + t0, stage + e * CPU_WINO_STAGE, (size_t)fill * sizeof(float));
+                    t0 += fill;
+                    fill = 0;
+                }
+                float *dst = stage + fill;
+#pragma omp simd
+                for (int tx = 0; tx < g->tw; tx++) CPU_WINO_IN_TILE(p0, p1, p2, p3, tx, half, dst + tx, CPU_WINO_STAGE);
+                fill += g->tw;
             }
+            for (int e = 0; e < 16 && fill; e++)
+                memcpy(vc + (size_t)e * plane + t0, stage + e * CPU_WINO_STAGE, (size_t)fill * sizeof(float));
         }
     }
 }
@@ -140,45 +160,65 @@ static void cpu_wino_input(const cpu_wino_geo *g, const float *x, float *v, int 
         o11 = r1 - r2 - r3 + (bias);                                                           \
     } while (0)
 
-// y[0..nbc) (C_out, HO, WO) = (or +=) A^T M A (+ b) from M_e (C_out, T); full tiles in SIMD loops.
+// y[0..nbc) (C_out, HO, WO) = (or +=) A^T M A (+ b) from M_e (C_out, T). Blocks of whole tile
+// rows are first copied from the 16 planes into a staging block (compile-time offsets between
+// its rows), then transformed in SIMD loops over the tiles of a row.
 static void cpu_wino_output(const cpu_wino_geo *g, const float *m, float *y, const float *b, int nbc, size_t ld,
                             int accumulate, int nt) {
     int total = nbc * g->c_out;
     size_t plane = (size_t)g->c_out * ld;
     int full_w = g->wo / 2; // tiles whose two columns are both inside
-#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1 && total > 1)
-    for (int q = 0; q < total; q++) {
-        int img = q / g->c_out, co = q % g->c_out;
-        float *yc = y + (size_t)q * g->ho * g->wo;
-        const float *mc = m + (size_t)co * ld + (size_t)img * g->tpi;
-        float bias = b ? b[co] : 0.0f, keep = accumulate ? 1.0f : 0.0f;
-        for (int ty = 0; ty < g->th; ty++) {
-            int oh = 2 * ty;
-            float *y0 = yc + (size_t)oh * g->wo, *y1 = y0 + g->wo;
-            const float *src = mc + (size_t)ty * g->tw;
-            if (oh + 1 < g->ho) {
-#pragma omp simd
-                for (int tx = 0; tx < full_w; tx++) {
-                    CPU_WINO_OUT_TILE(src, tx, plane, bias, o00, o01, o10, o11);
-                    y0[2 * tx] = keep * y0[2 * tx] + o00;
-                    y0[2 * tx + 1] = keep * y0[2 * tx + 1] + o01;
-                    y1[2 * tx] = keep * y1[2 * tx] + o10;
-                    y1[2 * tx + 1] = keep * y1[2 * tx + 1] + o11;
+    int rows_per = g->tw <= CPU_WINO_STAGE ? CPU_WINO_STAGE / g->tw : 1;
+#pragma omp parallel num_threads(nt) if (nt > 1 && total > 1)
+    {
+        float stage[16 * CPU_WINO_STAGE];
+#pragma omp for schedule(static)
+        for (int q = 0; q < total; q++) {
+            int img = q / g->c_out, co = q % g->c_out;
+            float *yc = y + (size_t)q * g->ho * g->wo;
+            const float *mc = m + (size_t)co * ld + (size_t)img * g->tpi;
+            float bias = b ? b[co] : 0.0f, keep = accumulate ? 1.0f : 0.0f;
+            for (int ty0 = 0; ty0 < g->th; ty0 += rows_per) {
+                int nrows = g->th - ty0 < rows_per ? g->th - ty0 : rows_per;
+                const float *blk = mc + (size_t)ty0 * g->tw; // tile (ty, tx) of e at blk[e*plane + (ty-ty0)*tw + tx]
+                size_t bstride = plane;
+                if (g->tw <= CPU_WINO_STAGE) {
+                    for (int e = 0; e < 16; e++)
+                        memcpy(stage + e * CPU_WINO_STAGE, blk + (size_t)e * plane, (size_t)nrows * g->tw * sizeof(float));
+                    blk = stage;
+                    bstride = CPU_WINO_STAGE;
                 }
-            } else { // the last, half tile row of an odd height
+                for (int r = 0; r < nrows; r++) {
+                    int oh = 2 * (ty0 + r);
+                    float *y0 = yc + (size_t)oh * g->wo, *y1 = y0 + g->wo;
+                    const float *src = blk + (size_t)r * g->tw;
+                    if (oh + 1 < g->ho && bstride == CPU_WINO_STAGE) {
 #pragma omp simd
-                for (int tx = 0; tx < full_w; tx++) {
-                    CPU_WINO_OUT_TILE(src, tx, plane, bias, o00, o01, o10, o11);
-                    (void)o10, (void)o11;
-                    y0[2 * tx] = keep * y0[2 * tx] + o00;
-                    y0[2 * tx + 1] = keep * y0[2 * tx + 1] + o01;
+                        for (int tx = 0; tx < full_w; tx++) {
+                            CPU_WINO_OUT_TILE(src, tx, CPU_WINO_STAGE, bias, o00, o01, o10, o11);
+                            y0[2 * tx] = keep * y0[2 * tx] + o00;
+                            y0[2 * tx + 1] = keep * y0[2 * tx + 1] + o01;
+                            y1[2 * tx] = keep * y1[2 * tx] + o10;
+                            y1[2 * tx + 1] = keep * y1[2 * tx + 1] + o11;
+                        }
+                    } else { // generic: wide rows, or the last, half tile row of an odd height
+                        for (int tx = 0; tx < full_w; tx++) {
+                            CPU_WINO_OUT_TILE(src, tx, bstride, bias, o00, o01, o10, o11);
+                            y0[2 * tx] = keep * y0[2 * tx] + o00;
+                            y0[2 * tx + 1] = keep * y0[2 * tx + 1] + o01;
+                            if (oh + 1 < g->ho) {
+                                y1[2 * tx] = keep * y1[2 * tx] + o10;
+                                y1[2 * tx + 1] = keep * y1[2 * tx + 1] + o11;
+                            }
+                        }
+                    }
+                    for (int tx = full_w; tx < g->tw; tx++) { // the last, half tile of an odd width
+                        CPU_WINO_OUT_TILE(src, tx, bstride, bias, o00, o01, o10, o11);
+                        (void)o01, (void)o11;
+                        y0[2 * tx] = keep * y0[2 * tx] + o00;
+                        if (oh + 1 < g->ho) y1[2 * tx] = keep * y1[2 * tx] + o10;
+                    }
                 }
-            }
-            for (int tx = full_w; tx < g->tw; tx++) { // the last, half tile of an odd width
-                CPU_WINO_OUT_TILE(src, tx, plane, bias, o00, o01, o10, o11);
-                (void)o01, (void)o11;
-                y0[2 * tx] = keep * y0[2 * tx] + o00;
-                if (oh + 1 < g->ho) y1[2 * tx] = keep * y1[2 * tx] + o10;
             }
         }
     }
