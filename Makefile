@@ -69,7 +69,7 @@ LIBS := -Wl,-Bstatic -llmdb -lzstd -lyaml -lxxhash -lpng16 -ljpeg -lz -lgomp -Wl
 STATIC_COPY += libopenblas.so.0 libgfortran.so.5 libquadmath.so.0
 endif
 STATIC_COPY += libcjson.so.1
-LIBS += -Wl,-rpath,'$$ORIGIN/../lib'
+LIBS += -Wl,-rpath,'$$ORIGIN/../lib' -Wl,--disable-new-dtags
 endif
 # -rdynamic: the CUDA shared object reports errors through the executable's err_setv
 LDFLAGS_ALL := $(if $(filter 1,$(STATIC_DEPS)),,-fopenmp) -pthread -rdynamic $(LDSAN) $(LDFLAGS)
