@@ -147,6 +147,7 @@ START_TEST(test_cuda_so_exports_and_fails_cleanly) {
     ops_cuda_backend_fn be = (ops_cuda_backend_fn)dlsym(h, OPS_CUDA_BACKEND_SYMBOL);
     ops_cuda_ctx_init_fn init = (ops_cuda_ctx_init_fn)dlsym(h, OPS_CUDA_INIT_SYMBOL);
     ck_assert_msg(be && init, "%s lacks its entry points", cuda_so);
+    ck_assert_ptr_nonnull(dlsym(h, "ops_cuda_ctx_fini"));
     ck_assert_ptr_null(dlsym(h, "cuda_fill")); // internals stay hidden
     const ops_backend *t = be();
     ck_assert_str_eq(t->name, "cuda");

@@ -128,6 +128,9 @@ static int cuda_ctx_open(ops_ctx *ctx, cuda_impl *im) {
     return 0;
 }
 
+// Also reachable as ctx->fini (what kernels/ops.c calls).
+extern "C" __attribute__((visibility("default"))) void ops_cuda_ctx_fini(ops_ctx *ctx) { cuda_ctx_fini(ctx); }
+
 extern "C" __attribute__((visibility("default"))) int ops_cuda_ctx_init(ops_ctx *ctx) {
     cuda_impl *im = (cuda_impl *)calloc(1, sizeof *im);
     if (!im) return cuda_err(ERR_NOMEM, "out of memory creating the CUDA context");
