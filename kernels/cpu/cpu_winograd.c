@@ -22,27 +22,35 @@
 static void cpu_wino_weights(const float *w, float *u, int c_out, int c_in, int flip, int nt) {
     int co_n = flip ? c_in : c_out, ci_n = flip ? c_out : c_in;
     size_t plane = (size_t)co_n * ci_n;
+    // kernel (a, b): element (i, j) at src[a * sa + b * sb + k(i, j)], k flipped for bwd-data
+    size_t sa = flip ? 9 : (size_t)c_in * 9, sb = flip ? (size_t)c_in * 9 : 9;
+    int k[9];
+    for (int i = 0; i < 3; i++)
+        for (int j = 0; j < 3; j++) k[i * 3 + j] = flip ? (2 - i) * 3 + (2 - j) : i * 3 + j;
 #pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1 && co_n > 1)
     for (int a = 0; a < co_n; a++) {
+        float *d = u + (size_t)a * ci_n; // U_e (a, b) at d[e * plane + b]
+        const float *wa = w + (size_t)a * sa;
+#pragma omp simd
         for (int b = 0; b < ci_n; b++) {
-            float g[3][3];
-            const float *src = flip ? w + ((size_t)b * c_in + a) * 9 : w + ((size_t)a * c_in + b) * 9;
-            for (int i = 0; i < 3; i++)
-                for (int j = 0; j < 3; j++) g[i][j] = flip ? src[(2 - i) * 3 + (2 - j)] : src[i * 3 + j];
-            float t[4][3]; // G g
-            for (int j = 0; j < 3; j++) {
-                t[0][j] = g[0][j];
-                t[1][j] = 0.5f * (g[0][j] + g[1][j] + g[2][j]);
-                t[2][j] = 0.5f * (g[0][j] - g[1][j] + g[2][j]);
-                t[3][j] = g[2][j];
-            }
-            for (int i = 0; i < 4; i++) { // (G g) G^T
-                float *d = u + (size_t)(i * 4) * plane + (size_t)a * ci_n + b;
-                d[0] = t[i][0];
-                d[plane] = 0.5f * (t[i][0] + t[i][1] + t[i][2]);
-                d[2 * plane] = 0.5f * (t[i][0] - t[i][1] + t[i][2]);
-                d[3 * plane] = t[i][2];
-            }
+            const float *g = wa + (size_t)b * sb;
+            float g0 = g[k[0]], g1 = g[k[1]], g2 = g[k[2]], g3 = g[k[3]], g4 = g[k[4]], g5 = g[k[5]];
+            float g6 = g[k[6]], g7 = g[k[7]], g8 = g[k[8]];
+            // rows of G g: t0 = g row 0, t1 = (r0 + r1 + r2)/2, t2 = (r0 - r1 + r2)/2, t3 = row 2
+            float t00 = g0, t01 = g1, t02 = g2;
+            float t10 = 0.5f * (g0 + g3 + g6), t11 = 0.5f * (g1 + g4 + g7), t12 = 0.5f * (g2 + g5 + g8);
+            float t20 = 0.5f * (g0 - g3 + g6), t21 = 0.5f * (g1 - g4 + g7), t22 = 0.5f * (g2 - g5 + g8);
+            float t30 = g6, t31 = g7, t32 = g8;
+#define CPU_WINO_GT(r, x0, x1, x2)                                                             \
+    d[(size_t)(4 * (r)) * plane + b] = (x0);                                                   \
+    d[(size_t)(4 * (r) + 1) * plane + b] = 0.5f * ((x0) + (x1) + (x2));                        \
+    d[(size_t)(4 * (r) + 2) * plane + b] = 0.5f * ((x0) - (x1) + (x2));                        \
+    d[(size_t)(4 * (r) + 3) * plane + b] = (x2);
+            CPU_WINO_GT(0, t00, t01, t02)
+            CPU_WINO_GT(1, t10, t11, t12)
+            CPU_WINO_GT(2, t20, t21, t22)
+            CPU_WINO_GT(3, t30, t31, t32)
+#undef CPU_WINO_GT
         }
     }
 }
