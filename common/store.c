@@ -111,7 +111,7 @@ int ts__txn_begin_rd(ts_store *s, MDB_txn **txn) {
 
 int ts__rd_begin(ts_store *s, MDB_txn **txn) {
     if (s->wtxn) return *txn = s->wtxn, 0;
-    if (s->rd_depth > 0) { // nested (a dictionary looked up while decoding): same snapshot
+    if (s->rd_depth > 0) { // nested use inside another read: the same snapshot
         s->rd_depth++;
         return *txn = s->rtxn, 0;
     }
