@@ -444,7 +444,7 @@ static int list_keys(ts_store *s, MDB_dbi dbi, int skip_meta, char ***names, int
     if (mrc != MDB_NOTFOUND) { rc = ts__lmdb_err(s, mrc, "list"); goto fail; }
     mdb_cursor_close(cur);
     ts__rd_end(s, txn);
-    qsort(v, (size_t)cnt, sizeof *v, cmp_names);
+    if (cnt > 1) qsort(v, (size_t)cnt, sizeof *v, cmp_names);
     *names = v;
     *n = cnt;
     return 0;
