@@ -299,6 +299,7 @@ int cpu_conv2d_bwd_weight(ops_ctx *ctx, const ops_conv_shape *s, float *dw, floa
         }
     }
     if (!dw) return 0;
+    if (cpu_winograd_usable(s, 0)) return cpu_winograd_bwd_weight(ctx, s, dw, dy, x);
     // outer: each thread accumulates into its own zeroed dw slice, summed in thread order below
     size_t slice = g.col_n + g.tmp_n + (g.outer ? nw : 0);
     float *buf = cpu_scratch(ctx, (slice ? slice : 1) * (g.outer ? g.nt : 1));

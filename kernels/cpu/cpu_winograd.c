@@ -87,6 +87,25 @@ typedef struct {
         CPU_WINO_COLS(b0 - e0, b1 - e1, b2 - e2, b3 - e3, o, 3, plane);                        \
     } while (0)
 
+// One tile of the output-gradient transform (the adjoint of the output transform):
+// dM_e = (A dY A^T)_e for the 2x2 block of padded rows p0, p1 at tile column t (deinterleaved
+// rows as above), stored at o[e * plane]. Rows of A dY: (a, b), (a+c, b+d), (a-c, b-d), (-c, -d).
+#define CPU_WINO_DY_ROW(x0, x1, o, i, plane)                                                   \
+    do {                                                                                       \
+        (o)[(size_t)(4 * (i)) * (plane)] = (x0);                                               \
+        (o)[(size_t)(4 * (i) + 1) * (plane)] = (x0) + (x1);                                    \
+        (o)[(size_t)(4 * (i) + 2) * (plane)] = (x0) - (x1);                                    \
+        (o)[(size_t)(4 * (i) + 3) * (plane)] = -(x1);                                          \
+    } while (0)
+#define CPU_WINO_DY_TILE(p0, p1, t, half, o, plane)                                           \
+    do {                                                                                       \
+        float a_ = (p0)[(t)], b_ = (p0)[(half) + (t)], c_ = (p1)[(t)], d_ = (p1)[(half) + (t)]; \
+        CPU_WINO_DY_ROW(a_, b_, o, 0, plane);                                                  \
+        CPU_WINO_DY_ROW(a_ + c_, b_ + d_, o, 1, plane);                                        \
+        CPU_WINO_DY_ROW(a_ - c_, b_ - d_, o, 2, plane);                                        \
+        CPU_WINO_DY_ROW(-c_, -d_, o, 3, plane);                                                \
+    } while (0)
+
 // Width and height of the zero-padded plane the input transform reads from: the tile grid's
 // columns 0 .. 2*tw+1 and rows 0 .. 2*th+1, input pixel (r, c) at (r + pad_t, c + pad_l).
 static int cpu_wino_pad_w(const cpu_wino_geo *g) {
@@ -102,7 +121,8 @@ static int cpu_wino_pad_h(const cpu_wino_geo *g) {
 // V_e (C_in, T) of the images x[0..nbc) (each (C_in, H, W)); ld = T of the chunk. Each plane is
 // first copied into a zero-padded plane (so padding needs no tests), then every tile row runs
 // in a SIMD loop over its tiles.
-static void cpu_wino_input(const cpu_wino_geo *g, const float *x, float *v, int nbc, size_t ld, int nt, float *padbuf) {
+static void cpu_wino_input(const cpu_wino_geo *g, const float *x, float *v, int nbc, size_t ld, int nt, float *padbuf,
+                           int dy) {
     int total = nbc * g->c_in, wp = cpu_wino_pad_w(g), hp = cpu_wino_pad_h(g), half = wp / 2;
     size_t plane = (size_t)g->c_in * ld;
 #pragma omp parallel num_threads(nt) if (nt > 1 && total > 1)
@@ -131,8 +151,13 @@ static void cpu_wino_input(const cpu_wino_geo *g, const float *x, float *v, int 
                 const float *p0 = pad + (size_t)(2 * ty) * wp, *p1 = p0 + wp, *p2 = p1 + wp, *p3 = p2 + wp;
                 if (g->tw > CPU_WINO_STAGE) { // very wide rows: straight to the planes
                     float *dst = vc + (size_t)ty * g->tw;
+                    if (dy) {
 #pragma omp simd
-                    for (int tx = 0; tx < g->tw; tx++) CPU_WINO_IN_TILE(p0, p1, p2, p3, tx, half, dst + tx, plane);
+                        for (int tx = 0; tx < g->tw; tx++) CPU_WINO_DY_TILE(p0, p1, tx, half, dst + tx, plane);
+                    } else {
+#pragma omp simd
+                        for (int tx = 0; tx < g->tw; tx++) CPU_WINO_IN_TILE(p0, p1, p2, p3, tx, half, dst + tx, plane);
+                    }
                     continue;
                 }
                 if (fill + g->tw > CPU_WINO_STAGE) {
@@ -142,8 +167,13 @@ static void cpu_wino_input(const cpu_wino_geo *g, const float *x, float *v, int 
                     fill = 0;
                 }
                 float *dst = stage + fill;
+                if (dy) {
 #pragma omp simd
-                for (int tx = 0; tx < g->tw; tx++) CPU_WINO_IN_TILE(p0, p1, p2, p3, tx, half, dst + tx, CPU_WINO_STAGE);
+                    for (int tx = 0; tx < g->tw; tx++) CPU_WINO_DY_TILE(p0, p1, tx, half, dst + tx, CPU_WINO_STAGE);
+                } else {
+#pragma omp simd
+                    for (int tx = 0; tx < g->tw; tx++) CPU_WINO_IN_TILE(p0, p1, p2, p3, tx, half, dst + tx, CPU_WINO_STAGE);
+                }
                 fill += g->tw;
             }
             for (int e = 0; e < 16 && fill; e++)
@@ -274,11 +304,89 @@ int cpu_winograd_conv(ops_ctx *ctx, const ops_conv_shape *s, float *y, const flo
         float *m = v + (size_t)16 * g.c_in * ld;
         // padded planes: this slice's own in the outer way, one per thread after the slices otherwise
         float *rows = outer ? m + (size_t)16 * g.c_out * ld_max : buf + nu + slice;
-        cpu_wino_input(&g, x + n0 * xs, v, nbc, ld, it, rows);
+        cpu_wino_input(&g, x + n0 * xs, v, nbc, ld, it, rows, 0);
         for (int e = 0; e < 16; e++)
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, g.c_out, (int)ld, g.c_in, 1.0f, u + e * up, g.c_in,
                         v + (size_t)e * g.c_in * ld, (int)ld, 0.0f, m + (size_t)e * g.c_out * ld, (int)ld);
         cpu_wino_output(&g, m, y + n0 * ys, b, nbc, ld, bwd_data, it);
     }
+    return 0;
+}
+
+// --- weight gradient ----------------------------------------------------------------------------
+// The adjoint of the forward: dM_e = (A dY A^T)_e per output tile (zeros past an odd edge),
+// dU_e (C_out, C_in) += dM_e (C_out, T) V_e^T (T, C_in) by 16 GEMMs, then dW += G^T dU G.
+
+// dw (C_out, C_in, 3, 3) += G^T dU_e G from du_e (C_out, C_in).
+static void cpu_wino_dweights(const float *du, float *dw, int c_out, int c_in, int nt) {
+    size_t plane = (size_t)c_out * c_in;
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1 && c_out > 1)
+    for (int a = 0; a < c_out; a++) {
+        for (int b = 0; b < c_in; b++) {
+            float m[4][4];
+            for (int e = 0; e < 16; e++) m[e / 4][e % 4] = du[(size_t)e * plane + (size_t)a * c_in + b];
+            float q[3][4]; // G^T m
+            for (int j = 0; j < 4; j++) {
+                q[0][j] = m[0][j] + 0.5f * (m[1][j] + m[2][j]);
+                q[1][j] = 0.5f * (m[1][j] - m[2][j]);
+                q[2][j] = 0.5f * (m[1][j] + m[2][j]) + m[3][j];
+            }
+            float *o = dw + ((size_t)a * c_in + b) * 9;
+            for (int i = 0; i < 3; i++) { // (G^T m) G
+                o[i * 3 + 0] += q[i][0] + 0.5f * (q[i][1] + q[i][2]);
+                o[i * 3 + 1] += 0.5f * (q[i][1] - q[i][2]);
+                o[i * 3 + 2] += 0.5f * (q[i][1] + q[i][2]) + q[i][3];
+            }
+        }
+    }
+}
+
+int cpu_winograd_bwd_weight(ops_ctx *ctx, const ops_conv_shape *s, float *dw, const float *dy, const float *x) {
+    cpu_wino_geo g = {s->c_in, s->c_out, s->h, s->w, ops_conv_out_h(s), ops_conv_out_w(s), s->pad_t, s->pad_l, 0, 0, 0};
+    g.th = (g.ho + 1) / 2;
+    g.tw = (g.wo + 1) / 2;
+    g.tpi = g.th * g.tw;
+    int nt = cpu_threads(ctx), n = s->n;
+    int nb = g.tpi >= CPU_WINO_TILES ? 1 : (CPU_WINO_TILES + g.tpi - 1) / g.tpi;
+    int outer = nt > 1 && n >= nt;
+    if (outer && nb > n / nt) nb = n / nt;
+    if (nb > n) nb = n;
+    int nchunks = (n + nb - 1) / nb, slices = outer ? nt : 1;
+    size_t ld_max = (size_t)nb * g.tpi, nu = (size_t)16 * g.c_in * g.c_out;
+    // the output gradient's tiles: planes (C_out, HO, WO), no padding, the same tile grid
+    cpu_wino_geo gd = {g.c_out, g.c_out, g.ho, g.wo, g.ho, g.wo, 0, 0, g.th, g.tw, g.tpi};
+    size_t rows_n = (size_t)cpu_wino_pad_h(&g) * cpu_wino_pad_w(&g), rows_d = (size_t)cpu_wino_pad_h(&gd) * cpu_wino_pad_w(&gd);
+    if (rows_d > rows_n) rows_n = rows_d;
+    // per slice: dU accumulator, V, dM, padded plane
+    size_t slice = nu + (size_t)16 * ld_max * (g.c_in + g.c_out) + rows_n;
+    float *buf = cpu_scratch(ctx, slice * slices + rows_n * nt);
+    if (!buf) return err_prefix(ERR_NOMEM, "conv2d_bwd_weight: ");
+    size_t xs = (size_t)g.c_in * g.h * g.w, ys = (size_t)g.c_out * g.ho * g.wo;
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1 && slices > 1)
+    for (int t = 0; t < slices; t++) memset(buf + (size_t)t * slice, 0, nu * sizeof(float));
+    cpu_blas_set(ctx, outer ? 1 : nt);
+#pragma omp parallel for schedule(static) num_threads(nt) if (outer)
+    for (int ck = 0; ck < nchunks; ck++) {
+        int n0 = ck * nb, nbc = n - n0 < nb ? n - n0 : nb, it = outer ? 1 : nt;
+        float *du = buf + (outer ? (size_t)omp_get_thread_num() * slice : 0);
+        size_t ld = (size_t)nbc * g.tpi;
+        float *v = du + nu, *dm = v + (size_t)16 * g.c_in * ld;
+        float *rows = outer ? dm + (size_t)16 * g.c_out * ld_max : buf + slice;
+        cpu_wino_input(&g, x + n0 * xs, v, nbc, ld, it, rows, 0);
+        cpu_wino_input(&gd, dy + n0 * ys, dm, nbc, ld, it, rows, 1);
+        for (int e = 0; e < 16; e++) // dU_e (C_out, C_in) += dM_e (C_out, T) V_e^T (T, C_in)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, g.c_out, g.c_in, (int)ld, 1.0f,
+                        dm + (size_t)e * g.c_out * ld, (int)ld, v + (size_t)e * g.c_in * ld, (int)ld, 1.0f,
+                        du + (size_t)e * g.c_out * g.c_in, g.c_in);
+    }
+    if (slices > 1) { // thread partials into the first, in thread order
+#pragma omp parallel for simd schedule(static) num_threads(nt)
+        for (size_t i = 0; i < nu; i++) {
+            float acc = buf[i];
+            for (int t = 1; t < slices; t++) acc += buf[(size_t)t * slice + i];
+            buf[i] = acc;
+        }
+    }
+    cpu_wino_dweights(buf, dw, s->c_out, s->c_in, nt);
     return 0;
 }

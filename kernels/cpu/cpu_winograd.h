@@ -15,4 +15,8 @@ int cpu_winograd_usable(const ops_conv_shape *s, int bwd_data);
 int cpu_winograd_conv(ops_ctx *ctx, const ops_conv_shape *s, float *y, const float *x, const float *w, const float *b,
                       int bwd_data);
 
+// dw (C_out, C_in, 3, 3) += the weight gradient of the convolution for output gradient dy
+// (N, C_out, HO, WO) and input x (N, C_in, H, W), by the same transforms. 0 or ERR_NOMEM.
+int cpu_winograd_bwd_weight(ops_ctx *ctx, const ops_conv_shape *s, float *dw, const float *dy, const float *x);
+
 #endif
