@@ -163,7 +163,7 @@ CUDNN_LINK := $(if $(CUDNN_LIBDIR),$(if $(wildcard $(CUDNN_LIBDIR)/libcudnn.so),
 CUDA_OBJ := $(CUDA_SRC:%.cu=$(BUILD)/%.o)
 $(BUILD)/%.o: %.cu kernels/cuda/cuda_internal.h kernels/backend.h kernels/ops.h kernels/philox.h common/err.h
 	@mkdir -p $(dir $@)
-	$(NVCC) $(NVCCFLAGS) $(if $(CUDNN_HOME),-I$(CUDNN_HOME)/include) -c $< -o $@
+	$(NVCC) $(NVCCFLAGS) $(if $(CUDNN_HOME),-I$(CUDNN_HOME)/include) -DDIFFOOD_CUDA_LIBDIR='"$(CUDA_HOME)/lib64"' -c $< -o $@
 ifneq ($(CUDA_SO),)
 $(CUDA_SO): $(CUDA_OBJ)
 	@mkdir -p $(dir $@)

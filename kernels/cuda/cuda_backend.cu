@@ -52,12 +52,37 @@ cuda_cublas_api cuda_blas;
 static pthread_once_t cuda_blas_once = PTHREAD_ONCE_INIT;
 static char cuda_blas_error[1024];
 
-static void cuda_cublas_load_once(void) {
+// CUDA_HOME/lib64 of the build (the Makefile defines it); also in the .so's RPATH.
+#ifndef DIFFOOD_CUDA_LIBDIR
+#define DIFFOOD_CUDA_LIBDIR ""
+#endif
+
+// dlopen by soname (this .so's RPATH, LD_LIBRARY_PATH, the system), then beside this .so, then in
+// the build's CUDA_HOME/lib64: the explicit paths cover loaders that do not apply the caller's
+// RPATH (AddressSanitizer's dlopen interceptor).
+static void *cuda_cublas_open(void) {
     void *h = dlopen(CUDA_CUBLAS_SONAME, RTLD_NOW | RTLD_LOCAL);
-    if (!h) {
-        snprintf(cuda_blas_error, sizeof cuda_blas_error, "cannot load %s: %s", CUDA_CUBLAS_SONAME, dlerror());
-        return;
+    if (h) return h;
+    snprintf(cuda_blas_error, sizeof cuda_blas_error, "cannot load %s: %s", CUDA_CUBLAS_SONAME, dlerror());
+    char path[4096];
+    Dl_info info;
+    if (dladdr((void *)&cuda_cublas_open, &info) && info.dli_fname) {
+        const char *slash = strrchr(info.dli_fname, '/');
+        if (slash) {
+            snprintf(path, sizeof path, "%.*s/%s", (int)(slash - info.dli_fname), info.dli_fname, CUDA_CUBLAS_SONAME);
+            if ((h = dlopen(path, RTLD_NOW | RTLD_LOCAL))) return h;
+        }
     }
+    if (DIFFOOD_CUDA_LIBDIR[0]) {
+        snprintf(path, sizeof path, "%s/%s", DIFFOOD_CUDA_LIBDIR, CUDA_CUBLAS_SONAME);
+        if ((h = dlopen(path, RTLD_NOW | RTLD_LOCAL))) return h;
+    }
+    return NULL;
+}
+
+static void cuda_cublas_load_once(void) {
+    void *h = cuda_cublas_open();
+    if (!h) return;
     cuda_cublas_api a;
     int missing = 0;
 #define CUDA_BLAS_SYM(field, name)                                    \

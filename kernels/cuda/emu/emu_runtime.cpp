@@ -3,6 +3,7 @@
 // NCHW float cuDNN convolution (forward, backward-data, backward-filter with alpha/beta).
 #include <cstdio>
 #include <cstdlib>
+#include <memory>
 #include <ucontext.h>
 #include <vector>
 
@@ -15,12 +16,13 @@ namespace {
 enum { RUN, BARRIER, DONE };
 struct Fiber {
     ucontext_t ctx;
-    char *stack = nullptr;
+    char *stack = nullptr; // owned by stacks
     int state = DONE;
     dim3 tid;
 };
 const size_t STACK = 64 * 1024;
 std::vector<Fiber> fibers;
+std::vector<std::unique_ptr<char[]>> stacks;
 ucontext_t main_ctx;
 size_t cur;
 dim3 g_block, g_bdim, g_gdim;
@@ -57,8 +59,9 @@ int emu_launch(dim3 grid, dim3 block, const std::function<void()> &fn) {
         return g_last_error;
     }
     while (fibers.size() < nt) {
+        stacks.emplace_back(new char[STACK]);
         fibers.emplace_back();
-        fibers.back().stack = (char *)malloc(STACK);
+        fibers.back().stack = stacks.back().get();
     }
     g_fn = &fn;
     g_bdim = block;
