@@ -109,6 +109,8 @@ int cuda_cublas_load(void) {
     return 0;
 }
 
+int cuda_debug_sync;
+
 // --- context ----------------------------------------------------------------------------------
 
 static void cuda_ctx_fini(ops_ctx *ctx) {
@@ -139,6 +141,8 @@ static int cuda_ctx_open(ops_ctx *ctx, cuda_impl *im) {
         return cuda_err(ERR_DEVICE, "CUDA device %d does not exist (this machine has %d)",
                         ctx->opt.device_index, count);
     im->device = ctx->opt.device_index;
+    const char *dbg = getenv("DIFFOOD_CUDA_SYNC");
+    cuda_debug_sync = dbg && *dbg && strcmp(dbg, "0") != 0;
     CUDA_CHECK(cudaSetDevice(im->device));
     CUDA_CHECK(cudaStreamCreateWithFlags(&im->stream, cudaStreamNonBlocking));
     CUDA_TRY(cuda_cublas_load());

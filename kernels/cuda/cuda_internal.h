@@ -110,10 +110,13 @@ const char *cuda_cublas_string(cublasStatus_t st);
         int cuda_rc_ = (expr);                                                               \
         if (cuda_rc_ < 0) return cuda_rc_;                                                   \
     } while (0)
-// After every kernel launch: the launch's own error (bad configuration, no kernel image).
+// After every kernel launch: the launch's own error (bad configuration, no kernel image), and
+// with DIFFOOD_CUDA_SYNC=1 (cuda_debug_sync) the kernel's execution errors, named at the launch.
+extern int cuda_debug_sync;
 #define CUDA_LAUNCHED(name)                                                                  \
     do {                                                                                     \
         cudaError_t cuda_e_ = cudaGetLastError();                                            \
+        if (cuda_e_ == cudaSuccess && cuda_debug_sync) cuda_e_ = cudaDeviceSynchronize();   \
         if (cuda_e_ != cudaSuccess)                                                          \
             return cuda_fail("launch of " name, __FILE__, __LINE__, cudaGetErrorString(cuda_e_)); \
     } while (0)
