@@ -470,20 +470,34 @@ START_TEST(test_unet_errors) {
 END_TEST
 
 START_TEST(test_unet_config_from_cfg) {
-    char dir[1100], defaults[1200], fm[1200];
+    char dir[1100], defaults[1200];
     nn_test_dir("", dir, sizeof dir);
     snprintf(defaults, sizeof defaults, "%s/../../../config/defaults.yml", dir);
-    snprintf(fm, sizeof fm, "%s/../../../config/fmnist.yml", dir);
+    const char *sets[] = {"unet.ch=24", "unet.ch_mult=[1,2,3]", "unet.attn_resolutions=[8,4]", "unet.dropout=0.25",
+                          "unet.in_channels=1", "unet.out_ch=2", "unet.num_groups=4", "unet.num_classes=7"};
     cfg *root = NULL;
-    ck_assert_msg(cfg_load_stack(&root, defaults, fm, NULL, 0) == 0, "%s", err_msg());
+    ck_assert_msg(cfg_load_stack(&root, defaults, NULL, sets, 8) == 0, "%s", err_msg());
     const cfg *sec = NULL;
     ck_assert_int_eq(cfg_subtree(root, "unet", &sec), 0);
     unet_config c;
     ck_assert_msg(unet_config_from_cfg(sec, &c) == 0, "%s", err_msg());
-    ck_assert_int_eq(c.ch, 32);
+    ck_assert_int_eq(c.ch, 24);
     ck_assert_int_eq(c.n_levels, 3);
+    ck_assert_int_eq(c.ch_mult[2], 3);
+    ck_assert_int_eq(c.n_attn, 2);
+    ck_assert_int_eq(c.attn_res[1], 4);
+    ck_assert_float_eq(c.dropout, 0.25f);
     ck_assert_int_eq(c.in_channels, 1);
-    ck_assert_int_eq(c.num_groups, 8);
+    ck_assert_int_eq(c.out_ch, 2);
+    ck_assert_int_eq(c.num_groups, 4);
+    ck_assert_int_eq(c.num_classes, 7);
+    cfg_free(root);
+    // a configuration the network cannot build is refused with the key named
+    const char *bad[] = {"unet.num_groups=5"};
+    ck_assert_int_eq(cfg_load_stack(&root, defaults, NULL, bad, 1), 0);
+    ck_assert_int_eq(cfg_subtree(root, "unet", &sec), 0);
+    ck_assert_int_eq(unet_config_from_cfg(sec, &c), ERR_CONFIG);
+    ck_assert_ptr_nonnull(strstr(err_msg(), "num_groups"));
     cfg_free(root);
     // the paper configuration from defaults alone
     ck_assert_int_eq(cfg_load_stack(&root, defaults, NULL, NULL, 0), 0);
