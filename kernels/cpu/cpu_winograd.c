@@ -16,6 +16,7 @@
 
 #define CPU_WINO_TILES 512 // tiles per GEMM column block (about; whole images per chunk)
 #define CPU_WINO_STAGE 256 // tiles per staging block of the transforms
+#define CPU_WINO_OUTER_MAX ((size_t)512 << 20) // bytes of per-thread slices, in all
 
 // U_e (C_out', C_in') for e = 4i + j from w (C_out, C_in, 3, 3); flip: the bwd-data kernel
 // w'[a][b][i][j] = w[b][a][2-i][2-j] (C_out' = C_in, C_in' = C_out).
@@ -262,6 +263,24 @@ static void cpu_wino_output(const cpu_wino_geo *g, const float *m, float *y, con
     }
 }
 
+// Images per chunk and the threading way (as in cpu_conv.c): about CPU_WINO_TILES tiles per
+// GEMM; in the outer way at least one chunk per thread, and the per-thread slices (fixed part
+// `fixed` plus `per_tile` floats per tile of a chunk) within CPU_WINO_OUTER_MAX bytes in all,
+// shrinking the chunks first and giving up the outer way last.
+static void cpu_wino_plan(int n, int tpi, int nt, size_t fixed, size_t per_tile, int *nb_out, int *outer_out) {
+    int nb = tpi >= CPU_WINO_TILES ? 1 : (CPU_WINO_TILES + tpi - 1) / tpi;
+    int outer = nt > 1 && n >= nt;
+    if (outer && nb > n / nt) nb = n / nt;
+    while (outer && nb > 1 && (fixed + per_tile * (size_t)nb * tpi) * sizeof(float) * nt > CPU_WINO_OUTER_MAX) nb /= 2;
+    if (outer && (fixed + per_tile * (size_t)nb * tpi) * sizeof(float) * nt > CPU_WINO_OUTER_MAX) {
+        outer = 0;
+        nb = tpi >= CPU_WINO_TILES ? 1 : (CPU_WINO_TILES + tpi - 1) / tpi;
+    }
+    if (nb > n) nb = n;
+    *nb_out = nb;
+    *outer_out = outer;
+}
+
 int cpu_winograd_usable(const ops_conv_shape *s, int bwd_data) {
     if (s->kh != 3 || s->kw != 3 || s->stride != 1 || s->c_in < 8 || s->c_out < 8) return 0;
     if (bwd_data && (s->pad_t > 2 || s->pad_l > 2 || s->pad_b > 2 || s->pad_r > 2)) return 0;
@@ -282,13 +301,11 @@ int cpu_winograd_conv(ops_ctx *ctx, const ops_conv_shape *s, float *y, const flo
     g.tw = (g.wo + 1) / 2;
     g.tpi = g.th * g.tw;
     int nt = cpu_threads(ctx), n = s->n;
-    int nb = g.tpi >= CPU_WINO_TILES ? 1 : (CPU_WINO_TILES + g.tpi - 1) / g.tpi;
-    int outer = nt > 1 && n >= nt;
-    if (outer && nb > n / nt) nb = n / nt;
-    if (nb > n) nb = n;
+    size_t rows_n = (size_t)cpu_wino_pad_h(&g) * cpu_wino_pad_w(&g); // padded plane of one thread
+    int nb, outer;
+    cpu_wino_plan(n, g.tpi, nt, rows_n, (size_t)16 * (g.c_in + g.c_out), &nb, &outer);
     int nchunks = (n + nb - 1) / nb;
     size_t ld_max = (size_t)nb * g.tpi, nu = (size_t)16 * g.c_in * g.c_out;
-    size_t rows_n = (size_t)cpu_wino_pad_h(&g) * cpu_wino_pad_w(&g); // padded plane of one thread
     size_t slice = (size_t)16 * ld_max * (g.c_in + g.c_out) + rows_n;
     float *buf = cpu_scratch(ctx, nu + slice * (outer ? nt : 1) + rows_n * nt);
     if (!buf) return err_prefix(ERR_NOMEM, bwd_data ? "conv2d_bwd_data: " : "conv2d_fwd: ");
@@ -347,16 +364,15 @@ int cpu_winograd_bwd_weight(ops_ctx *ctx, const ops_conv_shape *s, float *dw, co
     g.tw = (g.wo + 1) / 2;
     g.tpi = g.th * g.tw;
     int nt = cpu_threads(ctx), n = s->n;
-    int nb = g.tpi >= CPU_WINO_TILES ? 1 : (CPU_WINO_TILES + g.tpi - 1) / g.tpi;
-    int outer = nt > 1 && n >= nt;
-    if (outer && nb > n / nt) nb = n / nt;
-    if (nb > n) nb = n;
-    int nchunks = (n + nb - 1) / nb, slices = outer ? nt : 1;
-    size_t ld_max = (size_t)nb * g.tpi, nu = (size_t)16 * g.c_in * g.c_out;
     // the output gradient's tiles: planes (C_out, HO, WO), no padding, the same tile grid
     cpu_wino_geo gd = {g.c_out, g.c_out, g.ho, g.wo, g.ho, g.wo, 0, 0, g.th, g.tw, g.tpi};
     size_t rows_n = (size_t)cpu_wino_pad_h(&g) * cpu_wino_pad_w(&g), rows_d = (size_t)cpu_wino_pad_h(&gd) * cpu_wino_pad_w(&gd);
     if (rows_d > rows_n) rows_n = rows_d;
+    size_t nu = (size_t)16 * g.c_in * g.c_out;
+    int nb, outer;
+    cpu_wino_plan(n, g.tpi, nt, nu + rows_n, (size_t)16 * (g.c_in + g.c_out), &nb, &outer);
+    int nchunks = (n + nb - 1) / nb, slices = outer ? nt : 1;
+    size_t ld_max = (size_t)nb * g.tpi;
     // per slice: dU accumulator, V, dM, padded plane
     size_t slice = nu + (size_t)16 * ld_max * (g.c_in + g.c_out) + rows_n;
     float *buf = cpu_scratch(ctx, slice * slices + rows_n * nt);
