@@ -241,12 +241,18 @@ typedef struct {
     int32_t *dy_;
 } golden_unet;
 
-static void golden_open(golden_unet *g, float dropout) {
+// Must equal UNET2_CFG of make_golden.py: two blocks per level, three levels, RGB.
+static unet_config golden2_cfg(void) {
+    unet_config c = {.ch = 8, .ch_mult = {1, 2, 2}, .n_levels = 3, .num_res_blocks = 2, .attn_res = {8}, .n_attn = 1,
+                     .dropout = 0.0f, .resamp_with_conv = 1, .in_channels = 3, .out_ch = 3, .image_size = 16,
+                     .num_classes = 4, .num_groups = 4};
+    return c;
+}
+
+static void golden_open_cfg(golden_unet *g, const char *sub, unet_config c, int with_steps) {
     memset(g, 0, sizeof *g);
-    nn_test_dir("unet", g->dir, sizeof g->dir);
+    nn_test_dir(sub, g->dir, sizeof g->dir);
     g->ctx = nn_test_ctx();
-    unet_config c = golden_cfg();
-    c.dropout = dropout;
     ck_assert_msg(unet_create(&g->m, g->ctx, &c, 2) == 0, "%s", err_msg());
     g->params = nn_test_load(g->dir, "params.npy", &g->np);
     nn_test_load_table(unet_net(g->m), g->dir, g->params, g->np);
@@ -257,7 +263,7 @@ static void golden_open(golden_unet *g, float dropout) {
     g->eps_want = nn_test_load(g->dir, "eps.npy", &g->ne);
     g->grads = nn_test_load(g->dir, "grads.npy", &g->ng);
     g->dx_want = nn_test_load(g->dir, "dx.npy", &g->ndx);
-    g->losses = nn_test_load(g->dir, "losses.npy", &g->nl);
+    if (with_steps) g->losses = nn_test_load(g->dir, "losses.npy", &g->nl);
     ck_assert_uint_eq(g->nt, 2);
     g->dx_ = nn_test_device(g->ctx, g->x, g->nx * 4);
     g->dnoise_ = nn_test_device(g->ctx, g->noise, g->nx * 4);
@@ -267,6 +273,12 @@ static void golden_open(golden_unet *g, float dropout) {
     g->dgrad_ = nn_test_device(g->ctx, NULL, g->ne * 4);
     g->dloss_ = nn_test_device(g->ctx, NULL, 4);
     g->ddx_ = nn_test_device(g->ctx, NULL, g->nx * 4);
+}
+
+static void golden_open(golden_unet *g, float dropout) {
+    unet_config c = golden_cfg();
+    c.dropout = dropout;
+    golden_open_cfg(g, "unet", c, 1);
 }
 
 static void golden_close(golden_unet *g) {
@@ -328,9 +340,9 @@ START_TEST(test_unet_torch_reference_names) {
 }
 END_TEST
 
-START_TEST(test_unet_golden_forward_backward) {
+static void golden_forward_backward(const char *sub, unet_config c) {
     golden_unet g;
-    golden_open(&g, 0.0f);
+    golden_open_cfg(&g, sub, c, 0);
     philox_key key = {1, 2, 3, 4};
     float loss = golden_step(&g, 1, key, 1);
     float *eps = malloc(g.ne * 4), *dx = malloc(g.nx * 4), want_loss;
@@ -352,6 +364,11 @@ START_TEST(test_unet_golden_forward_backward) {
     free(dx);
     golden_close(&g);
 }
+
+START_TEST(test_unet_golden_forward_backward) { golden_forward_backward("unet", golden_cfg()); }
+END_TEST
+
+START_TEST(test_unet2_golden_forward_backward) { golden_forward_backward("unet2", golden2_cfg()); }
 END_TEST
 
 START_TEST(test_unet_golden_adamw_steps) {
@@ -516,6 +533,7 @@ Suite *suite_unet(void) {
     tcase_add_test(tc, test_unet_cifar10_names);
     tcase_add_test(tc, test_unet_torch_reference_names);
     tcase_add_test(tc, test_unet_golden_forward_backward);
+    tcase_add_test(tc, test_unet2_golden_forward_backward);
     tcase_add_test(tc, test_unet_golden_adamw_steps);
     tcase_add_test(tc, test_unet_dropout);
     tcase_add_test(tc, test_unet_errors);

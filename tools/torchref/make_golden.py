@@ -27,6 +27,11 @@ UNET_CFG = dict(ch=16, ch_mult=(1, 2), num_res_blocks=1, attn_resolutions=(16,),
                 resamp_with_conv=True, in_channels=1, out_ch=1, image_size=16, num_classes=10,
                 num_groups=8)
 UNET_BATCH = 2
+# A second, deeper wiring check (two blocks per level, three levels, attention below the top
+# level, RGB): forward and gradients only.
+UNET2_CFG = dict(ch=8, ch_mult=(1, 2, 2), num_res_blocks=2, attn_resolutions=(8,), dropout=0.0,
+                 resamp_with_conv=True, in_channels=3, out_ch=3, image_size=16, num_classes=4,
+                 num_groups=4)
 # AdamW steps of the golden run: lr, betas, eps, weight decay, warm-up steps, clip norm.
 ADAMW = dict(lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, wd=0.01, warmup=4, clip=1.0)
 RESNET_CFG = dict(num_classes=10, width=8, in_channels=3)
@@ -74,10 +79,6 @@ def write_table(d, model):
     return off
 
 
-def flat_state(model):
-    return np.concatenate([t.detach().double().reshape(-1).numpy() for t in model.state_dict().values()])
-
-
 def flat_grads(model):
     params = dict(model.named_parameters())
     out = []
@@ -100,20 +101,20 @@ def clip_grad_norm(params, max_norm):
 
 # --- UNet ----------------------------------------------------------------------------------
 
-def unet_golden(out):
-    d = os.path.join(out, "unet")
+def unet_golden(out, name="unet", cfg=UNET_CFG, steps=True):
+    d = os.path.join(out, name)
     os.makedirs(d, exist_ok=True)
     torch.manual_seed(1234)
     gen = torch.Generator().manual_seed(99)
-    model = models.UNet(**UNET_CFG)
+    model = models.UNet(**cfg)
     perturb_norms(model, gen)
     write_table(d, model)
     model = model.double()
-    c, s = UNET_CFG["in_channels"], UNET_CFG["image_size"]
+    c, s = cfg["in_channels"], cfg["image_size"]
     x = torch.randn(UNET_BATCH, c, s, s, generator=gen, dtype=torch.float64)
     noise = torch.randn(UNET_BATCH, c, s, s, generator=gen, dtype=torch.float64)
     t = torch.tensor([3.0, 517.0], dtype=torch.float64)[:UNET_BATCH]
-    y = torch.tensor([7, UNET_CFG["num_classes"]], dtype=torch.int64)[:UNET_BATCH]  # one null label
+    y = torch.tensor([cfg["num_classes"] - 1, cfg["num_classes"]], dtype=torch.int64)[:UNET_BATCH]  # + null label
     # Inputs rounded to float32 first, so C and torch see the same numbers.
     x, noise = x.float().double(), noise.float().double()
     xg = x.clone().requires_grad_(True)
@@ -128,6 +129,9 @@ def unet_golden(out):
     save(d, "loss.npy", [float(loss)])
     save(d, "grads.npy", flat_grads(model))
     save(d, "dx.npy", xg.grad)
+    if not steps:
+        print(f"{name}: {sum(p.numel() for p in model.parameters())} params, loss {float(loss):.6g}")
+        return
 
     # 10 AdamW steps with linear warm-up and gradient clipping on the same batch.
     params = list(model.parameters())
@@ -182,7 +186,10 @@ def resnet_golden(out):
     save(d, "loss.npy", [float(loss)])
     save(d, "grads.npy", flat_grads(model))
     save(d, "dx.npy", xg.grad)
-    save(d, "state_after.npy", flat_state(model))  # running statistics after one train forward
+    # running statistics (every buffer, state_dict order) after one training forward
+    params = dict(model.named_parameters())
+    save(d, "buffers_after.npy", np.concatenate([t.detach().double().reshape(-1).numpy()
+                                                 for k, t in model.state_dict().items() if k not in params]))
     model.eval()
     with torch.no_grad():
         logits, feat = model(x)
@@ -251,6 +258,7 @@ def main():
     os.makedirs(out, exist_ok=True)
     torch.set_num_threads(1)
     unet_golden(out)
+    unet_golden(out, "unet2", UNET2_CFG, steps=False)
     resnet_golden(out)
     optim_golden(out)
     here = os.path.dirname(os.path.abspath(__file__))
