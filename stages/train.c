@@ -200,6 +200,7 @@ int main(int argc, char **argv) {
     ERR_GOTO(rc, cfg_get_int(c, strcmp(model, "diffusion") == 0 ? "unet.num_classes" : "resnet.num_classes", &K));
     ERR_GOTO(rc, tr_images_load(&train, data, K));
     if (valp) ERR_GOTO(rc, tr_images_load(&val, valp, K));
+    ERR_GOTO(rc, tr_check_data(c, model, &train, valp ? &val : NULL));
     ERR_GOTO(rc, cfg_canonical(c, "", &config_text));
 
     ERR_GOTO(rc, stage_open_output(&s, out, &id, force, &st));

@@ -96,7 +96,14 @@ START_TEST(test_diffusion_sigkill_resume_bitwise) {
     ck_assert_int_eq(trt_run(args), 0);
     ck_assert_ptr_nonnull(strstr(trt_stdout(), "\"complete\":true"));
     assert_same_run(ref, out);
-    ck_assert_msg(trt_tables_equal(ref, out, "log"), "log table differs after resume");
+    // the log's loss, lr and gradient norm columns too (column 4, images/s, is a timing)
+    int na = 0, nb = 0;
+    float *ra = trt_read_rows(ref, "log", 5, &na), *rb = trt_read_rows(out, "log", 5, &nb);
+    ck_assert_int_eq(na, 40);
+    ck_assert_int_eq(nb, 40);
+    for (int i = 0; i < na; i++) ck_assert_msg(memcmp(ra + i * 5, rb + i * 5, 4 * sizeof(float)) == 0, "log row %d differs", i);
+    free(ra);
+    free(rb);
 }
 END_TEST
 

@@ -25,24 +25,25 @@ static void cls_setup(void) {
 
 START_TEST(test_classifier_learns_and_evaluates) {
     const char *out = trt_path("ck");
-    const char *args[] = {CLS_ARGS(trt_path("data"), out), "--set", "train_classifier.epochs=8", NULL};
+    const char *args[] = {CLS_ARGS(trt_path("data"), out), "--set", "train_classifier.epochs=12", "--set", "train_classifier.crop_pad=0",
+                          "--set", "train_classifier.flip=false", NULL};
     ck_assert_int_eq(trt_run(args), 0);
     ck_assert_ptr_nonnull(strstr(trt_stdout(), "\"complete\":true"));
     int n = 0;
     float *rows = trt_read_rows(out, "log", 5, &n);
-    ck_assert_int_eq(n, 8 * 9); // 72 training images (val_fraction 0.1 of 80), batch 8: 9 steps an epoch
+    ck_assert_int_eq(n, 12 * 9); // 72 training images (val_fraction 0.1 of 80), batch 8: 9 steps an epoch
     double first = 0, last = 0;
     for (int i = 0; i < 9; i++) {
         first += rows[i * 5 + 1] / 9;
         last += rows[(n - 9 + i) * 5 + 1] / 9;
     }
-    ck_assert_msg(last < 0.5 * first, "loss did not fall: first epoch %.3f, last %.3f", first, last);
+    ck_assert_msg(last < 0.75 * first, "loss did not fall: first epoch %.3f, last %.3f", first, last);
     // lr follows the cosine from 0.05 down towards lr_min
-    ck_assert_float_eq_tol(rows[1], 0.05f, 1e-6f);
+    ck_assert_float_eq_tol(rows[2], 0.05f, 1e-6f);
     ck_assert(rows[(n - 1) * 5 + 2] < 0.001f);
     free(rows);
     rows = trt_read_rows(out, "val_acc", 3, &n);
-    ck_assert_int_eq(n, 8);
+    ck_assert_int_eq(n, 12);
     float best = 0;
     for (int i = 0; i < n; i++) best = rows[i * 3 + 1] > best ? rows[i * 3 + 1] : best;
     free(rows);
@@ -55,7 +56,8 @@ START_TEST(test_classifier_learns_and_evaluates) {
     double acc = cJSON_GetObjectItem(j, "accuracy")->valuedouble;
     ck_assert_int_eq(cJSON_GetObjectItem(j, "images")->valueint, 80);
     cJSON_Delete(j);
-    ck_assert_msg(acc > 0.5, "accuracy %.3f (best validation %.3f)", acc, (double)best);
+    fprintf(stderr, "tiny classifier: --eval accuracy %.3f, best validation %.3f\n", acc, (double)best);
+    ck_assert_msg(acc > 0.8, "accuracy %.3f (best validation %.3f)", acc, (double)best);
 }
 END_TEST
 

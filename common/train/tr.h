@@ -162,5 +162,8 @@ int tr_classifier_eval(ts_store *ckpt, ops_ctx *ctx, const tr_images *test, int 
 // Checks the config values the loops use (ERR_CONFIG naming key and value): for model
 // "diffusion" or "classifier". Called by the stage before it touches the output store.
 int tr_check_config(const struct cfg *root, const char *model);
+// Checks the loaded training (and optional validation) images against the config: channels and
+// image size of the network, square images, equal shapes. ERR_CONFIG / ERR_INPUT naming the key.
+int tr_check_data(const struct cfg *root, const char *model, const tr_images *train, const tr_images *val);
 
 #endif

@@ -385,6 +385,7 @@ int tr_classifier_eval(ts_store *ckpt, ops_ctx *ctx, const tr_images *test, int 
     ERR_GOTO(rc, cfg_parse_text(&root, text, strlen(text), "checkpoint meta config"));
     ERR_GOTO(rc, cfg_subtree(root, "resnet", &node));
     ERR_GOTO(rc, resnet_config_from_cfg(node, &rcfg));
+    rcfg.image_size = test->h; // as in training: the network takes the images' size
     ERR_GOTO_IF(rc, rcfg.in_channels != test->c || test->h != test->w, ERR_INPUT,
                 "test images %d x %d x %d do not fit the classifier (%d channels)", test->c, test->h, test->w,
                 rcfg.in_channels);

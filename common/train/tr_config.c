@@ -1,5 +1,6 @@
 // tr_config: range checks of the training configuration keys (tr.h), so that a bad value is a
 // clear configuration error before any store is touched.
+#include <stdio.h>
 #include <string.h>
 
 #include "common/cfg.h"
@@ -67,4 +68,29 @@ int tr_check_config(const cfg *root, const char *model) {
         return resnet_config_from_cfg(node, &rc);
     }
     return err_set(ERR_USAGE, "--model must be diffusion or classifier, not '%s'", model);
+}
+
+int tr_check_data(const cfg *root, const char *model, const tr_images *train, const tr_images *val) {
+    int diff = strcmp(model, "diffusion") == 0, ch = 0, size = 0;
+    const char *sec = diff ? "unet" : "resnet";
+    char key[64];
+    snprintf(key, sizeof key, "%s.in_channels", sec);
+    ERR_TRY(cfg_get_int(root, key, &ch));
+    ERR_IF(ch != train->c, ERR_CONFIG, "config key %s is %d but the training images have %d channel(s)", key, ch,
+           train->c);
+    ERR_IF(train->h != train->w, ERR_INPUT, "the training images are %d x %d: square images are needed", train->h,
+           train->w);
+    if (diff) {
+        ERR_TRY(cfg_get_int(root, "unet.image_size", &size));
+        ERR_IF(size != train->h, ERR_CONFIG, "config key unet.image_size is %d but the training images are %d x %d",
+               size, train->h, train->w);
+    } else {
+        ERR_IF(train->h < 8, ERR_INPUT, "the training images are %d x %d: the classifier needs at least 8 x 8",
+               train->h, train->w);
+    }
+    if (val)
+        ERR_IF(val->c != train->c || val->h != train->h || val->w != train->w, ERR_INPUT,
+               "the --val images (%d x %d x %d) differ in shape from the training images (%d x %d x %d)", val->c,
+               val->h, val->w, train->c, train->h, train->w);
+    return 0;
 }
