@@ -187,6 +187,26 @@ __device__ __forceinline__ double cuda_block_max(double v, double *sh) {
     return r;
 }
 
+// Channel slices of an (N, C, HW) tensor: the N*HW positions j of a channel (element
+// (j / HW * C + c) * HW + j % HW) cut into `count` slices of `len` consecutive positions, so that
+// per-channel reductions use a (count, C) grid of blocks instead of C blocks, then combine the
+// partials in slice order (deterministic).
+typedef struct {
+    int count;
+    size_t len;
+} cuda_slices;
+#define CUDA_SLICE_TARGET 16384 // positions per block
+static inline cuda_slices cuda_slices_for(size_t cnt) {
+    size_t k = (cnt + CUDA_SLICE_TARGET - 1) / CUDA_SLICE_TARGET;
+    if (k < 1) k = 1;
+    if (k > 256) k = 256;
+    cuda_slices s = {(int)k, (cnt + k - 1) / k};
+    return s;
+}
+__device__ __forceinline__ size_t cuda_chan_index(size_t j, int ch, int c, int hw) {
+    return (j / (size_t)hw * c + ch) * (size_t)hw + j % (size_t)hw;
+}
+
 // Deterministic sum of `rows` row segments: out[r] = (accumulate ? out[r] : 0) + alpha * sum_j
 // src[r * stride_r + j * stride_j] for j < len, summed in double. One block per r.
 int cuda_rows_sum(ops_ctx *ctx, float *out, const float *src, int rows, size_t len, size_t stride_r,

@@ -1,6 +1,7 @@
-// cuda_norm: GroupNorm and BatchNorm (train and eval) with the fused activation, forward and
-// backward. Statistics and parameter-gradient sums are block reductions in double in a fixed
-// order (one block per (sample, group) or per channel): deterministic, no float atomics.
+// cuda_norm: GroupNorm with the fused activation, forward and backward (BatchNorm is in
+// cuda_batchnorm.cu). Statistics are block reductions in double in a fixed order (one block per
+// (sample, group)); parameter gradients are per-slice partial sums combined in slice order
+// (cuda_slices): deterministic, no float atomics.
 #include "kernels/cuda/cuda_internal.h"
 
 #define NORM_THREADS 512
@@ -68,18 +69,18 @@ __global__ void cuda_groupnorm_bwd_dx_k(ops_act act, float *dx, const float *dy,
     }
 }
 
-// dgamma, dbeta per channel block (over n and hw).
-__global__ void cuda_groupnorm_bwd_param_k(ops_act act, float *dgamma, float *dbeta, const float *dy, const float *x,
-                                           const float *mean, const float *rstd, const float *gamma,
-                                           const float *beta, int n, int c, int hw, int groups) {
+// dgamma, dbeta: partial sums of gz * xhat and gz over slice blockIdx.x of channel blockIdx.y
+// (cuda_slices), then combined per channel in slice order (deterministic).
+__global__ void cuda_groupnorm_bwd_part_k(double *part, ops_act act, const float *dy, const float *x,
+                                          const float *mean, const float *rstd, const float *gamma, const float *beta,
+                                          int c, int hw, int groups, size_t cnt, size_t len) {
     __shared__ double sh[NORM_THREADS];
-    int ch = blockIdx.x, g = ch / (c / groups);
+    int s = blockIdx.x, ch = blockIdx.y, g = ch / (c / groups);
     float gm = cuda_gamma(gamma, ch), bt = cuda_beta(beta, ch);
-    size_t len = (size_t)n * hw;
+    size_t lo = (size_t)s * len, hi = lo + len < cnt ? lo + len : cnt;
     double ag = 0.0, ab = 0.0;
-    for (size_t j = threadIdx.x; j < len; j += blockDim.x) {
-        size_t b = j / (size_t)hw, p = j % (size_t)hw;
-        size_t idx = (b * c + ch) * (size_t)hw + p;
+    for (size_t j = lo + threadIdx.x; j < hi; j += blockDim.x) {
+        size_t b = j / (size_t)hw, idx = cuda_chan_index(j, ch, c, hw);
         float xh = (x[idx] - mean[b * groups + g]) * rstd[b * groups + g];
         float gz = dy[idx] * cuda_act_grad(act, xh * gm + bt);
         ag += (double)gz * xh;
@@ -87,9 +88,21 @@ __global__ void cuda_groupnorm_bwd_param_k(ops_act act, float *dgamma, float *db
     }
     double sg = cuda_block_sum(ag, sh), sb = cuda_block_sum(ab, sh);
     if (threadIdx.x == 0) {
-        if (dgamma) dgamma[ch] += (float)sg;
-        if (dbeta) dbeta[ch] += (float)sb;
+        part[((size_t)ch * gridDim.x + s) * 2] = sg;
+        part[((size_t)ch * gridDim.x + s) * 2 + 1] = sb;
     }
+}
+
+__global__ void cuda_groupnorm_bwd_param_k(float *dgamma, float *dbeta, const double *part, int c, int slices) {
+    int ch = blockIdx.x * blockDim.x + threadIdx.x;
+    if (ch >= c) return;
+    double sg = 0.0, sb = 0.0;
+    for (int s = 0; s < slices; s++) {
+        sg += part[((size_t)ch * slices + s) * 2];
+        sb += part[((size_t)ch * slices + s) * 2 + 1];
+    }
+    if (dgamma) dgamma[ch] += (float)sg;
+    if (dbeta) dbeta[ch] += (float)sb;
 }
 
 #define GN_CHECK(op)                                                                                        \
@@ -116,122 +129,17 @@ int cuda_groupnorm_bwd(ops_ctx *ctx, ops_act act, float *dx, float *dgamma, floa
         CUDA_LAUNCHED("cuda_groupnorm_bwd_dx_k");
     }
     if (dgamma || dbeta) {
-        cuda_groupnorm_bwd_param_k<<<(unsigned)c, NORM_THREADS, 0, CUDA_STREAM(ctx)>>>(
-            act, dgamma, dbeta, dy, x, mean, rstd, gamma, beta, n, c, hw, groups);
+        size_t cnt = (size_t)n * hw;
+        cuda_slices sl = cuda_slices_for(cnt);
+        void *ws;
+        CUDA_TRY(cuda_workspace(ctx, (size_t)c * sl.count * 2 * sizeof(double), &ws));
+        cuda_groupnorm_bwd_part_k<<<dim3((unsigned)sl.count, (unsigned)c), NORM_THREADS, 0, CUDA_STREAM(ctx)>>>(
+            (double *)ws, act, dy, x, mean, rstd, gamma, beta, c, hw, groups, cnt, sl.len);
+        CUDA_LAUNCHED("cuda_groupnorm_bwd_part_k");
+        cuda_groupnorm_bwd_param_k<<<(unsigned)((c + 127) / 128), 128, 0, CUDA_STREAM(ctx)>>>(dgamma, dbeta,
+                                                                                             (const double *)ws, c,
+                                                                                             sl.count);
         CUDA_LAUNCHED("cuda_groupnorm_bwd_param_k");
     }
-    return 0;
-}
-
-// --- BatchNorm --------------------------------------------------------------------------------
-
-__device__ __forceinline__ size_t cuda_bn_index(size_t j, int ch, int c, int hw) {
-    return (j / (size_t)hw * c + ch) * (size_t)hw + j % (size_t)hw;
-}
-
-// One block per channel: batch statistics, running statistics, y.
-__global__ void cuda_batchnorm_train_k(ops_act act, float *y, float *mean, float *rstd, float *running_mean,
-                                       float *running_var, const float *x, const float *gamma, const float *beta,
-                                       int n, int c, int hw, float momentum, float eps) {
-    __shared__ double sh[NORM_THREADS];
-    int ch = blockIdx.x;
-    size_t cnt = (size_t)n * hw;
-    double acc = 0.0;
-    for (size_t j = threadIdx.x; j < cnt; j += blockDim.x) acc += x[cuda_bn_index(j, ch, c, hw)];
-    double mu = cuda_block_sum(acc, sh) / (double)cnt;
-    acc = 0.0;
-    for (size_t j = threadIdx.x; j < cnt; j += blockDim.x) {
-        double d = x[cuda_bn_index(j, ch, c, hw)] - mu;
-        acc += d * d;
-    }
-    double ss = cuda_block_sum(acc, sh);
-    double var = ss / (double)cnt;
-    float m = (float)mu, r = (float)(1.0 / sqrt(var + (double)eps));
-    if (threadIdx.x == 0) {
-        mean[ch] = m;
-        rstd[ch] = r;
-        double unb = cnt > 1 ? ss / (double)(cnt - 1) : var;
-        if (running_mean) running_mean[ch] = (1.f - momentum) * running_mean[ch] + momentum * m;
-        if (running_var) running_var[ch] = (1.f - momentum) * running_var[ch] + momentum * (float)unb;
-    }
-    float gm = cuda_gamma(gamma, ch), bt = cuda_beta(beta, ch);
-    for (size_t j = threadIdx.x; j < cnt; j += blockDim.x) {
-        size_t idx = cuda_bn_index(j, ch, c, hw);
-        y[idx] = cuda_act(act, (x[idx] - m) * r * gm + bt);
-    }
-}
-
-__global__ void cuda_batchnorm_eval_k(ops_act act, float *y, const float *x, const float *gamma, const float *beta,
-                                      const float *running_mean, const float *running_var, size_t total, int c,
-                                      int hw, float eps) {
-    CUDA_GRID_STRIDE(i, total) {
-        int ch = (int)((i / (size_t)hw) % (size_t)c);
-        float r = 1.f / sqrtf(running_var[ch] + eps);
-        y[i] = cuda_act(act, (x[i] - running_mean[ch]) * r * cuda_gamma(gamma, ch) + cuda_beta(beta, ch));
-    }
-}
-
-__global__ void cuda_batchnorm_bwd_k(ops_act act, float *dx, float *dgamma, float *dbeta, const float *dy,
-                                     const float *x, const float *mean, const float *rstd, const float *gamma,
-                                     const float *beta, int n, int c, int hw) {
-    __shared__ double sh[NORM_THREADS];
-    int ch = blockIdx.x;
-    size_t cnt = (size_t)n * hw;
-    float m = mean[ch], r = rstd[ch], gm = cuda_gamma(gamma, ch), bt = cuda_beta(beta, ch);
-    double a1 = 0.0, a2 = 0.0;
-    for (size_t j = threadIdx.x; j < cnt; j += blockDim.x) {
-        size_t idx = cuda_bn_index(j, ch, c, hw);
-        float xh = (x[idx] - m) * r;
-        float gz = dy[idx] * cuda_act_grad(act, xh * gm + bt);
-        a1 += gz;
-        a2 += (double)gz * xh;
-    }
-    double sb = cuda_block_sum(a1, sh), sg = cuda_block_sum(a2, sh);
-    if (threadIdx.x == 0) {
-        if (dgamma) dgamma[ch] += (float)sg;
-        if (dbeta) dbeta[ch] += (float)sb;
-    }
-    if (!dx) return;
-    double mb = sb / (double)cnt, mg = sg / (double)cnt, k = (double)gm * r;
-    for (size_t j = threadIdx.x; j < cnt; j += blockDim.x) {
-        size_t idx = cuda_bn_index(j, ch, c, hw);
-        float xh = (x[idx] - m) * r;
-        float gz = dy[idx] * cuda_act_grad(act, xh * gm + bt);
-        dx[idx] += (float)(k * ((double)gz - mb - (double)xh * mg));
-    }
-}
-
-#define BN_CHECK(op)                                                                             \
-    CUDA_SHAPE_IF(n <= 0 || c <= 0 || hw <= 0, op ": bad shape n %d, c %d, hw %d", n, c, hw);   \
-    CUDA_SHAPE_IF(act < 0 || act >= OPS_ACT_COUNT, op ": unknown activation %d", (int)act)
-
-int cuda_batchnorm_fwd_train(ops_ctx *ctx, ops_act act, float *y, float *mean, float *rstd, float *running_mean,
-                             float *running_var, const float *x, const float *gamma, const float *beta, int n, int c,
-                             int hw, float momentum, float eps) {
-    BN_CHECK("batchnorm_fwd_train");
-    cuda_batchnorm_train_k<<<(unsigned)c, NORM_THREADS, 0, CUDA_STREAM(ctx)>>>(
-        act, y, mean, rstd, running_mean, running_var, x, gamma, beta, n, c, hw, momentum, eps);
-    CUDA_LAUNCHED("cuda_batchnorm_train_k");
-    return 0;
-}
-
-int cuda_batchnorm_fwd_eval(ops_ctx *ctx, ops_act act, float *y, const float *x, const float *gamma,
-                            const float *beta, const float *running_mean, const float *running_var, int n, int c,
-                            int hw, float eps) {
-    BN_CHECK("batchnorm_fwd_eval");
-    size_t total = (size_t)n * c * hw;
-    cuda_batchnorm_eval_k<<<cuda_blocks(total), CUDA_THREADS, 0, CUDA_STREAM(ctx)>>>(
-        act, y, x, gamma, beta, running_mean, running_var, total, c, hw, eps);
-    CUDA_LAUNCHED("cuda_batchnorm_eval_k");
-    return 0;
-}
-
-int cuda_batchnorm_bwd(ops_ctx *ctx, ops_act act, float *dx, float *dgamma, float *dbeta, const float *dy,
-                       const float *x, const float *mean, const float *rstd, const float *gamma, const float *beta,
-                       int n, int c, int hw) {
-    BN_CHECK("batchnorm_bwd");
-    cuda_batchnorm_bwd_k<<<(unsigned)c, NORM_THREADS, 0, CUDA_STREAM(ctx)>>>(act, dx, dgamma, dbeta, dy, x, mean, rstd,
-                                                                             gamma, beta, n, c, hw);
-    CUDA_LAUNCHED("cuda_batchnorm_bwd_k");
     return 0;
 }

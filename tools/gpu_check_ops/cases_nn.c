@@ -252,6 +252,9 @@ int gc_cases_nn(gc_run *r) {
         ERR_TRY(case_groupnorm(r, 3, 12, 7, 4, (ops_act)act));
         ERR_TRY(case_batchnorm(r, 3, 5, 49, (ops_act)act));
     }
+    // more than 16384 values per channel: the sliced per-channel reductions of the CUDA backend
+    ERR_TRY(case_batchnorm(r, 5, 2, 4000, OPS_ACT_RELU));
+    ERR_TRY(case_groupnorm(r, 3, 8, 6000, 4, OPS_ACT_SWISH));
     if (!r->quick) {
         ERR_TRY(case_groupnorm(r, 4, 256, 256, 32, OPS_ACT_SWISH));
         ERR_TRY(case_batchnorm(r, 16, 64, 1024, OPS_ACT_RELU));

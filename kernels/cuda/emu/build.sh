@@ -48,7 +48,9 @@ while True:
         e += 1
     args = src[k + 1:e]
     nl = cfg.count('\n')
-    out.append('emu_launch(dim3(%s), dim3(%s), [&]() { %s(%s); })%s' % (parts[0], parts[1], m.group(1), args, '\n' * nl))
+    extra = ''.join(', ' + q for q in parts[2:4])
+    out.append('emu_launch(dim3(%s), dim3(%s), [&]() { %s(%s); }%s)%s' % (parts[0], parts[1], m.group(1), args, extra,
+                                                                          '\n' * nl))
     i = e + 1
 open(sys.argv[2], 'w').write('#line 1 "%s"\n' % sys.argv[1] + ''.join(out))
 PY

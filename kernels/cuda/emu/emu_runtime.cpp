@@ -52,7 +52,7 @@ int atomicMax(int *p, int v) {
     return old;
 }
 
-int emu_launch(dim3 grid, dim3 block, const std::function<void()> &fn) {
+int emu_launch(dim3 grid, dim3 block, const std::function<void()> &fn, size_t, cudaStream_t) {
     size_t nt = (size_t)block.x * block.y * block.z;
     if (!grid.x || !grid.y || !grid.z || !nt || nt > 1024 || grid.y > 65535 || grid.z > 65535) {
         g_last_error = cudaErrorInvalidConfiguration;

@@ -31,13 +31,14 @@ const dim3 &emu_grid_dim();
 #define gridDim (emu_grid_dim())
 void __syncthreads();
 int atomicMax(int *p, int v);
-// Runs fn once per thread of every block; returns 0 or a cudaError_t value.
-int emu_launch(dim3 grid, dim3 block, const std::function<void()> &fn);
+typedef struct emu_stream *cudaStream_t;
+// Runs fn once per thread of every block (dynamic shared memory and the stream are ignored);
+// returns 0 or a cudaError_t value.
+int emu_launch(dim3 grid, dim3 block, const std::function<void()> &fn, size_t smem = 0, cudaStream_t st = nullptr);
 
 typedef int cudaError_t;
 enum { cudaSuccess = 0, cudaErrorInvalidValue = 1, cudaErrorMemoryAllocation = 2,
        cudaErrorInvalidConfiguration = 9, cudaErrorNoDevice = 100 };
-typedef struct emu_stream *cudaStream_t;
 enum cudaMemcpyKind { cudaMemcpyHostToHost, cudaMemcpyHostToDevice, cudaMemcpyDeviceToHost,
                       cudaMemcpyDeviceToDevice, cudaMemcpyDefault };
 #define cudaStreamNonBlocking 1
