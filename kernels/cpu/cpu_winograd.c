@@ -18,6 +18,13 @@
 #define CPU_WINO_STAGE 256 // tiles per staging block of the transforms
 #define CPU_WINO_OUTER_MAX ((size_t)512 << 20) // bytes of per-thread slices, in all
 
+// dst[0..n) = src[0..n): the staging copies are short (often 16-64 floats), where a memcpy
+// call costs more than the copy.
+static inline void cpu_wino_copy(float *restrict dst, const float *restrict src, int n) {
+#pragma omp simd
+    for (int i = 0; i < n; i++) dst[i] = src[i];
+}
+
 // U_e (C_out', C_in') for e = 4i + j from w (C_out, C_in, 3, 3); flip: the bwd-data kernel
 // w'[a][b][i][j] = w[b][a][2-i][2-j] (C_out' = C_in, C_in' = C_out).
 static void cpu_wino_weights(const float *w, float *u, int c_out, int c_in, int flip, int nt) {
@@ -163,7 +170,7 @@ static void cpu_wino_input(const cpu_wino_geo *g, const float *x, float *v, int 
                 }
                 if (fill + g->tw > CPU_WINO_STAGE) {
                     for (int e = 0; e < 16; e++)
-                        memcpy(vc + (size_t)e * plane + t0, stage + e * CPU_WINO_STAGE, (size_t)fill * sizeof(float));
+                        cpu_wino_copy(vc + (size_t)e * plane + t0, stage + e * CPU_WINO_STAGE, fill);
                     t0 += fill;
                     fill = 0;
                 }
@@ -178,7 +185,7 @@ static void cpu_wino_input(const cpu_wino_geo *g, const float *x, float *v, int 
                 fill += g->tw;
             }
             for (int e = 0; e < 16 && fill; e++)
-                memcpy(vc + (size_t)e * plane + t0, stage + e * CPU_WINO_STAGE, (size_t)fill * sizeof(float));
+                cpu_wino_copy(vc + (size_t)e * plane + t0, stage + e * CPU_WINO_STAGE, fill);
         }
     }
 }
@@ -223,7 +230,7 @@ static void cpu_wino_output(const cpu_wino_geo *g, const float *m, float *y, con
                 size_t bstride = plane;
                 if (g->tw <= CPU_WINO_STAGE) {
                     for (int e = 0; e < 16; e++)
-                        memcpy(stage + e * CPU_WINO_STAGE, blk + (size_t)e * plane, (size_t)nrows * g->tw * sizeof(float));
+                        cpu_wino_copy(stage + e * CPU_WINO_STAGE, blk + (size_t)e * plane, nrows * g->tw);
                     blk = stage;
                     bstride = CPU_WINO_STAGE;
                 }
