@@ -241,8 +241,9 @@ START_TEST(test_cuda_make_plans) {
              dir);
     int st = run_capture(cmd, out, sizeof out);
     ck_assert_msg(st == 0, "make -n NVCC= failed (%d):\n%.3000s", st, out);
-    ck_assert_msg(strstr(out, "libdiffood_cuda.so") == NULL && strstr(out, "-gencode") == NULL,
+    ck_assert_msg(strstr(out, "/b/lib/libdiffood_cuda.so") == NULL && strstr(out, "-gencode") == NULL,
                   "a CPU-only build plans CUDA work:\n%.3000s", out);
+    ck_assert_msg(strstr(out, "kernels/cuda/emu/build.sh") != NULL, "the emulated backend is not planned");
     ck_assert_msg(strstr(out, "CPU-only build") != NULL, "the build does not say it is CPU-only");
     if (system("command -v nvcc >/dev/null 2>&1 || test -x /usr/local/cuda/bin/nvcc") == 0 &&
         system("test -e /usr/local/cuda/include/cudnn.h") == 0) {
