@@ -159,7 +159,9 @@ CUDA_GENCODE := $(foreach s,$(SM),-gencode arch=compute_$(s),code=sm_$(s)) \
 NVCCFLAGS ?= -O3 -std=c++17 -Xcompiler -fPIC,-Wall,-Wextra,-Werror,-Wno-unused-parameter,-fvisibility=hidden \
   -Werror all-warnings $(CUDA_GENCODE) -I.
 CUDNN_LIBDIR := $(if $(CUDNN_HOME),$(CUDNN_HOME)/lib)
-CUDNN_LINK := $(if $(CUDNN_LIBDIR),$(if $(wildcard $(CUDNN_LIBDIR)/libcudnn.so),-lcudnn,-l:libcudnn.so.9),-lcudnn)
+# pip wheels ship libcudnn.so.<major> without the unversioned link
+CUDNN_SONAME := $(notdir $(lastword $(sort $(wildcard $(CUDNN_LIBDIR)/libcudnn.so.[0-9]))))
+CUDNN_LINK := $(if $(CUDNN_LIBDIR),$(if $(wildcard $(CUDNN_LIBDIR)/libcudnn.so),-lcudnn,-l:$(or $(CUDNN_SONAME),libcudnn.so.9)),-lcudnn)
 CUDA_OBJ := $(CUDA_SRC:%.cu=$(BUILD)/%.o)
 $(BUILD)/%.o: %.cu kernels/cuda/cuda_internal.h kernels/backend.h kernels/ops.h kernels/philox.h common/err.h
 	@mkdir -p $(dir $@)

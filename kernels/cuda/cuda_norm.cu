@@ -106,7 +106,7 @@ __global__ void cuda_groupnorm_bwd_param_k(float *dgamma, float *dbeta, const do
 }
 
 #define GN_CHECK(op)                                                                                        \
-    CUDA_SHAPE_IF(n <= 0 || c <= 0 || hw <= 0 || groups <= 0 || c % groups, op ": bad shape n %d, c %d, hw %d, " \
+    CUDA_SHAPE_IF(n <= 0 || c <= 0 || hw <= 0 || groups <= 0 || c % groups || c > 65535, op ": bad shape n %d, c %d, hw %d, " \
                   "groups %d", n, c, hw, groups);                                                           \
     CUDA_SHAPE_IF(act < 0 || act >= OPS_ACT_COUNT, op ": unknown activation %d", (int)act)
 
