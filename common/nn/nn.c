@@ -82,6 +82,17 @@ size_t nn_dact(nn_net *net, size_t per_sample) {
     return off;
 }
 
+void nn_scratch_begin(nn_net *net) { net->scratch_cur = 0; }
+
+size_t nn_scratch(nn_net *net, size_t per_sample) {
+    size_t off = net->scratch_cur;
+    net->scratch_cur += nn_round(per_sample * (size_t)net->max_batch);
+    if (net->scratch_cur > net->scratch_max) net->scratch_max = net->scratch_cur;
+    return off;
+}
+
+int nn_scratch_zero(nn_net *net, size_t floats) { return ops_fill(net->ctx, nn_sptr(net, 0), 0.0f, floats); }
+
 static int nn_alloc_arena(nn_net *net, float **p, size_t n, const char *what) {
     size_t bytes = (n ? n : 1) * sizeof(float);
     int rc = ops_alloc(net->ctx, (void **)p, bytes);
@@ -91,6 +102,8 @@ static int nn_alloc_arena(nn_net *net, float **p, size_t n, const char *what) {
 
 int nn_net_alloc(nn_net *net) {
     ERR_IF(net->build_err, ERR_NOMEM, "out of memory building the network's tables");
+    net->scratch_at = net->n_acts;
+    net->n_acts += net->scratch_max;
     ERR_TRY(nn_alloc_arena(net, &net->params, net->n_params, "parameter"));
     ERR_TRY(nn_alloc_arena(net, &net->grads, net->n_params, "gradient"));
     ERR_TRY(nn_alloc_arena(net, &net->buffers, net->n_buffers, "buffer"));

@@ -18,6 +18,10 @@
 // into pointers (nn_ptr) at run time, so the build is one pass and the arena one allocation.
 // Gradient buffers of activations are registered with nn_dact: the backward of every network
 // zeroes them all (nn_zero_dacts) before it accumulates, following ops.h's ACCUMULATE rule.
+// Gradients that live only inside one module's backward (a block's internal tensors) come from
+// a shared scratch region instead (nn_scratch_begin / nn_scratch): every module reuses the same
+// memory and zeroes its part at the start of its backward (nn_scratch_zero), which halves the
+// gradient memory and keeps the zeroed buffers in cache.
 #ifndef DIFFOOD_NN_H
 #define DIFFOOD_NN_H
 
@@ -83,6 +87,9 @@ typedef struct nn_net {
     int n_dacts, cap_dacts;
     int build_err;           // a failed nn_dact record (reported by nn_net_alloc)
     nn_prof *prof;           // NULL (default) or a profile to fill (borrowed)
+    size_t scratch_cur;      // floats of scratch the module being built uses so far
+    size_t scratch_max;      // the largest module's scratch (floats)
+    size_t scratch_at;       // where the scratch region starts in acts (set by nn_net_alloc)
     float *params, *grads, *buffers, *acts; // device memory (NULL until nn_net_alloc)
 } nn_net;
 
@@ -102,6 +109,11 @@ size_t nn_act(nn_net *net, size_t per_sample, size_t fixed);
 // nn_zero_dacts. Never fails: when the record cannot be stored, net->build_err is set and
 // nn_net_alloc fails with ERR_NOMEM.
 size_t nn_dact(nn_net *net, size_t per_sample);
+// Starts the scratch of a new module at offset 0.
+void nn_scratch_begin(nn_net *net);
+// Reserves per_sample * max_batch floats of the current module's scratch; returns its offset in
+// the scratch region (resolve with nn_sptr). Never fails.
+size_t nn_scratch(nn_net *net, size_t per_sample);
 // Allocates the four arenas on the context's device; params, grads and buffers are zeroed.
 // ERR_NOMEM (naming the arena and its size) or a device error.
 int nn_net_alloc(nn_net *net);
@@ -112,6 +124,10 @@ void nn_net_free(nn_net *net);
 static inline float *nn_ptr(const nn_net *net, size_t off) { return net->acts + off; }
 // Zeroes every registered activation gradient for n images (before a backward). Op errors.
 int nn_zero_dacts(nn_net *net, int n);
+// Device pointer of scratch offset `off`.
+static inline float *nn_sptr(const nn_net *net, size_t off) { return net->acts + net->scratch_at + off; }
+// Zeroes the first `floats` floats of the scratch region (a module's whole scratch). Op errors.
+int nn_scratch_zero(nn_net *net, size_t floats);
 
 // --- access -------------------------------------------------------------------------------
 

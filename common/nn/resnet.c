@@ -21,7 +21,9 @@ typedef struct {
     rn_bn bn1, bn2, bns;
     size_t x, dx;                        // input and its gradient (the previous module's)
     size_t c1, a1, c2, out, cs, bs;      // activations
-    size_t dc1, da1, dc2, dsum, dcs, dout; // their gradients
+    size_t dout;                         // gradient of the output (the next module accumulates)
+    size_t dc1, da1, dc2, dsum, dcs;     // internal gradients (shared scratch offsets)
+    size_t scratch_n;
 } rn_block;
 
 #define RN_BLOCKS 8
@@ -41,6 +43,7 @@ struct resnet_model {
 #define P(off) (net->params + (off))
 #define G(off) (net->grads + (off))
 #define A(off) nn_ptr(net, (off))
+#define S(off) nn_sptr(net, (off))
 
 // --- configuration --------------------------------------------------------------------------
 
@@ -100,17 +103,19 @@ static int block_build(nn_net *net, rn_block *b, int layer, int idx, int cin, in
     b->a1 = nn_act(net, po, 0);
     b->c2 = nn_act(net, po, 0);
     b->out = nn_act(net, po, 0);
-    b->dc1 = nn_dact(net, po);
-    b->da1 = nn_dact(net, po);
-    b->dc2 = nn_dact(net, po);
-    b->dsum = nn_dact(net, po);
     b->dout = nn_dact(net, po);
     b->cs = b->bs = b->dcs = SIZE_MAX;
     if (b->has_sc) {
         b->cs = nn_act(net, po, 0);
         b->bs = nn_act(net, po, 0);
-        b->dcs = nn_dact(net, po);
     }
+    nn_scratch_begin(net);
+    b->dc1 = nn_scratch(net, po);
+    b->da1 = nn_scratch(net, po);
+    b->dc2 = nn_scratch(net, po);
+    b->dsum = nn_scratch(net, po);
+    if (b->has_sc) b->dcs = nn_scratch(net, po);
+    b->scratch_n = net->scratch_cur;
     return 0;
 }
 
@@ -220,15 +225,16 @@ static int block_bwd(nn_net *net, const rn_block *b, int n) {
     const float *x = A(b->x);
     float *dx = A(b->dx);
     size_t no = (size_t)n * b->planes * b->hw_out;
+    ERR_TRY(nn_scratch_zero(net, b->scratch_n));
     // relu'(sum) = relu'(out): the output is the relu of the sum
-    ERR_TRY(ops_act_bwd(net->ctx, OPS_ACT_RELU, A(b->dsum), A(b->dout), A(b->out), no));
-    ERR_TRY(bn_bwd(net, &b->bn2, OPS_ACT_NONE, n, b->hw_out, A(b->dc2), A(b->dsum), A(b->c2)));
-    ERR_TRY(nn_conv_bwd(net, &b->conv2, n, A(b->da1), A(b->dc2), A(b->a1)));
-    ERR_TRY(bn_bwd(net, &b->bn1, OPS_ACT_RELU, n, b->hw_out, A(b->dc1), A(b->da1), A(b->c1)));
-    ERR_TRY(nn_conv_bwd(net, &b->conv1, n, dx, A(b->dc1), x));
-    if (!b->has_sc) return ops_axpy(net->ctx, dx, 1.0f, A(b->dsum), no);
-    ERR_TRY(bn_bwd(net, &b->bns, OPS_ACT_NONE, n, b->hw_out, A(b->dcs), A(b->dsum), A(b->cs)));
-    return nn_conv_bwd(net, &b->sc, n, dx, A(b->dcs), x);
+    ERR_TRY(ops_act_bwd(net->ctx, OPS_ACT_RELU, S(b->dsum), A(b->dout), A(b->out), no));
+    ERR_TRY(bn_bwd(net, &b->bn2, OPS_ACT_NONE, n, b->hw_out, S(b->dc2), S(b->dsum), A(b->c2)));
+    ERR_TRY(nn_conv_bwd(net, &b->conv2, n, S(b->da1), S(b->dc2), A(b->a1)));
+    ERR_TRY(bn_bwd(net, &b->bn1, OPS_ACT_RELU, n, b->hw_out, S(b->dc1), S(b->da1), A(b->c1)));
+    ERR_TRY(nn_conv_bwd(net, &b->conv1, n, dx, S(b->dc1), x));
+    if (!b->has_sc) return ops_axpy(net->ctx, dx, 1.0f, S(b->dsum), no);
+    ERR_TRY(bn_bwd(net, &b->bns, OPS_ACT_NONE, n, b->hw_out, S(b->dcs), S(b->dsum), A(b->cs)));
+    return nn_conv_bwd(net, &b->sc, n, dx, S(b->dcs), x);
 }
 
 int resnet_forward(resnet_model *m, const float *x, int n, int train, const float **logits, const float **feature) {

@@ -16,6 +16,7 @@
 #define P(off) (net->params + (off))
 #define G(off) (net->grads + (off))
 #define A(off) nn_ptr(net, (off))
+#define S(off) nn_sptr(net, (off)) // a module's internal gradient (shared scratch)
 
 // --- registration ---------------------------------------------------------------------------
 
@@ -64,12 +65,14 @@ void unet_resblock_acts(nn_net *net, unet_resblock *rb, unet_tensor in, int drop
     rb->r2 = nn_act(net, (size_t)rb->norm2.groups, 0);
     rb->d2 = dropout ? nn_act(net, co, 0) : SIZE_MAX;
     rb->sk = rb->has_nin ? nn_act(net, co, 0) : SIZE_MAX;
-    rb->da1 = nn_dact(net, ci);
-    rb->dh1 = nn_dact(net, co);
-    rb->dtp = nn_dact(net, (size_t)rb->cout);
-    rb->da2 = nn_dact(net, co);
-    rb->dd2 = dropout ? nn_dact(net, co) : SIZE_MAX;
     rb->out = unet_tensor_new(net, rb->cout, in.h, in.w);
+    nn_scratch_begin(net);
+    rb->da1 = nn_scratch(net, ci);
+    rb->dh1 = nn_scratch(net, co);
+    rb->dtp = nn_scratch(net, (size_t)rb->cout);
+    rb->da2 = nn_scratch(net, co);
+    rb->dd2 = dropout ? nn_scratch(net, co) : SIZE_MAX;
+    rb->scratch_n = net->scratch_cur;
 }
 
 int unet_attn_params(nn_net *net, unet_attn *at, const char *prefix, int c, int groups, int h, int w) {
@@ -98,14 +101,16 @@ void unet_attn_acts(nn_net *net, unet_attn *at, unet_tensor in) {
     at->w = nn_act(net, ll, 0);
     at->p = nn_act(net, ll, 0);
     at->hh = nn_act(net, cl, 0);
-    at->dhn = nn_dact(net, cl);
-    at->dq = nn_dact(net, cl);
-    at->dk = nn_dact(net, cl);
-    at->dv = nn_dact(net, cl);
-    at->dw = nn_dact(net, ll);
-    at->dp = nn_dact(net, ll);
-    at->dhh = nn_dact(net, cl);
     at->out = unet_tensor_new(net, at->c, in.h, in.w);
+    nn_scratch_begin(net);
+    at->dhn = nn_scratch(net, cl);
+    at->dq = nn_scratch(net, cl);
+    at->dk = nn_scratch(net, cl);
+    at->dv = nn_scratch(net, cl);
+    at->dw = nn_scratch(net, ll);
+    at->dp = nn_scratch(net, ll);
+    at->dhh = nn_scratch(net, cl);
+    at->scratch_n = net->scratch_cur;
 }
 
 int unet_resample_params(nn_net *net, unet_resample *rs, const char *prefix, int c, int h, int w, int up) {
@@ -121,10 +126,13 @@ void unet_resample_acts(nn_net *net, unet_resample *rs, unet_tensor in) {
     if (rs->up) {
         size_t per = (size_t)in.c * 4 * in.h * in.w;
         rs->u = nn_act(net, per, 0);
-        rs->du = nn_dact(net, per);
         rs->out = unet_tensor_new(net, in.c, 2 * in.h, 2 * in.w);
+        nn_scratch_begin(net);
+        rs->du = nn_scratch(net, per);
+        rs->scratch_n = net->scratch_cur;
     } else {
         rs->u = rs->du = SIZE_MAX;
+        rs->scratch_n = 0;
         rs->out = unet_tensor_new(net, in.c, ops_conv_out_h(&rs->conv.s), ops_conv_out_w(&rs->conv.s));
     }
 }
@@ -181,21 +189,22 @@ int unet_resblock_bwd(unet_run *r, const unet_resblock *rb) {
     size_t co = (size_t)n * rb->cout * hw;
     const float *x = A(rb->in.x), *dout = A(rb->out.dx);
     float *dx = A(rb->in.dx);
+    ERR_TRY(nn_scratch_zero(net, rb->scratch_n));
     if (rb->has_nin)
         ERR_TRY(nn_conv_bwd(net, &rb->nin, n, dx, dout, x));
     else
         ERR_TRY(ops_axpy(net->ctx, dx, 1.0f, dout, co));
     if (r->drop) {
-        ERR_TRY(nn_conv_bwd(net, &rb->conv2, n, A(rb->dd2), dout, A(rb->d2)));
-        ERR_TRY(ops_dropout_bwd(net->ctx, A(rb->da2), A(rb->dd2), co, r->p, r->key, rb->drop_offset));
+        ERR_TRY(nn_conv_bwd(net, &rb->conv2, n, S(rb->dd2), dout, A(rb->d2)));
+        ERR_TRY(ops_dropout_bwd(net->ctx, S(rb->da2), S(rb->dd2), co, r->p, r->key, rb->drop_offset));
     } else {
-        ERR_TRY(nn_conv_bwd(net, &rb->conv2, n, A(rb->da2), dout, A(rb->a2)));
+        ERR_TRY(nn_conv_bwd(net, &rb->conv2, n, S(rb->da2), dout, A(rb->a2)));
     }
-    ERR_TRY(gn_bwd(net, &rb->norm2, OPS_ACT_SWISH, n, hw, A(rb->dh1), A(rb->da2), A(rb->h1), rb->m2, rb->r2));
-    ERR_TRY(ops_channel_sum(net->ctx, A(rb->dtp), A(rb->dh1), n, rb->cout, hw));
-    ERR_TRY(nn_linear_bwd(net, &rb->temb_proj, n, A(r->dstemb), A(rb->dtp), A(r->stemb)));
-    ERR_TRY(nn_conv_bwd(net, &rb->conv1, n, A(rb->da1), A(rb->dh1), A(rb->a1)));
-    return gn_bwd(net, &rb->norm1, OPS_ACT_SWISH, n, hw, dx, A(rb->da1), x, rb->m1, rb->r1);
+    ERR_TRY(gn_bwd(net, &rb->norm2, OPS_ACT_SWISH, n, hw, S(rb->dh1), S(rb->da2), A(rb->h1), rb->m2, rb->r2));
+    ERR_TRY(ops_channel_sum(net->ctx, S(rb->dtp), S(rb->dh1), n, rb->cout, hw));
+    ERR_TRY(nn_linear_bwd(net, &rb->temb_proj, n, A(r->dstemb), S(rb->dtp), A(r->stemb)));
+    ERR_TRY(nn_conv_bwd(net, &rb->conv1, n, S(rb->da1), S(rb->dh1), A(rb->a1)));
+    return gn_bwd(net, &rb->norm1, OPS_ACT_SWISH, n, hw, dx, S(rb->da1), x, rb->m1, rb->r1);
 }
 
 // --- AttnBlock (single head over the h*w positions) ------------------------------------------
@@ -223,19 +232,20 @@ int unet_attn_bwd(unet_run *r, const unet_attn *at) {
     int n = r->n, c = at->c, l = at->l;
     const float *x = A(at->in.x), *dout = A(at->out.dx);
     float *dx = A(at->in.dx);
+    ERR_TRY(nn_scratch_zero(net, at->scratch_n));
     ERR_TRY(ops_axpy(net->ctx, dx, 1.0f, dout, (size_t)n * c * l));
-    ERR_TRY(nn_conv_bwd(net, &at->proj_out, n, A(at->dhh), dout, A(at->hh)));
+    ERR_TRY(nn_conv_bwd(net, &at->proj_out, n, S(at->dhh), dout, A(at->hh)));
     // dv[c, j] += sum_i dhh[c, i] p[i, j];  dp[i, j] += sum_c dhh[c, i] v[c, j]
-    ERR_TRY(ops_bmm(net->ctx, A(at->dv), A(at->dhh), A(at->p), n, c, l, l, 0, 0, 1.0f, 1.0f));
-    ERR_TRY(ops_bmm(net->ctx, A(at->dp), A(at->dhh), A(at->va), n, l, l, c, 1, 0, 1.0f, 1.0f));
-    ERR_TRY(ops_softmax_bwd(net->ctx, A(at->dw), A(at->dp), A(at->p), n * l, l, 1.0f / sqrtf((float)c)));
+    ERR_TRY(ops_bmm(net->ctx, S(at->dv), S(at->dhh), A(at->p), n, c, l, l, 0, 0, 1.0f, 1.0f));
+    ERR_TRY(ops_bmm(net->ctx, S(at->dp), S(at->dhh), A(at->va), n, l, l, c, 1, 0, 1.0f, 1.0f));
+    ERR_TRY(ops_softmax_bwd(net->ctx, S(at->dw), S(at->dp), A(at->p), n * l, l, 1.0f / sqrtf((float)c)));
     // dq[c, i] += sum_j k[c, j] dw[i, j];  dk[c, j] += sum_i q[c, i] dw[i, j]
-    ERR_TRY(ops_bmm(net->ctx, A(at->dq), A(at->ka), A(at->dw), n, c, l, l, 0, 1, 1.0f, 1.0f));
-    ERR_TRY(ops_bmm(net->ctx, A(at->dk), A(at->qa), A(at->dw), n, c, l, l, 0, 0, 1.0f, 1.0f));
-    ERR_TRY(nn_conv_bwd(net, &at->q, n, A(at->dhn), A(at->dq), A(at->hn)));
-    ERR_TRY(nn_conv_bwd(net, &at->k, n, A(at->dhn), A(at->dk), A(at->hn)));
-    ERR_TRY(nn_conv_bwd(net, &at->v, n, A(at->dhn), A(at->dv), A(at->hn)));
-    return gn_bwd(net, &at->norm, OPS_ACT_NONE, n, l, dx, A(at->dhn), x, at->m, at->r);
+    ERR_TRY(ops_bmm(net->ctx, S(at->dq), A(at->ka), S(at->dw), n, c, l, l, 0, 1, 1.0f, 1.0f));
+    ERR_TRY(ops_bmm(net->ctx, S(at->dk), A(at->qa), S(at->dw), n, c, l, l, 0, 0, 1.0f, 1.0f));
+    ERR_TRY(nn_conv_bwd(net, &at->q, n, S(at->dhn), S(at->dq), A(at->hn)));
+    ERR_TRY(nn_conv_bwd(net, &at->k, n, S(at->dhn), S(at->dk), A(at->hn)));
+    ERR_TRY(nn_conv_bwd(net, &at->v, n, S(at->dhn), S(at->dv), A(at->hn)));
+    return gn_bwd(net, &at->norm, OPS_ACT_NONE, n, l, dx, S(at->dhn), x, at->m, at->r);
 }
 
 // --- Downsample / Upsample, skip concatenation -------------------------------------------------
@@ -250,8 +260,9 @@ int unet_resample_fwd(unet_run *r, const unet_resample *rs) {
 int unet_resample_bwd(unet_run *r, const unet_resample *rs) {
     nn_net *net = r->net;
     if (!rs->up) return nn_conv_bwd(net, &rs->conv, r->n, A(rs->in.dx), A(rs->out.dx), A(rs->in.x));
-    ERR_TRY(nn_conv_bwd(net, &rs->conv, r->n, A(rs->du), A(rs->out.dx), A(rs->u)));
-    return ops_upsample2x_bwd(net->ctx, A(rs->in.dx), A(rs->du), r->n, rs->in.c, rs->in.h, rs->in.w);
+    ERR_TRY(nn_scratch_zero(net, rs->scratch_n));
+    ERR_TRY(nn_conv_bwd(net, &rs->conv, r->n, S(rs->du), A(rs->out.dx), A(rs->u)));
+    return ops_upsample2x_bwd(net->ctx, A(rs->in.dx), S(rs->du), r->n, rs->in.c, rs->in.h, rs->in.w);
 }
 
 int unet_concat_fwd(unet_run *r, const unet_concat *cc) {

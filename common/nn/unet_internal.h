@@ -3,8 +3,9 @@
 // unet_blocks.c (the modules). Not a public header.
 //
 // Every activation is an offset into the net's activation arena (nn_act), resolved with nn_ptr
-// at run time; every gradient of an activation ("d" fields) is registered with nn_dact and
-// zeroed before each backward, so a module's backward ACCUMULATES into the gradient of its
+// at run time; the gradient of a module's output is registered with nn_dact and zeroed before
+// each backward, and the gradients internal to one module live in the shared scratch (nn_scratch,
+// zeroed by the module's own backward), so a module's backward ACCUMULATES into the gradient of its
 // input (ops.h's rule) and skip connections need no extra bookkeeping.
 #ifndef DIFFOOD_UNET_INTERNAL_H
 #define DIFFOOD_UNET_INTERNAL_H
@@ -33,7 +34,8 @@ typedef struct {
     int has_nin;
     nn_linear temb_proj;
     size_t a1, m1, r1, h1, tp, a2, m2, r2, d2, sk; // activations
-    size_t da1, dh1, dtp, da2, dd2;                 // their gradients
+    size_t da1, dh1, dtp, da2, dd2;                 // their gradients (scratch offsets)
+    size_t scratch_n;                               // floats of scratch the backward zeroes
     uint64_t drop_offset;                           // Philox offset of the last forward's mask
 } unet_resblock;
 
@@ -43,13 +45,15 @@ typedef struct {
     unet_gn norm;
     nn_conv q, k, v, proj_out;
     size_t hn, m, r, qa, ka, va, w, p, hh;
-    size_t dhn, dq, dk, dv, dw, dp, dhh;
+    size_t dhn, dq, dk, dv, dw, dp, dhh; // scratch offsets
+    size_t scratch_n;
 } unet_attn;
 
 typedef struct {
     unet_tensor in, out;
     nn_conv conv;
-    size_t u, du; // upsampled input (Upsample only)
+    size_t u, du; // upsampled input and its gradient (scratch offset) (Upsample only)
+    size_t scratch_n;
     int up;       // 1: Upsample (nearest x2, conv pad 1), 0: Downsample (pad r/b, conv stride 2)
 } unet_resample;
 
