@@ -323,6 +323,69 @@ static void bad_input_body(void) {
     ops_ctx_destroy(g);
 }
 
+// The same inputs twice through convolution (all directions), GroupNorm backward, BatchNorm
+// training, bmm, the MSE loss and sumsq give the same bits (ops.h: deterministic per backend).
+static void determinism_body(void) {
+    ops_ctx *g = NULL;
+    ck_assert_int_eq(ops_ctx_create(&g, OPS_DEV_CUDA, NULL), 0);
+    enum { N = 4, C = 32, H = 20, W = 20, NX = N * C * H * W };
+    ops_conv_shape s = {N, C, H, W, C, 3, 3, 2, 0, 0, 1, 1};
+    size_t ny = (size_t)N * C * ops_conv_out_h(&s) * ops_conv_out_w(&s), nw = (size_t)C * C * 9;
+    static float hx[NX], res[2][NX * 3];
+    uint32_t st = 12345u;
+    for (int i = 0; i < NX; i++) {
+        st = st * 1664525u + 1013904223u;
+        hx[i] = (float)(st >> 8) / 16777216.0f - 0.5f;
+    }
+    float *x, *w, *y, *dx, *dw, *db, *m, *r, *gb, *loss;
+    ck_assert_int_eq(ops_alloc(g, (void **)&x, sizeof hx), 0);
+    ck_assert_int_eq(ops_alloc(g, (void **)&w, nw * sizeof(float)), 0);
+    ck_assert_int_eq(ops_alloc(g, (void **)&y, sizeof hx), 0);
+    ck_assert_int_eq(ops_alloc(g, (void **)&dx, sizeof hx), 0);
+    ck_assert_int_eq(ops_alloc(g, (void **)&dw, nw * sizeof(float)), 0);
+    ck_assert_int_eq(ops_alloc(g, (void **)&db, C * sizeof(float)), 0);
+    ck_assert_int_eq(ops_alloc(g, (void **)&m, C * N * sizeof(float)), 0);
+    ck_assert_int_eq(ops_alloc(g, (void **)&r, C * N * sizeof(float)), 0);
+    ck_assert_int_eq(ops_alloc(g, (void **)&gb, 2 * C * sizeof(float)), 0);
+    ck_assert_int_eq(ops_alloc(g, (void **)&loss, 2 * sizeof(float)), 0);
+    ck_assert_int_eq(ops_upload(g, x, hx, sizeof hx), 0);
+    ck_assert_int_eq(ops_upload(g, w, hx, nw * sizeof(float)), 0);
+    for (int rep = 0; rep < 2; rep++) {
+        ck_assert_int_eq(ops_fill(g, dx, 0.f, NX), 0);
+        ck_assert_int_eq(ops_fill(g, dw, 0.f, nw), 0);
+        ck_assert_int_eq(ops_fill(g, db, 0.f, C), 0);
+        ck_assert_int_eq(ops_fill(g, gb, 0.f, 2 * C), 0);
+        ck_assert_int_eq(ops_conv2d_fwd(g, &s, y, x, w, db), 0);
+        ck_assert_int_eq(ops_conv2d_bwd_data(g, &s, dx, y, w), 0);
+        ck_assert_int_eq(ops_conv2d_bwd_weight(g, &s, dw, db, y, x), 0);
+        ck_assert_int_eq(ops_groupnorm_fwd(g, OPS_ACT_SWISH, y, m, r, x, NULL, NULL, N, C, H * W, 8, 1e-6f), 0);
+        ck_assert_int_eq(ops_groupnorm_bwd(g, OPS_ACT_SWISH, dx, gb, gb + C, y, x, m, r, NULL, NULL, N, C, H * W, 8), 0);
+        ck_assert_int_eq(ops_batchnorm_fwd_train(g, OPS_ACT_RELU, y, m, r, NULL, NULL, dx, NULL, NULL, N, C, H * W, 0.1f,
+                                                 1e-5f), 0);
+        ck_assert_int_eq(ops_bmm(g, y, x, dx, N, 40, 40, 80, 0, 1, 1.f, 0.f), 0);
+        ck_assert_int_eq(ops_mse_sum_loss(g, loss, NULL, y, x, N, (int)(ny / N)), 0);
+        ck_assert_int_eq(ops_sumsq(g, loss + 1, dx, NX), 0);
+        ck_assert_int_eq(ops_download(g, res[rep], dx, sizeof hx), 0);
+        ck_assert_int_eq(ops_download(g, res[rep] + NX, y, sizeof hx), 0);
+        ck_assert_int_eq(ops_download(g, res[rep] + 2 * NX, dw, nw * sizeof(float)), 0);
+        ck_assert_int_eq(ops_download(g, res[rep] + 2 * NX + nw, gb, 2 * C * sizeof(float)), 0);
+        ck_assert_int_eq(ops_download(g, res[rep] + 2 * NX + nw + 2 * C, loss, 2 * sizeof(float)), 0);
+    }
+    ck_assert_msg(!memcmp(res[0], res[1], sizeof res[0]), "two identical runs differ");
+    float *all[] = {x, w, y, dx, dw, db, m, r, gb, loss};
+    for (int i = 0; i < 10; i++) ops_free(g, all[i]);
+    ops_ctx_destroy(g);
+}
+
+START_TEST(test_cuda_gpu_determinism) { determinism_body(); }
+END_TEST
+
+START_TEST(test_cuda_emu_determinism) {
+    setenv("DIFFOOD_CUDA_LIB", cuda_emu, 1);
+    determinism_body();
+}
+END_TEST
+
 START_TEST(test_cuda_gpu_randn_bitexact) { randn_bitexact_body(); }
 END_TEST
 
@@ -402,20 +465,22 @@ Suite *suite_cuda(void) {
         tcase_set_timeout(g, 300);
         tcase_add_test(g, test_cuda_gpu_randn_bitexact);
         tcase_add_test(g, test_cuda_gpu_bad_input_messages);
+        tcase_add_test(g, test_cuda_gpu_determinism);
         tcase_add_test(g, test_cuda_gpu_check_full);
         suite_add_tcase(s, g);
     } else if (selected) {
-        fprintf(stderr, "SKIPPED: 3 GPU tests (no GPU)\n");
+        fprintf(stderr, "SKIPPED: 4 GPU tests (no GPU)\n");
     }
     if (cuda_emu[0]) {
         TCase *e = tcase_create("emulated");
         tcase_set_timeout(e, 180);
         tcase_add_test(e, test_cuda_emu_randn_bitexact);
         tcase_add_test(e, test_cuda_emu_bad_input_messages);
+        tcase_add_test(e, test_cuda_emu_determinism);
         tcase_add_test(e, test_cuda_emu_every_op);
         suite_add_tcase(s, e);
     } else if (selected) {
-        fprintf(stderr, "SKIPPED: 3 emulated-backend tests (no BUILD/cuda-emu/libdiffood_cuda.so: make builds it)\n");
+        fprintf(stderr, "SKIPPED: 4 emulated-backend tests (no BUILD/cuda-emu/libdiffood_cuda.so: make builds it)\n");
     }
     return s;
 }
