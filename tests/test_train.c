@@ -146,12 +146,17 @@ START_TEST(test_diffusion_budget_up_to_date_conflict) {
     ck_assert_int_eq(trt_run(again), 0);
     ck_assert_msg(trt_now() - t0 < 5, "the up-to-date rerun took %.1f s", trt_now() - t0);
     ck_assert_ptr_nonnull(strstr(trt_stdout(), "up to date"));
-    // another learning rate: refused without --force, replaced with it
+    // another learning rate: refused without --force (store unchanged), replaced with it
     const char *other[] = {DIFF_ARGS(trt_path("data"), out), "--set", "train_diffusion.steps=12", "--set",
                            "train_diffusion.lr=1e-3", NULL};
     ck_assert_int_eq(trt_run(other), 2);
     ck_assert_ptr_nonnull(strstr(trt_stderr(), "--force"));
     ck_assert_msg(trt_tables_equal(ref, out, "param"), "a refused run changed the store");
+    // other training data: refused too
+    trt_make_store(trt_path("data2"), 30, 1, 16, 1);
+    const char *data2[] = {DIFF_ARGS(trt_path("data2"), out), "--set", "train_diffusion.steps=12", NULL};
+    ck_assert_int_eq(trt_run(data2), 2);
+    ck_assert_ptr_nonnull(strstr(trt_stderr(), "--force"));
     const char *forced[] = {DIFF_ARGS(trt_path("data"), out), "--set", "train_diffusion.steps=12", "--set",
                             "train_diffusion.lr=1e-3", "--force", NULL};
     ck_assert_int_eq(trt_run(forced), 0);
