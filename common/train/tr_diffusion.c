@@ -415,6 +415,7 @@ int tr_diffusion_run(const tr_env *env, tr_result *res) {
             break;
         }
     }
+    prog_update((uint64_t)step, NULL);
     prog_end();
     res->step = step;
     res->steps = d.steps;
