@@ -5,9 +5,6 @@
 // small files, are in test_ingest_formats.c.
 #define _GNU_SOURCE
 #include <check.h>
-#include <stdio.h>
-#include <fcntl.h>
-#include <ftw.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -15,7 +12,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -23,91 +19,18 @@
 
 #include "common/err.h"
 #include "common/store.h"
+#include "tests/test_util.h"
 
 #define FM "/usr/share/datasets/fashion-mnist/"
 #define MNIST_DIGITS "data/mnist/package/src/digits"
 
-static char tdir[256];
 static char errbuf[8192];
-
-static void setup(void) {
-    snprintf(tdir, sizeof tdir, "/tmp/diffood-ingest-XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(tdir));
-}
-
-static int rm_one(const char *p, const struct stat *sb, int flag, struct FTW *ftw) {
-    (void)sb, (void)flag, (void)ftw;
-    return remove(p);
-}
-
-static void teardown(void) { nftw(tdir, rm_one, 16, FTW_DEPTH | FTW_PHYS); }
-
-static const char *tpath(const char *name) {
-    static char buf[64][512];
-    static int k;
-    k = (k + 1) % 64;
-    snprintf(buf[k], sizeof buf[k], "%s/%s", tdir, name);
-    return buf[k];
-}
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-// Starts $DIFFOOD_BIN/ingest with args (NULL-terminated), stdout/stderr into files.
-static pid_t start_ingest(const char *const *args) {
-    const char *bin = getenv("DIFFOOD_BIN");
-    ck_assert_msg(bin != NULL, "DIFFOOD_BIN is not set");
-    char exe[512];
-    snprintf(exe, sizeof exe, "%s/ingest", bin);
-    const char *argv[64];
-    int n = 0;
-    argv[n++] = exe;
-    for (int i = 0; args[i]; i++) argv[n++] = args[i];
-    argv[n] = NULL;
-    char out[600], err[600];
-    snprintf(out, sizeof out, "%s/stdout.txt", tdir);
-    snprintf(err, sizeof err, "%s/stderr.txt", tdir);
-    pid_t pid = fork();
-    ck_assert_int_ge(pid, 0);
-    if (pid == 0) {
-        int fo = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0644), fe = open(err, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        dup2(fo, 1);
-        dup2(fe, 2);
-        execv(exe, (char *const *)argv);
-        _exit(127);
-    }
-    return pid;
-}
 
 // Runs ingest to the end; returns its exit status; its stderr is in errbuf.
 static int run_ingest(const char *const *args) {
-    pid_t pid = start_ingest(args);
-    int st = 0;
-    waitpid(pid, &st, 0);
-    FILE *f = fopen(tpath("stderr.txt"), "r");
-    size_t n = f ? fread(errbuf, 1, sizeof errbuf - 1, f) : 0;
-    errbuf[n] = 0;
-    if (f) fclose(f);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-}
-
-// Whole decompressed contents of a (gzip) file.
-static uint8_t *gunzip_all(const char *path, size_t *n) {
-    gzFile g = gzopen(path, "rb");
-    ck_assert_ptr_nonnull(g);
-    size_t cap = 1 << 20, len = 0;
-    uint8_t *buf = malloc(cap);
-    int got;
-    while ((got = gzread(g, buf + len, (unsigned)(cap - len))) > 0) {
-        len += (size_t)got;
-        if (len == cap) buf = realloc(buf, cap *= 2);
-    }
-    gzclose(g);
-    *n = len;
-    return buf;
+    int rc = tu_run("ingest", args, NULL);
+    tu_read_text(tu_path("stderr.txt"), errbuf, sizeof errbuf);
+    return rc;
 }
 
 static char *meta(ts_store *s, const char *key) {
@@ -115,20 +38,10 @@ static char *meta(ts_store *s, const char *key) {
     return ts_meta_get(s, key, &t) == 0 ? t : NULL;
 }
 
-// The store is absent, or its meta says it is not complete.
-static void assert_not_complete(const char *path) {
-    ts_store *s = NULL;
-    if (ts_open(&s, path, TS_RDONLY) < 0) return;
-    char *c = meta(s, "complete");
-    ck_assert_msg(!c || strcmp(c, "true") != 0, "%s is marked complete", path);
-    free(c);
-    ts_close(s);
-}
-
 // Checks a store of 28x28 IDX images padded by p against the IDX sources, byte for byte.
 static void check_idx_store(const char *store, const char *img_gz, const char *lab_gz, int p, int64_t expect_n) {
     size_t ni, nl;
-    uint8_t *im = gunzip_all(img_gz, &ni), *lb = gunzip_all(lab_gz, &nl);
+    uint8_t *im = tu_gunzip(img_gz, &ni), *lb = tu_gunzip(lab_gz, &nl);
     int64_t n = (int64_t)(nl - 8);
     ck_assert_int_eq(n, expect_n);
     ck_assert_uint_eq(ni, 16 + (size_t)n * 784);
@@ -184,7 +97,7 @@ static void check_idx_store(const char *store, const char *img_gz, const char *l
 static void check_stats_numpy(const char *store) {
     ts_store *s = NULL;
     ck_assert_int_eq(ts_open(&s, store, TS_RDONLY), 0);
-    FILE *f = fopen(tpath("px.bin"), "wb");
+    FILE *f = fopen(tu_path("px.bin"), "wb");
     ts_cursor *c = NULL;
     ck_assert_int_eq(ts_cursor_open(s, "image", &c), 0);
     int nch = 0;
@@ -202,12 +115,12 @@ static void check_stats_numpy(const char *store) {
     cJSON *sh = cJSON_Parse(shape);
     int h = cJSON_GetArrayItem(sh, 1)->valueint, w = cJSON_GetArrayItem(sh, 2)->valueint;
     cJSON_Delete(sh);
-    const char *py = getenv("DIFFOOD_PYTHON") ? getenv("DIFFOOD_PYTHON") : "/usr/bin/python3";
+    const char *py = tu_python();
     char cmd[2048];
     snprintf(cmd, sizeof cmd,
              "%s -c \"import numpy as np; x=np.fromfile('%s',np.uint8).reshape(-1,%d,%d,%d)/255.0; "
              "print(' '.join(repr(float(x[:,c].mean()))+' '+repr(float(x[:,c].std())) for c in range(%d)))\"",
-             py, tpath("px.bin"), nch, h, w, nch);
+             py, tu_path("px.bin"), nch, h, w, nch);
     FILE *p = popen(cmd, "r");
     ck_assert_ptr_nonnull(p);
     cJSON *jm = cJSON_Parse(mean), *js = cJSON_Parse(std);
@@ -227,14 +140,14 @@ static void check_stats_numpy(const char *store) {
 }
 
 START_TEST(test_fmnist_test_padded) {
-    const char *out = tpath("fm.store");
+    const char *out = tu_path("fm.store");
     const char *args[] = {"--format", "idx", "--images", FM "t10k-images-idx3-ubyte.gz", "--labels",
                           FM "t10k-labels-idx1-ubyte.gz", "--out", out, "--pad", "2", NULL};
     ck_assert_msg(run_ingest(args) == 0, "ingest failed: %s", errbuf);
     check_idx_store(out, FM "t10k-images-idx3-ubyte.gz", FM "t10k-labels-idx1-ubyte.gz", 2, 10000);
     check_stats_numpy(out);
     // summary on stdout: one JSON line
-    FILE *f = fopen(tpath("stdout.txt"), "r");
+    FILE *f = fopen(tu_path("stdout.txt"), "r");
     char line[1024] = "";
     ck_assert_ptr_nonnull(fgets(line, sizeof line, f));
     fclose(f);
@@ -243,9 +156,9 @@ START_TEST(test_fmnist_test_padded) {
     ck_assert_int_eq(cJSON_GetObjectItem(j, "count")->valueint, 10000);
     cJSON_Delete(j);
     // up to date: fast, says so, exit 0
-    double t0 = now_s();
+    double t0 = tu_now();
     ck_assert_int_eq(run_ingest(args), 0);
-    double dt = now_s() - t0;
+    double dt = tu_now() - t0;
     ck_assert_ptr_nonnull(strstr(errbuf, "up to date"));
     ck_assert_msg(dt < 0.5, "up-to-date rerun took %.3f s", dt);
     // another option into the same store: refused, names the difference and --force
@@ -298,7 +211,7 @@ static void assert_same_store(const char *a, const char *b) {
 }
 
 START_TEST(test_fmnist_train_and_resume) {
-    const char *full = tpath("train.store"), *killed = tpath("killed.store");
+    const char *full = tu_path("train.store"), *killed = tu_path("killed.store");
     const char *args[] = {"--format", "idx", "--images", FM "train-images-idx3-ubyte.gz", "--labels",
                           FM "train-labels-idx1-ubyte.gz", "--out", full, "--name", "fm-train", NULL};
     ck_assert_msg(run_ingest(args) == 0, "ingest failed: %s", errbuf);
@@ -310,10 +223,10 @@ START_TEST(test_fmnist_train_and_resume) {
     // first SIGTERM: the current batch is committed, exit status 3; then SIGKILL further on
     uint64_t committed = 0;
     for (int round = 0; round < 2; round++) {
-        pid_t pid = start_ingest(kargs);
+        pid_t pid = tu_start("ingest", kargs, NULL);
         uint64_t seen = 0, want = committed + 1000;
-        double t0 = now_s();
-        while (now_s() - t0 < 30) {
+        double t0 = tu_now();
+        while (tu_now() - t0 < 30) {
             ts_store *s = NULL;
             if (ts_open(&s, killed, TS_RDONLY) == 0) {
                 if (ts_count(s, "image", &seen) < 0) seen = 0;
@@ -337,7 +250,7 @@ START_TEST(test_fmnist_train_and_resume) {
         ck_assert_uint_ge(committed, want);
         ck_assert_uint_lt(committed, 60000);
         if (round == 0) ck_assert_uint_eq(committed % 100, 0); // whole batches only
-        assert_not_complete(killed);
+        tu_assert_not_complete(killed);
     }
     ck_assert_msg(run_ingest(kargs) == 0, "resume failed: %s", errbuf);
     ck_assert_ptr_nonnull(strstr(errbuf, "resume"));
@@ -346,7 +259,7 @@ START_TEST(test_fmnist_train_and_resume) {
 END_TEST
 
 START_TEST(test_mnist_json) {
-    const char *out = tpath("mnist.store");
+    const char *out = tu_path("mnist.store");
     const char *args[] = {"--format", "mnist-json", "--path", MNIST_DIGITS, "--out", out, "--pad", "2", NULL};
     ck_assert_msg(run_ingest(args) == 0, "ingest failed: %s", errbuf);
     ts_store *s = NULL;
@@ -401,7 +314,7 @@ START_TEST(test_mnist_json) {
 END_TEST
 
 START_TEST(test_classes_limit) {
-    const char *out = tpath("cls.store");
+    const char *out = tu_path("cls.store");
     const char *args[] = {"--format", "idx", "--images", FM "t10k-images-idx3-ubyte.gz", "--labels",
                           FM "t10k-labels-idx1-ubyte.gz", "--out", out, "--classes", "2,5", "--limit", "1500", NULL};
     ck_assert_msg(run_ingest(args) == 0, "ingest failed: %s", errbuf);
@@ -450,12 +363,12 @@ static void expect_bad(const char *const *args, const char *out, const char *nam
     int rc = run_ingest(args);
     ck_assert_msg(rc == 2, "exit %d, expected 2 (%s)", rc, errbuf);
     ck_assert_msg(strstr(errbuf, name) != NULL, "message does not name %s: %s", name, errbuf);
-    assert_not_complete(out);
+    tu_assert_not_complete(out);
 }
 
 START_TEST(test_bad_inputs) {
-    const char *out = tpath("bad.store");
-    const char *img = tpath("i.gz"), *lab = tpath("l.gz");
+    const char *out = tu_path("bad.store");
+    const char *img = tu_path("i.gz"), *lab = tu_path("l.gz");
     const char *args[] = {"--format", "idx", "--images", img, "--labels", lab, "--out", out, NULL};
     // truncated gzip
     write_idx_gz(img, 0x803, 3, (uint32_t[]){100, 28, 28}, 100 * 784);
@@ -480,18 +393,18 @@ START_TEST(test_bad_inputs) {
     write_idx_gz(lab, 0x801, 1, (uint32_t[]){1u << 31}, 10);
     expect_bad(args, out, "i.gz");
     // a JSON digit with 783 values
-    ck_assert_int_eq(mkdir(tpath("digits"), 0755), 0);
+    ck_assert_int_eq(mkdir(tu_path("digits"), 0755), 0);
     for (int d = 0; d < 10; d++) {
         char p[64];
         snprintf(p, sizeof p, "digits/%d.json", d);
-        f = fopen(tpath(p), "w");
+        f = fopen(tu_path(p), "w");
         int cnt = d == 4 ? 784 + 783 : 784;
         fprintf(f, "{\"data\":[");
         for (int i = 0; i < cnt; i++) fprintf(f, "%s0.5", i ? "," : "");
         fprintf(f, "]}");
         fclose(f);
     }
-    const char *jargs[] = {"--format", "mnist-json", "--path", tpath("digits"), "--out", out, NULL};
+    const char *jargs[] = {"--format", "mnist-json", "--path", tu_path("digits"), "--out", out, NULL};
     expect_bad(jargs, out, "4.json");
     // unknown option: usage error
     const char *u[] = {"--format", "idx", "--bogus", NULL};
@@ -511,7 +424,7 @@ Suite *suite_ingest(void) {
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         TCase *tc = tcase_create(cases[i].name);
-        tcase_add_checked_fixture(tc, setup, teardown);
+        tcase_add_checked_fixture(tc, tu_setup, tu_teardown);
         tcase_set_timeout(tc, 120);
         for (int k = 0; cases[i].tests[k]; k++) tcase_add_test(tc, cases[i].tests[k]);
         suite_add_tcase(s, tc);

@@ -4,16 +4,13 @@
 // The real datasets and the stage contract are in test_ingest.c.
 #define _GNU_SOURCE
 #include <check.h>
-#include <stdio.h>
-#include <fcntl.h>
-#include <ftw.h>
+#include <stdio.h> // before jpeglib.h, which uses FILE
 #include <jpeglib.h>
 #include <math.h>
 #include <png.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
@@ -22,80 +19,20 @@
 #include "common/npy.h"
 #include "common/store.h"
 #include "datasets/ds.h"
+#include "tests/test_util.h"
 
-static char tdir[256];
 static char errbuf[8192];
-
-static void setup(void) {
-    snprintf(tdir, sizeof tdir, "/tmp/diffood-ingestf-XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(tdir));
-}
-
-static int rm_one(const char *p, const struct stat *sb, int flag, struct FTW *ftw) {
-    (void)sb, (void)flag, (void)ftw;
-    return remove(p);
-}
-
-static void teardown(void) { nftw(tdir, rm_one, 16, FTW_DEPTH | FTW_PHYS); }
-
-static const char *tpath(const char *name) {
-    static char buf[64][512];
-    static int k;
-    k = (k + 1) % 64;
-    snprintf(buf[k], sizeof buf[k], "%s/%s", tdir, name);
-    return buf[k];
-}
-
-static pid_t start_ingest(const char *const *args) {
-    const char *bin = getenv("DIFFOOD_BIN");
-    ck_assert_msg(bin != NULL, "DIFFOOD_BIN is not set");
-    char exe[512];
-    snprintf(exe, sizeof exe, "%s/ingest", bin);
-    const char *argv[64];
-    int n = 0;
-    argv[n++] = exe;
-    for (int i = 0; args[i]; i++) argv[n++] = args[i];
-    argv[n] = NULL;
-    char out[600], err[600];
-    snprintf(out, sizeof out, "%s/stdout.txt", tdir);
-    snprintf(err, sizeof err, "%s/stderr.txt", tdir);
-    pid_t pid = fork();
-    ck_assert_int_ge(pid, 0);
-    if (pid == 0) {
-        int fo = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0644), fe = open(err, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        dup2(fo, 1);
-        dup2(fe, 2);
-        execv(exe, (char *const *)argv);
-        _exit(127);
-    }
-    return pid;
-}
 
 // Runs ingest to the end; returns its exit status; its stderr is in errbuf.
 static int run_ingest(const char *const *args) {
-    pid_t pid = start_ingest(args);
-    int st = 0;
-    waitpid(pid, &st, 0);
-    FILE *f = fopen(tpath("stderr.txt"), "r");
-    size_t n = f ? fread(errbuf, 1, sizeof errbuf - 1, f) : 0;
-    errbuf[n] = 0;
-    if (f) fclose(f);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    int rc = tu_run("ingest", args, NULL);
+    tu_read_text(tu_path("stderr.txt"), errbuf, sizeof errbuf);
+    return rc;
 }
 
 static char *meta(ts_store *s, const char *key) {
     char *t = NULL;
     return ts_meta_get(s, key, &t) == 0 ? t : NULL;
-}
-
-// The store is absent, or its meta says it is not complete.
-static void assert_not_complete(const char *path) {
-    ts_store *s = NULL;
-    if (ts_open(&s, path, TS_RDONLY) < 0) return;
-    char *c = meta(s, "complete");
-    ck_assert_msg(!c || strcmp(c, "true") != 0, "%s is marked complete", path);
-    free(c);
-    ts_close(s);
 }
 
 
@@ -104,7 +41,7 @@ static void expect_bad(const char *const *args, const char *out, const char *nam
     int rc = run_ingest(args);
     ck_assert_msg(rc == 2, "exit %d, expected 2 (%s)", rc, errbuf);
     ck_assert_msg(strstr(errbuf, name) != NULL, "message does not name %s: %s", name, errbuf);
-    assert_not_complete(out);
+    tu_assert_not_complete(out);
 }
 
 // --- CIFAR and image lists written here ----------------------------------------------------
@@ -152,19 +89,19 @@ static ts_tensor get_rec(ts_store *s, const char *table, uint64_t i) {
 
 START_TEST(test_cifar_and_imglist) {
     // CIFAR-10: 3 records in one file, 2 in another
-    FILE *f = fopen(tpath("a.bin"), "wb");
+    FILE *f = fopen(tu_path("a.bin"), "wb");
     for (int r = 0; r < 5; r++) {
         if (r == 3) {
             fclose(f);
-            f = fopen(tpath("b.bin"), "wb");
+            f = fopen(tu_path("b.bin"), "wb");
         }
         fputc(9 - r, f);
         for (int p = 0; p < 3072; p++) fputc((p * 3 + r * 17) & 255, f);
     }
     fclose(f);
-    const char *out = tpath("cifar.store");
+    const char *out = tu_path("cifar.store");
     // several files after one --path
-    const char *args[] = {"--format", "cifar", "--path", tpath("a.bin"), tpath("b.bin"), "--out", out, NULL};
+    const char *args[] = {"--format", "cifar", "--path", tu_path("a.bin"), tu_path("b.bin"), "--out", out, NULL};
     ck_assert_msg(run_ingest(args) == 0, "ingest failed: %s", errbuf);
     ts_store *s = NULL;
     ck_assert_int_eq(ts_open(&s, out, TS_RDONLY), 0);
@@ -180,21 +117,21 @@ START_TEST(test_cifar_and_imglist) {
 
     // image list: an RGB PNG 8 x 10, a grey PNG 10 x 8, an RGB JPEG 8 x 8; --size 8 crops the
     // centre (offset round(2/2) = 1) without resampling
-    ck_assert_int_eq(mkdir(tpath("img"), 0755), 0);
+    ck_assert_int_eq(mkdir(tu_path("img"), 0755), 0);
     uint8_t rgb[8 * 10 * 3], grey[10 * 8], jp[8 * 8 * 3];
     for (int i = 0; i < 240; i++) rgb[i] = (uint8_t)(i * 7 + 3);
     for (int i = 0; i < 80; i++) grey[i] = (uint8_t)(i * 3);
     for (int y = 0; y < 8; y++)
         for (int x = 0; x < 8; x++)
             for (int c = 0; c < 3; c++) jp[(y * 8 + x) * 3 + c] = (uint8_t)(40 + 10 * x + 12 * y + 30 * c);
-    write_png(tpath("img/a.png"), rgb, 8, 10, 3);
-    write_png(tpath("img/b.png"), grey, 10, 8, 1);
-    write_jpeg(tpath("img/c.jpg"), jp, 8, 8);
-    f = fopen(tpath("list.txt"), "w");
+    write_png(tu_path("img/a.png"), rgb, 8, 10, 3);
+    write_png(tu_path("img/b.png"), grey, 10, 8, 1);
+    write_jpeg(tu_path("img/c.jpg"), jp, 8, 8);
+    f = fopen(tu_path("list.txt"), "w");
     fprintf(f, "img/a.png 3\nimg/b.png -1\r\n\nimg/c.jpg 0\n");
     fclose(f);
-    const char *lout = tpath("list.store");
-    const char *largs[] = {"--format", "imglist", "--list", tpath("list.txt"), "--root", tdir, "--size", "8",
+    const char *lout = tu_path("list.store");
+    const char *largs[] = {"--format", "imglist", "--list", tu_path("list.txt"), "--root", tu_dir, "--size", "8",
                            "--out", lout, NULL};
     ck_assert_msg(run_ingest(largs) == 0, "ingest failed: %s", errbuf);
     ck_assert_int_eq(ts_open(&s, lout, TS_RDONLY), 0);
@@ -225,10 +162,10 @@ START_TEST(test_npy_channels_config) {
     uint8_t a[4 * 6 * 5];
     for (int i = 0; i < 120; i++) a[i] = (uint8_t)(i * 2 + 1);
     int64_t lab[4] = {1, 0, 7, -1};
-    ck_assert_int_eq(npy_save(tpath("x.npy"), TS_U8, 4, (int64_t[]){4, 6, 5, 1}, a), 0);
-    ck_assert_int_eq(npy_save(tpath("y.npy"), TS_I64, 1, (int64_t[]){4}, lab), 0);
-    const char *out = tpath("npy.store");
-    const char *args[] = {"--format", "npy", "--images", tpath("x.npy"), "--labels", tpath("y.npy"), "--channels", "3",
+    ck_assert_int_eq(npy_save(tu_path("x.npy"), TS_U8, 4, (int64_t[]){4, 6, 5, 1}, a), 0);
+    ck_assert_int_eq(npy_save(tu_path("y.npy"), TS_I64, 1, (int64_t[]){4}, lab), 0);
+    const char *out = tu_path("npy.store");
+    const char *args[] = {"--format", "npy", "--images", tu_path("x.npy"), "--labels", tu_path("y.npy"), "--channels", "3",
                           "--set", "ingest.pad=1", "--out", out, NULL};
     ck_assert_msg(run_ingest(args) == 0, "ingest failed: %s", errbuf);
     ts_store *s = NULL;
@@ -290,14 +227,14 @@ START_TEST(test_imglist_resize) {
                 hwc[(y * 30 + x) * 3 + c] = v;
                 chw[(c * 20 + y) * 30 + x] = v;
             }
-    ck_assert_int_eq(mkdir(tpath("r"), 0755), 0);
-    write_png(tpath("r/big.png"), hwc, 20, 30, 3);
-    FILE *f = fopen(tpath("r.txt"), "w");
+    ck_assert_int_eq(mkdir(tu_path("r"), 0755), 0);
+    write_png(tu_path("r/big.png"), hwc, 20, 30, 3);
+    FILE *f = fopen(tu_path("r.txt"), "w");
     fprintf(f, "r/big.png 4\n");
     fclose(f);
     ck_assert_int_eq(ds_resize_center_crop(want, 8, chw, 3, 20, 30), 0);
-    const char *out = tpath("r.store");
-    const char *args[] = {"--format", "imglist", "--list", tpath("r.txt"), "--root", tdir, "--size", "8", "--out", out,
+    const char *out = tu_path("r.store");
+    const char *args[] = {"--format", "imglist", "--list", tu_path("r.txt"), "--root", tu_dir, "--size", "8", "--out", out,
                           NULL};
     ck_assert_msg(run_ingest(args) == 0, "ingest failed: %s", errbuf);
     ts_store *s = NULL;
@@ -308,8 +245,8 @@ START_TEST(test_imglist_resize) {
     ts_tensor_free(&t);
     ts_close(s);
     // --channels 1: PIL's luminance of the same resize (convert first, then resize)
-    const char *out1 = tpath("r1.store");
-    const char *args1[] = {"--format", "imglist", "--list", tpath("r.txt"), "--root", tdir, "--size", "8",
+    const char *out1 = tu_path("r1.store");
+    const char *args1[] = {"--format", "imglist", "--list", tu_path("r.txt"), "--root", tu_dir, "--size", "8",
                            "--channels", "1", "--out", out1, NULL};
     ck_assert_msg(run_ingest(args1) == 0, "ingest failed: %s", errbuf);
     uint8_t grey[20 * 30], want1[64];
@@ -325,30 +262,30 @@ START_TEST(test_imglist_resize) {
 END_TEST
 
 START_TEST(test_imglist_bad) {
-    const char *out = tpath("bad.store");
+    const char *out = tu_path("bad.store");
     uint8_t buf[1 << 16];
     size_t n;
     FILE *f;
     // an image list naming a missing image, then a corrupt one
-    ck_assert_int_eq(mkdir(tpath("im"), 0755), 0);
+    ck_assert_int_eq(mkdir(tu_path("im"), 0755), 0);
     uint8_t px[4 * 4 * 3] = {0};
-    write_png(tpath("im/ok.png"), px, 4, 4, 3);
-    f = fopen(tpath("l1.txt"), "w");
+    write_png(tu_path("im/ok.png"), px, 4, 4, 3);
+    f = fopen(tu_path("l1.txt"), "w");
     fprintf(f, "im/ok.png 0\nim/missing.png 1\n");
     fclose(f);
-    const char *l1[] = {"--format", "imglist", "--list", tpath("l1.txt"), "--root", tdir, "--out", out, NULL};
+    const char *l1[] = {"--format", "imglist", "--list", tu_path("l1.txt"), "--root", tu_dir, "--out", out, NULL};
     expect_bad(l1, out, "missing.png");
     ck_assert_ptr_nonnull(strstr(errbuf, "l1.txt:2"));
-    f = fopen(tpath("im/ok.png"), "rb");
+    f = fopen(tu_path("im/ok.png"), "rb");
     n = fread(buf, 1, sizeof buf, f);
     fclose(f);
-    f = fopen(tpath("im/bad.png"), "wb");
+    f = fopen(tu_path("im/bad.png"), "wb");
     fwrite(buf, 1, n - 20, f);
     fclose(f);
-    f = fopen(tpath("l2.txt"), "w");
+    f = fopen(tu_path("l2.txt"), "w");
     fprintf(f, "im/ok.png 0\nim/bad.png 1\n");
     fclose(f);
-    const char *l2[] = {"--format", "imglist", "--list", tpath("l2.txt"), "--root", tdir, "--out", out, NULL};
+    const char *l2[] = {"--format", "imglist", "--list", tu_path("l2.txt"), "--root", tu_dir, "--out", out, NULL};
     expect_bad(l2, out, "bad.png");
 }
 END_TEST
@@ -356,7 +293,7 @@ END_TEST
 Suite *suite_ingest_formats(void) {
     Suite *s = suite_create("ingest_formats");
     TCase *tc = tcase_create("formats");
-    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_checked_fixture(tc, tu_setup, tu_teardown);
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_cifar_and_imglist);
     tcase_add_test(tc, test_npy_channels_config);
