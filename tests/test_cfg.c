@@ -12,30 +12,8 @@
 #include "common/cli.h"
 #include "common/err.h"
 #include "common/rng.h"
+#include "tests/test_util.h"
 
-static char tdir[256];
-
-static void setup(void) {
-    snprintf(tdir, sizeof tdir, "/tmp/test_cfg.XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(tdir));
-}
-
-static void teardown(void) {
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tdir);
-    ck_assert_int_eq(system(cmd), 0);
-}
-
-// Writes `text` to tdir/name; returns the path (static buffer per slot).
-static const char *put(int slot, const char *name, const char *text) {
-    static char paths[4][512];
-    snprintf(paths[slot], sizeof paths[slot], "%s/%s", tdir, name);
-    FILE *f = fopen(paths[slot], "w");
-    ck_assert_ptr_nonnull(f);
-    fputs(text, f);
-    fclose(f);
-    return paths[slot];
-}
 
 static const char *SCHEMA = "# a small schema\n"
                             "model:\n"
@@ -53,7 +31,7 @@ static const char *SCHEMA = "# a small schema\n"
 
 static cfg *schema(void) {
     cfg *c = NULL;
-    ck_assert_int_eq(cfg_parse_file(&c, put(0, "defaults.yml", SCHEMA)), 0);
+    ck_assert_int_eq(cfg_parse_file(&c, tu_put("defaults.yml", SCHEMA)), 0);
     return c;
 }
 
@@ -64,15 +42,15 @@ static cfg *schema(void) {
 
 START_TEST(test_bad_yaml_line) {
     cfg *c = NULL;
-    const char *p = put(1, "bad.yml", "model:\n  ch: 32\n  mult: [1, 2\n  dropout: 0.1\n");
+    const char *p = tu_put("bad.yml", "model:\n  ch: 32\n  mult: [1, 2\n  dropout: 0.1\n");
     ck_assert_int_eq(cfg_parse_file(&c, p), ERR_CONFIG);
     ck_assert_ptr_null(c);
     ck_assert_msg_has(p);
     ck_assert_msg_has(":4:"); // libyaml reports the flow list running into line 4
-    p = put(1, "bad2.yml", "a: 1\nb: 2\n c: 3\n");
+    p = tu_put("bad2.yml", "a: 1\nb: 2\n c: 3\n");
     ck_assert_int_eq(cfg_parse_file(&c, p), ERR_CONFIG);
     ck_assert_msg_has("bad2.yml:3:");
-    p = put(1, "tab.yml", "a:\n\tb: 1\n");
+    p = tu_put("tab.yml", "a:\n\tb: 1\n");
     ck_assert_int_eq(cfg_parse_file(&c, p), ERR_CONFIG);
     ck_assert_msg_has("tab.yml:2:");
 }
@@ -80,23 +58,23 @@ END_TEST
 
 START_TEST(test_yaml_rejects) {
     cfg *c = NULL;
-    ck_assert_int_eq(cfg_parse_file(&c, put(1, "dup.yml", "a: 1\nb: 2\na: 3\n")), ERR_CONFIG);
+    ck_assert_int_eq(cfg_parse_file(&c, tu_put("dup.yml", "a: 1\nb: 2\na: 3\n")), ERR_CONFIG);
     ck_assert_msg_has("dup.yml:3:1: duplicate key 'a'");
-    ck_assert_int_eq(cfg_parse_file(&c, put(1, "alias.yml", "a: &x 1\nb: *x\n")), ERR_CONFIG);
+    ck_assert_int_eq(cfg_parse_file(&c, tu_put("alias.yml", "a: &x 1\nb: *x\n")), ERR_CONFIG);
     ck_assert_msg_has("alias.yml:2:");
-    ck_assert_int_eq(cfg_parse_file(&c, put(1, "docs.yml", "a: 1\n---\nb: 2\n")), ERR_CONFIG);
+    ck_assert_int_eq(cfg_parse_file(&c, tu_put("docs.yml", "a: 1\n---\nb: 2\n")), ERR_CONFIG);
     ck_assert_msg_has("docs.yml:2");
-    ck_assert_int_eq(cfg_parse_file(&c, put(1, "list.yml", "- 1\n- 2\n")), ERR_CONFIG);
+    ck_assert_int_eq(cfg_parse_file(&c, tu_put("list.yml", "- 1\n- 2\n")), ERR_CONFIG);
     ck_assert_msg_has("top level must be a map");
-    ck_assert_int_eq(cfg_parse_file(&c, put(1, "key.yml", "a b: 1\n")), ERR_CONFIG);
+    ck_assert_int_eq(cfg_parse_file(&c, tu_put("key.yml", "a b: 1\n")), ERR_CONFIG);
     ck_assert_msg_has("bad key 'a b'");
-    ck_assert_int_eq(cfg_parse_file(&c, put(1, "tag.yml", "a: !!float 1\n")), ERR_CONFIG);
+    ck_assert_int_eq(cfg_parse_file(&c, tu_put("tag.yml", "a: !!float 1\n")), ERR_CONFIG);
     ck_assert_msg_has("unsupported tag");
     char missing[600];
-    snprintf(missing, sizeof missing, "%s/none.yml", tdir);
+    snprintf(missing, sizeof missing, "%s/none.yml", tu_dir);
     ck_assert_int_eq(cfg_parse_file(&c, missing), ERR_NOTFOUND);
     ck_assert_msg_has("none.yml");
-    ck_assert_int_eq(cfg_parse_file(&c, put(1, "empty.yml", "# nothing\n")), 0);
+    ck_assert_int_eq(cfg_parse_file(&c, tu_put("empty.yml", "# nothing\n")), 0);
     ck_assert_int_eq(cfg_node_type(c), CFG_MAP);
     ck_assert_uint_eq(cfg_node_len(c), 0);
     cfg_free(c);
@@ -153,14 +131,14 @@ END_TEST
 
 START_TEST(test_unknown_key) {
     cfg *c = schema();
-    const char *p = put(1, "user.yml", "model:\n  ch: 32\n  chh: 3\n");
+    const char *p = tu_put("user.yml", "model:\n  ch: 32\n  chh: 3\n");
     ck_assert_int_eq(cfg_overlay_file(c, p), ERR_CONFIG);
     ck_assert_msg_has("user.yml:3");
     ck_assert_msg_has("unknown key 'model.chh'");
     ck_assert_msg_has("valid keys of 'model': ch, mult, dropout, conv, name, levels");
     cfg_free(c);
     c = schema();
-    p = put(1, "user2.yml", "\n\nmodle:\n  ch: 32\n");
+    p = tu_put("user2.yml", "\n\nmodle:\n  ch: 32\n");
     ck_assert_int_eq(cfg_overlay_file(c, p), ERR_CONFIG);
     ck_assert_msg_has("user2.yml:4"); // the value's line
     ck_assert_msg_has("unknown key 'modle'; valid sections: model, train, extra");
@@ -186,7 +164,7 @@ START_TEST(test_wrong_types) {
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         cfg *c = schema();
-        const char *p = put(1, "user.yml", bad[i].yaml);
+        const char *p = tu_put("user.yml", bad[i].yaml);
         ck_assert_int_eq(cfg_overlay_file(c, p), ERR_CONFIG);
         ck_assert_msg(strstr(err_msg(), bad[i].needle), "case %zu: '%s' lacks '%s'", i, err_msg(), bad[i].needle);
         ck_assert_msg(strstr(err_msg(), "user.yml:"), "case %zu: '%s' lacks the file", i, err_msg());
@@ -197,7 +175,7 @@ END_TEST
 
 START_TEST(test_widening_and_open) {
     cfg *c = schema();
-    const char *p = put(1, "user.yml",
+    const char *p = tu_put("user.yml",
                         "train:\n  lr: 1\n  sets: [mnist, svhn]\nmodel:\n  levels: [1, 2]\n  name: 2024\n"
                         "extra:\n  anything: {deep: [1, 2]}\n");
     ck_assert_int_eq(cfg_overlay_file(c, p), 0);
@@ -271,8 +249,8 @@ START_TEST(test_set) {
 END_TEST
 
 START_TEST(test_overlay_order) {
-    const char *d = put(0, "defaults.yml", SCHEMA);
-    const char *u = put(1, "user.yml", "model:\n  ch: 32\n  dropout: 0.0\ntrain:\n  steps: 7\n");
+    const char *d = tu_put("defaults.yml", SCHEMA);
+    const char *u = tu_put("user.yml", "model:\n  ch: 32\n  dropout: 0.0\ntrain:\n  steps: 7\n");
     const char *sets[] = {"model.ch=16", "train.steps=9", "model.ch=8"};
     cfg *c = NULL;
     ck_assert_int_eq(cfg_load_stack(&c, d, u, sets, 3), 0);
@@ -292,7 +270,7 @@ START_TEST(test_overlay_order) {
     ck_assert_int_eq(cfg_get_int(c, "model.ch", &v), 0);
     ck_assert_int_eq(v, 128);
     cfg_free(c);
-    const char *badschema = put(2, "bad.yml", "a:\n  b:\n");
+    const char *badschema = tu_put("bad.yml", "a:\n  b:\n");
     ck_assert_int_eq(cfg_load_stack(&c, badschema, NULL, NULL, 0), ERR_CONFIG);
     ck_assert_msg_has("'a.b' has no value");
 }
@@ -522,7 +500,7 @@ END_TEST
 Suite *suite_cfg(void) {
     Suite *s = suite_create("cfg");
     TCase *tc = tcase_create("cfg");
-    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_checked_fixture(tc, tu_setup, tu_teardown);
     tcase_add_test(tc, test_bad_yaml_line);
     tcase_add_test(tc, test_yaml_rejects);
     tcase_add_test(tc, test_scalar_types);

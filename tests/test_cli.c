@@ -2,7 +2,6 @@
 // config loading (defaults < --config < --set, config directory lookup), cli_fail's message and
 // exit status, the JSON summary line, and the SIGINT/SIGTERM flag.
 #include <check.h>
-#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,28 +12,8 @@
 
 #include "common/cli.h"
 #include "common/err.h"
+#include "tests/test_util.h"
 
-static char tdir[256];
-
-static void setup(void) {
-    snprintf(tdir, sizeof tdir, "/tmp/test_cli.XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(tdir));
-}
-
-static void teardown(void) {
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tdir);
-    ck_assert_int_eq(system(cmd), 0);
-}
-
-static void put(const char *name, const char *text) {
-    char p[512];
-    snprintf(p, sizeof p, "%s/%s", tdir, name);
-    FILE *f = fopen(p, "w");
-    ck_assert_ptr_nonnull(f);
-    fputs(text, f);
-    fclose(f);
-}
 
 static const cli_opt opts[] = {
     {"out", "STORE", 0, "output store"},
@@ -167,9 +146,9 @@ END_TEST
 // --- config --------------------------------------------------------------------------------
 
 START_TEST(test_load_config) {
-    put("defaults.yml", "model:\n  ch: 128\n  lr: 0.1\n  name: unet\n");
-    put("exp.yml", "model:\n  ch: 32\n  lr: 0.5\n");
-    setenv("DIFFOOD_CONFIG_DIR", tdir, 1);
+    tu_put("defaults.yml", "model:\n  ch: 128\n  lr: 0.1\n  name: unet\n");
+    tu_put("exp.yml", "model:\n  ch: 32\n  lr: 0.5\n");
+    setenv("DIFFOOD_CONFIG_DIR", tu_dir, 1);
     cli_args *a = NULL;
     cfg *c = NULL;
     int ch;
@@ -185,7 +164,7 @@ START_TEST(test_load_config) {
     cli_args_free(a);
     // a path as given; no --config: the defaults
     char path[600];
-    snprintf(path, sizeof path, "%s/exp.yml", tdir);
+    snprintf(path, sizeof path, "%s/exp.yml", tu_dir);
     const char *w2[] = {"--config", path, NULL};
     ck_assert_int_eq(parse(&a, &spec, w2), 0);
     ck_assert_int_eq(cli_load_config(a, &c), 0);
@@ -218,7 +197,7 @@ START_TEST(test_load_config) {
     ck_assert_msg_has("key 'model.ch' must be an int");
     cli_args_free(a);
     char empty[600];
-    snprintf(empty, sizeof empty, "%s/empty", tdir);
+    snprintf(empty, sizeof empty, "%s/empty", tu_dir);
     ck_assert_int_eq(mkdir(empty, 0755), 0);
     setenv("DIFFOOD_CONFIG_DIR", empty, 1);
     char dir[4096];
@@ -244,32 +223,27 @@ END_TEST
 
 // Runs cli_fail(code) after err_set(code, msg) in a child whose stderr is a file; returns the
 // child's exit status and its stderr in out.
+struct fail_arg {
+    int code;
+    const char *msg;
+};
+
+static int fail_in_child(void *arg) {
+    const struct fail_arg *f = arg;
+    cli_args *a = NULL;
+    const char *none[] = {NULL};
+    if (parse(&a, &spec, none) != 0) return 98;
+    cli_args_free(a);
+    if (f->msg) err_set(f->code, "%s", f->msg);
+    else err_clear();
+    return cli_fail(f->code);
+}
+
 static int fail_child(int code, const char *msg, char *out, size_t cap) {
-    char path[300];
-    snprintf(path, sizeof path, "%s/stderr.txt", tdir);
-    fflush(NULL);
-    pid_t pid = fork();
-    ck_assert_int_ge(pid, 0);
-    if (pid == 0) {
-        int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        if (fd < 0 || dup2(fd, 2) < 0) _exit(99);
-        cli_args *a = NULL;
-        const char *none[] = {NULL};
-        if (parse(&a, &spec, none) != 0) _exit(98);
-        cli_args_free(a);
-        if (msg) err_set(code, "%s", msg);
-        else err_clear();
-        _exit(cli_fail(code));
-    }
-    int st;
-    ck_assert_int_eq(waitpid(pid, &st, 0), pid);
-    ck_assert(WIFEXITED(st));
-    FILE *f = fopen(path, "r");
-    ck_assert_ptr_nonnull(f);
-    size_t n = fread(out, 1, cap - 1, f);
-    out[n] = 0;
-    fclose(f);
-    return WEXITSTATUS(st);
+    struct fail_arg f = {code, msg};
+    int st = tu_fork_stderr(tu_path("stderr.txt"), fail_in_child, &f);
+    ck_assert_ptr_nonnull(tu_read_text(tu_path("stderr.txt"), out, cap));
+    return st;
 }
 
 START_TEST(test_fail) {
@@ -358,7 +332,7 @@ END_TEST
 Suite *suite_cli(void) {
     Suite *s = suite_create("cli");
     TCase *tc = tcase_create("cli");
-    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_checked_fixture(tc, tu_setup, tu_teardown);
     tcase_add_test(tc, test_parse_ok);
     tcase_add_test(tc, test_parse_errors);
     tcase_add_test(tc, test_help);

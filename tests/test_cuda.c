@@ -17,36 +17,13 @@
 #include "common/err.h"
 #include "kernels/backend.h"
 #include "kernels/ops.h"
+#include "tests/test_util.h"
 
 static char cuda_so[PATH_MAX]; // the CUDA shared object of this build ("" when none)
 static char cuda_emu[PATH_MAX]; // the same sources built against the host emulator ("" when none)
 static int cuda_gpu;           // 1 when a CUDA context can be created here
 
 // --- helpers ----------------------------------------------------------------------------------
-
-// Runs a shell command, output (stdout and stderr) into buf; returns the exit status or -1.
-static int run_capture(const char *cmd, char *buf, size_t cap) {
-    char full[PATH_MAX * 2];
-    snprintf(full, sizeof full, "%s 2>&1", cmd);
-    FILE *p = popen(full, "r");
-    if (!p) return -1;
-    size_t len = 0, got;
-    char tmp[4096];
-    while ((got = fread(tmp, 1, sizeof tmp, p)) > 0) {
-        size_t take = got < cap - 1 - len ? got : cap - 1 - len;
-        memcpy(buf + len, tmp, take);
-        len += take;
-    }
-    buf[len] = 0;
-    int st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
-static const char *bin_dir(void) {
-    const char *b = getenv("DIFFOOD_BIN");
-    ck_assert_msg(b != NULL && *b, "DIFFOOD_BIN is not set");
-    return b;
-}
 
 static int file_readable(const char *p) { return access(p, R_OK) == 0; }
 
@@ -181,8 +158,8 @@ static char out[1 << 20];
 
 START_TEST(test_cuda_gpu_check_dry_run) {
     char cmd[PATH_MAX + 64];
-    snprintf(cmd, sizeof cmd, "'%s/gpu-check-ops' --dry-run", bin_dir());
-    int st = run_capture(cmd, out, sizeof out);
+    snprintf(cmd, sizeof cmd, "'%s/gpu-check-ops' --dry-run", tu_bin());
+    int st = tu_capture(cmd, out, sizeof out);
     ck_assert_msg(st == 0, "exit %d:\n%s", st, out);
     // every compute op of OPS_LIST has rows (memory ops are exercised by every row)
     static const char *const skip[] = {"alloc", "free", "upload", "download", "sync", NULL};
@@ -204,8 +181,8 @@ END_TEST
 
 START_TEST(test_cuda_gpu_check_catches_error) {
     char cmd[PATH_MAX + 64];
-    snprintf(cmd, sizeof cmd, "'%s/gpu-check-ops' --dry-run --inject-error --only add", bin_dir());
-    int st = run_capture(cmd, out, sizeof out);
+    snprintf(cmd, sizeof cmd, "'%s/gpu-check-ops' --dry-run --inject-error --only add", tu_bin());
+    int st = tu_capture(cmd, out, sizeof out);
     ck_assert_msg(st == 1, "an injected error must fail the run (exit %d):\n%s", st, out);
     ck_assert_msg(strstr(out, "FAIL") != NULL, "no FAIL row:\n%s", out);
     ck_assert_msg(strstr(out, ", 1 failed") != NULL, "exactly one row must fail:\n%s", out);
@@ -214,17 +191,17 @@ END_TEST
 
 START_TEST(test_cuda_gpu_check_usage) {
     char cmd[PATH_MAX + 64];
-    snprintf(cmd, sizeof cmd, "'%s/gpu-check-ops' --frobnicate", bin_dir());
-    ck_assert_int_eq(run_capture(cmd, out, sizeof out), 2);
+    snprintf(cmd, sizeof cmd, "'%s/gpu-check-ops' --frobnicate", tu_bin());
+    ck_assert_int_eq(tu_capture(cmd, out, sizeof out), 2);
     ck_assert_msg(strstr(out, "--frobnicate") != NULL, "message does not name the option: %s", out);
-    snprintf(cmd, sizeof cmd, "'%s/gpu-check-ops' --seed x", bin_dir());
-    ck_assert_int_eq(run_capture(cmd, out, sizeof out), 2);
-    snprintf(cmd, sizeof cmd, "'%s/gpu-check-ops' --help", bin_dir());
-    ck_assert_int_eq(run_capture(cmd, out, sizeof out), 0);
+    snprintf(cmd, sizeof cmd, "'%s/gpu-check-ops' --seed x", tu_bin());
+    ck_assert_int_eq(tu_capture(cmd, out, sizeof out), 2);
+    snprintf(cmd, sizeof cmd, "'%s/gpu-check-ops' --help", tu_bin());
+    ck_assert_int_eq(tu_capture(cmd, out, sizeof out), 0);
     ck_assert_msg(strstr(out, "--dry-run") != NULL, "help lacks --dry-run");
     if (!cuda_gpu) { // a real run without a GPU fails with the reason
-        snprintf(cmd, sizeof cmd, "'%s/gpu-check-ops' --only fill", bin_dir());
-        ck_assert_int_eq(run_capture(cmd, out, sizeof out), 1);
+        snprintf(cmd, sizeof cmd, "'%s/gpu-check-ops' --only fill", tu_bin());
+        ck_assert_int_eq(tu_capture(cmd, out, sizeof out), 1);
         ck_assert_msg(strstr(out, "CUDA") != NULL, "no reason given: %s", out);
     }
 }
@@ -233,13 +210,13 @@ END_TEST
 // --- the build plan ---------------------------------------------------------------------------
 
 START_TEST(test_cuda_make_plans) {
-    char dir[] = "/tmp/diffood-cuda-XXXXXX";
-    ck_assert_ptr_nonnull(mkdtemp(dir));
+    tu_setup();
+    const char *dir = tu_dir;
     char cmd[PATH_MAX * 2];
     // a clean environment: `make X=... test` passes its variables down through MAKEFLAGS
     snprintf(cmd, sizeof cmd, "env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL make -n NVCC= BUILD=%s/b BIN=%s/b/bin all", dir,
              dir);
-    int st = run_capture(cmd, out, sizeof out);
+    int st = tu_capture(cmd, out, sizeof out);
     ck_assert_msg(st == 0, "make -n NVCC= failed (%d):\n%.3000s", st, out);
     ck_assert_msg(strstr(out, "/b/lib/libdiffood_cuda.so") == NULL && strstr(out, "-gencode") == NULL,
                   "a CPU-only build plans CUDA work:\n%.3000s", out);
@@ -249,7 +226,7 @@ START_TEST(test_cuda_make_plans) {
         system("test -e /usr/local/cuda/include/cudnn.h") == 0) {
         snprintf(cmd, sizeof cmd, "env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL make -n BUILD=%s/b BIN=%s/b/bin SM='80 90' all",
                  dir, dir);
-        st = run_capture(cmd, out, sizeof out);
+        st = tu_capture(cmd, out, sizeof out);
         ck_assert_msg(st == 0, "make -n failed (%d):\n%.3000s", st, out);
         ck_assert_msg(strstr(out, "/b/lib/libdiffood_cuda.so") != NULL, "no CUDA library beside BIN:\n%.3000s", out);
         ck_assert_msg(strstr(out, "code=sm_80") && strstr(out, "code=sm_90") && strstr(out, "code=compute_90"),
@@ -258,13 +235,12 @@ START_TEST(test_cuda_make_plans) {
     // STATIC_DEPS=1: Debian archives, libgomp static, cJSON copied beside, programs look in ../lib
     snprintf(cmd, sizeof cmd, "env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL make -n STATIC_DEPS=1 BUILD=%s/b BIN=%s/b/bin all",
              dir, dir);
-    st = run_capture(cmd, out, sizeof out);
+    st = tu_capture(cmd, out, sizeof out);
     ck_assert_msg(st == 0, "make -n STATIC_DEPS=1 failed (%d):\n%.3000s", st, out);
     ck_assert_msg(strstr(out, "-Wl,-Bstatic -llmdb") && strstr(out, "-lopenblas") && strstr(out, "-lgomp") &&
                       strstr(out, "/b/lib/libcjson.so.1") && strstr(out, "$ORIGIN/../lib"),
                   "STATIC_DEPS=1 plan incomplete:\n%.3000s", out);
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    ck_assert_int_eq(system(cmd), 0);
+    tu_teardown();
 }
 END_TEST
 
@@ -410,8 +386,8 @@ END_TEST
 // against the CPU through the emulator, small cases.
 START_TEST(test_cuda_emu_every_op) {
     char cmd[PATH_MAX * 2];
-    snprintf(cmd, sizeof cmd, "DIFFOOD_CUDA_LIB='%s' '%s/gpu-check-ops' --quick", cuda_emu, bin_dir());
-    int st = run_capture(cmd, out, sizeof out);
+    snprintf(cmd, sizeof cmd, "DIFFOOD_CUDA_LIB='%s' '%s/gpu-check-ops' --quick", cuda_emu, tu_bin());
+    int st = tu_capture(cmd, out, sizeof out);
     size_t len = strlen(out);
     const char *tail = len > 3000 ? out + len - 3000 : out; // Check messages are limited
     ck_assert_msg(st == 0, "gpu-check-ops on the emulated backend failed (%d):\n%s", st, tail);
@@ -421,8 +397,8 @@ END_TEST
 
 START_TEST(test_cuda_gpu_check_full) {
     char cmd[PATH_MAX + 64];
-    snprintf(cmd, sizeof cmd, "'%s/gpu-check-ops'", bin_dir());
-    int st = run_capture(cmd, out, sizeof out);
+    snprintf(cmd, sizeof cmd, "'%s/gpu-check-ops'", tu_bin());
+    int st = tu_capture(cmd, out, sizeof out);
     ck_assert_msg(st == 0, "gpu-check-ops failed (%d):\n%s", st, out);
 }
 END_TEST

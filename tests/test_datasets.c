@@ -3,7 +3,6 @@
 // NPY layouts, and the image ops (padding, channels, PIL-exact bilinear resize + centre crop).
 #define _GNU_SOURCE
 #include <check.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,28 +20,8 @@
 #include "datasets/imglist.h"
 #include "datasets/mnistjson.h"
 #include "datasets/npyimg.h"
+#include "tests/test_util.h"
 
-static char tdir[256];
-
-static void setup(void) {
-    snprintf(tdir, sizeof tdir, "/tmp/diffood-ds-XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(tdir));
-}
-
-static int rm_one(const char *p, const struct stat *sb, int flag, struct FTW *ftw) {
-    (void)sb, (void)flag, (void)ftw;
-    return remove(p);
-}
-
-static void teardown(void) { nftw(tdir, rm_one, 16, FTW_DEPTH | FTW_PHYS); }
-
-static const char *tpath(const char *name) {
-    static char buf[4][512];
-    static int k;
-    k = (k + 1) % 4;
-    snprintf(buf[k], sizeof buf[k], "%s/%s", tdir, name);
-    return buf[k];
-}
 
 static void put_be32(unsigned char *b, uint32_t v) {
     b[0] = (unsigned char)(v >> 24), b[1] = (unsigned char)(v >> 16), b[2] = (unsigned char)(v >> 8), b[3] = (unsigned char)v;
@@ -80,9 +59,9 @@ static void write_small_idx(int gz, const char *img, const char *lab) {
 
 START_TEST(test_idx_raw_and_gzip) {
     for (int gz = 0; gz < 2; gz++) {
-        write_small_idx(gz, tpath("i"), tpath("l"));
+        write_small_idx(gz, tu_path("i"), tu_path("l"));
         ds_images s;
-        ck_assert_int_eq(idx_read(&s, tpath("i"), tpath("l")), 0);
+        ck_assert_int_eq(idx_read(&s, tu_path("i"), tu_path("l")), 0);
         ck_assert_int_eq(s.n, 5);
         ck_assert_int_eq(s.c, 1);
         ck_assert_int_eq(s.h, 4);
@@ -98,47 +77,47 @@ START_TEST(test_idx_bad_inputs) {
     ds_images s;
     uint8_t px[5 * 12] = {0}, lb[5] = {0};
     // wrong magic
-    write_idx(tpath("i"), 1, 0x801, 3, (uint32_t[]){5, 4, 3}, px, sizeof px);
-    write_idx(tpath("l"), 1, 0x801, 1, (uint32_t[]){5}, lb, sizeof lb);
-    ck_assert_int_eq(idx_read(&s, tpath("i"), tpath("l")), ERR_INPUT);
-    ck_assert_ptr_nonnull(strstr(err_msg(), tpath("i")));
+    write_idx(tu_path("i"), 1, 0x801, 3, (uint32_t[]){5, 4, 3}, px, sizeof px);
+    write_idx(tu_path("l"), 1, 0x801, 1, (uint32_t[]){5}, lb, sizeof lb);
+    ck_assert_int_eq(idx_read(&s, tu_path("i"), tu_path("l")), ERR_INPUT);
+    ck_assert_ptr_nonnull(strstr(err_msg(), tu_path("i")));
     ck_assert_ptr_nonnull(strstr(err_msg(), "magic"));
     ck_assert_ptr_null(s.pixels);
     // count mismatch
-    write_idx(tpath("i"), 1, 0x803, 3, (uint32_t[]){5, 4, 3}, px, sizeof px);
-    write_idx(tpath("l"), 1, 0x801, 1, (uint32_t[]){4}, lb, 4);
-    ck_assert_int_eq(idx_read(&s, tpath("i"), tpath("l")), ERR_INPUT);
+    write_idx(tu_path("i"), 1, 0x803, 3, (uint32_t[]){5, 4, 3}, px, sizeof px);
+    write_idx(tu_path("l"), 1, 0x801, 1, (uint32_t[]){4}, lb, 4);
+    ck_assert_int_eq(idx_read(&s, tu_path("i"), tu_path("l")), ERR_INPUT);
     ck_assert_ptr_nonnull(strstr(err_msg(), "labels"));
     // raw file shorter than its header says
-    write_idx(tpath("i"), 0, 0x803, 3, (uint32_t[]){5, 4, 3}, px, sizeof px - 1);
-    write_idx(tpath("l"), 0, 0x801, 1, (uint32_t[]){5}, lb, sizeof lb);
-    ck_assert_int_eq(idx_read(&s, tpath("i"), tpath("l")), ERR_INPUT);
-    ck_assert_ptr_nonnull(strstr(err_msg(), tpath("i")));
+    write_idx(tu_path("i"), 0, 0x803, 3, (uint32_t[]){5, 4, 3}, px, sizeof px - 1);
+    write_idx(tu_path("l"), 0, 0x801, 1, (uint32_t[]){5}, lb, sizeof lb);
+    ck_assert_int_eq(idx_read(&s, tu_path("i"), tu_path("l")), ERR_INPUT);
+    ck_assert_ptr_nonnull(strstr(err_msg(), tu_path("i")));
     // absurd header: 2^31 images of 2^16 x 2^16 in a tiny gzip file, refused before allocating
-    write_idx(tpath("i"), 1, 0x803, 3, (uint32_t[]){1u << 31, 1u << 16, 1u << 16}, px, sizeof px);
-    write_idx(tpath("l"), 1, 0x801, 1, (uint32_t[]){1u << 31}, lb, sizeof lb);
-    ck_assert_int_lt(idx_read(&s, tpath("i"), tpath("l")), 0);
-    ck_assert_ptr_nonnull(strstr(err_msg(), tpath("i")));
+    write_idx(tu_path("i"), 1, 0x803, 3, (uint32_t[]){1u << 31, 1u << 16, 1u << 16}, px, sizeof px);
+    write_idx(tu_path("l"), 1, 0x801, 1, (uint32_t[]){1u << 31}, lb, sizeof lb);
+    ck_assert_int_lt(idx_read(&s, tu_path("i"), tu_path("l")), 0);
+    ck_assert_ptr_nonnull(strstr(err_msg(), tu_path("i")));
     // missing file
-    ck_assert_int_eq(idx_read(&s, tpath("nope"), tpath("l")), ERR_NOTFOUND);
+    ck_assert_int_eq(idx_read(&s, tu_path("nope"), tu_path("l")), ERR_NOTFOUND);
     ck_assert_ptr_nonnull(strstr(err_msg(), "nope"));
 }
 END_TEST
 
 START_TEST(test_idx_truncated_gzip) {
-    write_small_idx(1, tpath("i"), tpath("l"));
+    write_small_idx(1, tu_path("i"), tu_path("l"));
     // cut the compressed file in the middle
-    FILE *f = fopen(tpath("i"), "rb");
+    FILE *f = fopen(tu_path("i"), "rb");
     unsigned char buf[4096];
     size_t n = fread(buf, 1, sizeof buf, f);
     fclose(f);
-    f = fopen(tpath("i"), "wb");
+    f = fopen(tu_path("i"), "wb");
     fwrite(buf, 1, n / 2, f);
     fclose(f);
     ds_images s;
-    int rc = idx_read(&s, tpath("i"), tpath("l"));
+    int rc = idx_read(&s, tu_path("i"), tu_path("l"));
     ck_assert(rc == ERR_CORRUPT || rc == ERR_INPUT);
-    ck_assert_ptr_nonnull(strstr(err_msg(), tpath("i")));
+    ck_assert_ptr_nonnull(strstr(err_msg(), tu_path("i")));
 }
 END_TEST
 
@@ -159,9 +138,9 @@ static void write_digits(const char *dir, int values_of_digit3) {
 }
 
 START_TEST(test_mnistjson_layout) {
-    write_digits(tdir, 784 * 2);
+    write_digits(tu_dir, 784 * 2);
     ds_images s;
-    ck_assert_int_eq(mnistjson_read_dir(&s, tdir), 0);
+    ck_assert_int_eq(mnistjson_read_dir(&s, tu_dir), 0);
     ck_assert_int_eq(s.n, 20);
     ck_assert_int_eq(s.h, 28);
     for (int k = 0; k < 20; k++) {
@@ -178,40 +157,40 @@ START_TEST(test_mnistjson_layout) {
 END_TEST
 
 START_TEST(test_mnistjson_783) {
-    write_digits(tdir, 784 + 783);
+    write_digits(tu_dir, 784 + 783);
     ds_images s;
-    ck_assert_int_eq(mnistjson_read_dir(&s, tdir), ERR_INPUT);
+    ck_assert_int_eq(mnistjson_read_dir(&s, tu_dir), ERR_INPUT);
     ck_assert_ptr_nonnull(strstr(err_msg(), "3.json"));
     ck_assert_ptr_nonnull(strstr(err_msg(), "783"));
     // not JSON, and an out-of-range value
-    FILE *f = fopen(tpath("3.json"), "w");
+    FILE *f = fopen(tu_path("3.json"), "w");
     fprintf(f, "{\"data\": [0, 1,");
     fclose(f);
-    ck_assert_int_eq(mnistjson_read_dir(&s, tdir), ERR_INPUT);
+    ck_assert_int_eq(mnistjson_read_dir(&s, tu_dir), ERR_INPUT);
     ck_assert_ptr_nonnull(strstr(err_msg(), "3.json"));
-    f = fopen(tpath("3.json"), "w");
+    f = fopen(tu_path("3.json"), "w");
     fprintf(f, "{\"data\": [");
     for (int i = 0; i < 784; i++) fprintf(f, "%s%s", i ? "," : "", i == 5 ? "2" : "0");
     fprintf(f, "]}");
     fclose(f);
-    ck_assert_int_eq(mnistjson_read_dir(&s, tdir), ERR_INPUT);
+    ck_assert_int_eq(mnistjson_read_dir(&s, tu_dir), ERR_INPUT);
     ck_assert_ptr_nonnull(strstr(err_msg(), "value 5"));
     // anything but {"data": [numbers]} is refused
     const char *bad[] = {"{\"data\":[0],\"x\":1}", "{\"data\":[0,]}", "{\"data\":[01]}", "[0]", "{\"data\":[0]} x",
                          "{\"data\":[\"0\"]}"};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
-        f = fopen(tpath("3.json"), "w");
+        f = fopen(tu_path("3.json"), "w");
         fputs(bad[i], f);
         fclose(f);
-        ck_assert_msg(mnistjson_read_file(&s, tpath("3.json"), 3) == ERR_INPUT, "accepted %s", bad[i]);
+        ck_assert_msg(mnistjson_read_file(&s, tu_path("3.json"), 3) == ERR_INPUT, "accepted %s", bad[i]);
         ck_assert_ptr_nonnull(strstr(err_msg(), "3.json"));
     }
-    f = fopen(tpath("3.json"), "w");
+    f = fopen(tu_path("3.json"), "w");
     fputs(" {\n \"data\" : [ 0.5 , 1e-3, 1.0E0", f);
     for (int i = 3; i < 784; i++) fputs(",0", f);
     fputs("] }\n", f);
     fclose(f);
-    ck_assert_int_eq(mnistjson_read_file(&s, tpath("3.json"), 3), 0);
+    ck_assert_int_eq(mnistjson_read_file(&s, tu_path("3.json"), 3), 0);
     ck_assert_uint_eq(s.pixels[0], 128); // lround(127.5)
     ck_assert_uint_eq(s.pixels[1], 0);
     ck_assert_uint_eq(s.pixels[2], 255);
@@ -225,14 +204,14 @@ END_TEST
 START_TEST(test_cifar_10_and_100) {
     // CIFAR-10: two files of 2 and 3 records
     for (int fi = 0; fi < 2; fi++) {
-        FILE *f = fopen(tpath(fi ? "b.bin" : "a.bin"), "wb");
+        FILE *f = fopen(tu_path(fi ? "b.bin" : "a.bin"), "wb");
         for (int r = 0; r < 2 + fi; r++) {
             fputc((fi * 2 + r) % 10, f);
             for (int p = 0; p < CIFAR_PIXELS; p++) fputc((p + 3 * r + 11 * fi) & 255, f);
         }
         fclose(f);
     }
-    const char *paths[2] = {tpath("a.bin"), tpath("b.bin")};
+    const char *paths[2] = {tu_path("a.bin"), tu_path("b.bin")};
     ds_images s;
     ck_assert_int_eq(cifar_read(&s, paths, 2, CIFAR_10), 0);
     ck_assert_int_eq(s.n, 5);
@@ -244,12 +223,12 @@ START_TEST(test_cifar_10_and_100) {
     }
     ds_images_free(&s);
     // CIFAR-100: coarse 7, fine 42
-    FILE *f = fopen(tpath("c.bin"), "wb");
+    FILE *f = fopen(tu_path("c.bin"), "wb");
     fputc(7, f);
     fputc(42, f);
     for (int p = 0; p < CIFAR_PIXELS; p++) fputc(p & 255, f);
     fclose(f);
-    const char *p100[1] = {tpath("c.bin")};
+    const char *p100[1] = {tu_path("c.bin")};
     ck_assert_int_eq(cifar_read(&s, p100, 1, CIFAR_100_FINE), 0);
     ck_assert_int_eq(s.labels[0], 42);
     ck_assert_uint_eq(ds_image_at(&s, 0)[300], 300 & 255);
@@ -268,11 +247,11 @@ END_TEST
 START_TEST(test_npy_layouts) {
     uint8_t a[2 * 3 * 2 * 4]; // N=2, H=2, W=4, C=3 in NHWC
     for (int i = 0; i < (int)sizeof a; i++) a[i] = (uint8_t)i;
-    ck_assert_int_eq(npy_save(tpath("hwc.npy"), TS_U8, 4, (int64_t[]){2, 2, 4, 3}, a), 0);
+    ck_assert_int_eq(npy_save(tu_path("hwc.npy"), TS_U8, 4, (int64_t[]){2, 2, 4, 3}, a), 0);
     int32_t lab[2] = {4, -1};
-    ck_assert_int_eq(npy_save(tpath("lab.npy"), TS_I32, 1, (int64_t[]){2}, lab), 0);
+    ck_assert_int_eq(npy_save(tu_path("lab.npy"), TS_I32, 1, (int64_t[]){2}, lab), 0);
     ds_images s;
-    ck_assert_int_eq(npyimg_read(&s, tpath("hwc.npy"), tpath("lab.npy"), NPYIMG_AUTO), 0);
+    ck_assert_int_eq(npyimg_read(&s, tu_path("hwc.npy"), tu_path("lab.npy"), NPYIMG_AUTO), 0);
     ck_assert_int_eq(s.c, 3);
     ck_assert_int_eq(s.h, 2);
     ck_assert_int_eq(s.w, 4);
@@ -283,26 +262,26 @@ START_TEST(test_npy_layouts) {
     ck_assert_int_eq(s.labels[1], -1);
     ds_images_free(&s);
     // NCHW read as such: bytes unchanged (2 x 3 x 2 x 4 is ambiguous: both 3 and 4 could be C)
-    ck_assert_int_eq(npy_save(tpath("chw.npy"), TS_U8, 4, (int64_t[]){2, 3, 2, 4}, a), 0);
-    ck_assert_int_eq(npyimg_read(&s, tpath("chw.npy"), NULL, NPYIMG_AUTO), ERR_INPUT);
-    ck_assert_int_eq(npyimg_read(&s, tpath("chw.npy"), NULL, NPYIMG_NCHW), 0);
+    ck_assert_int_eq(npy_save(tu_path("chw.npy"), TS_U8, 4, (int64_t[]){2, 3, 2, 4}, a), 0);
+    ck_assert_int_eq(npyimg_read(&s, tu_path("chw.npy"), NULL, NPYIMG_AUTO), ERR_INPUT);
+    ck_assert_int_eq(npyimg_read(&s, tu_path("chw.npy"), NULL, NPYIMG_NCHW), 0);
     ck_assert_int_eq(s.c, 3);
     ck_assert_int_eq(memcmp(s.pixels, a, sizeof a), 0);
     ck_assert_int_eq(s.labels[1], -1);
     ds_images_free(&s);
     // ambiguous N x 3 x 5 x 3 without --layout
     uint8_t b[2 * 3 * 5 * 3] = {0};
-    ck_assert_int_eq(npy_save(tpath("amb.npy"), TS_U8, 4, (int64_t[]){2, 3, 5, 3}, b), 0);
-    ck_assert_int_eq(npyimg_read(&s, tpath("amb.npy"), NULL, NPYIMG_AUTO), ERR_INPUT);
+    ck_assert_int_eq(npy_save(tu_path("amb.npy"), TS_U8, 4, (int64_t[]){2, 3, 5, 3}, b), 0);
+    ck_assert_int_eq(npyimg_read(&s, tu_path("amb.npy"), NULL, NPYIMG_AUTO), ERR_INPUT);
     ck_assert_ptr_nonnull(strstr(err_msg(), "ambiguous"));
-    ck_assert_int_eq(npyimg_read(&s, tpath("amb.npy"), NULL, NPYIMG_NHWC), 0);
+    ck_assert_int_eq(npyimg_read(&s, tu_path("amb.npy"), NULL, NPYIMG_NHWC), 0);
     ck_assert_int_eq(s.h, 3);
     ck_assert_int_eq(s.w, 5);
     ds_images_free(&s);
     // float images refused
     float fl[4] = {0};
-    ck_assert_int_eq(npy_save(tpath("f.npy"), TS_F32, 3, (int64_t[]){1, 2, 2}, fl), 0);
-    ck_assert_int_eq(npyimg_read(&s, tpath("f.npy"), NULL, NPYIMG_AUTO), ERR_INPUT);
+    ck_assert_int_eq(npy_save(tu_path("f.npy"), TS_F32, 3, (int64_t[]){1, 2, 2}, fl), 0);
+    ck_assert_int_eq(npyimg_read(&s, tu_path("f.npy"), NULL, NPYIMG_AUTO), ERR_INPUT);
     ck_assert_ptr_nonnull(strstr(err_msg(), "uint8"));
 }
 END_TEST
@@ -417,12 +396,12 @@ START_TEST(test_decode_png_variants) {
     for (int i = 0; i < 30; i++) ga[i] = (uint8_t)(i * 5 + 2);
     for (int i = 0; i < 15; i++) idx[i] = (uint8_t)(i % 4);
     for (int i = 0; i < 12; i++) cmap[i] = (uint8_t)(i * 20 + 5);
-    write_png_fmt(tpath("rgba.png"), rgba, 3, 5, PNG_FORMAT_RGBA, NULL, 0);
-    write_png_fmt(tpath("ga.png"), ga, 3, 5, PNG_FORMAT_GA, NULL, 0);
-    write_png_fmt(tpath("pal.png"), idx, 3, 5, PNG_FORMAT_RGB_COLORMAP, cmap, 4);
+    write_png_fmt(tu_path("rgba.png"), rgba, 3, 5, PNG_FORMAT_RGBA, NULL, 0);
+    write_png_fmt(tu_path("ga.png"), ga, 3, 5, PNG_FORMAT_GA, NULL, 0);
+    write_png_fmt(tu_path("pal.png"), idx, 3, 5, PNG_FORMAT_RGB_COLORMAP, cmap, 4);
     uint8_t *px = NULL;
     int c, h, w;
-    ck_assert_int_eq(imglist_decode_file(tpath("rgba.png"), &px, &c, &h, &w), 0);
+    ck_assert_int_eq(imglist_decode_file(tu_path("rgba.png"), &px, &c, &h, &w), 0);
     ck_assert(c == 4 && h == 3 && w == 5);
     for (int ch = 0; ch < 4; ch++)
         for (int p = 0; p < 15; p++) ck_assert_uint_eq(px[ch * 15 + p], rgba[p * 4 + ch]);
@@ -430,24 +409,24 @@ START_TEST(test_decode_png_variants) {
     ck_assert_int_eq(ds_convert_channels(rgb, 3, px, 4, 3, 5), 0); // alpha dropped
     ck_assert_int_eq(memcmp(rgb, px, 45), 0);
     free(px);
-    ck_assert_int_eq(imglist_decode_file(tpath("ga.png"), &px, &c, &h, &w), 0);
+    ck_assert_int_eq(imglist_decode_file(tu_path("ga.png"), &px, &c, &h, &w), 0);
     ck_assert(c == 2 && h == 3 && w == 5);
     for (int p = 0; p < 15; p++) ck_assert_uint_eq(px[p], ga[p * 2]);
     free(px);
-    ck_assert_int_eq(imglist_decode_file(tpath("pal.png"), &px, &c, &h, &w), 0);
+    ck_assert_int_eq(imglist_decode_file(tu_path("pal.png"), &px, &c, &h, &w), 0);
     ck_assert(c == 3 && h == 3 && w == 5);
     for (int ch = 0; ch < 3; ch++)
         for (int p = 0; p < 15; p++) ck_assert_uint_eq(px[ch * 15 + p], cmap[idx[p] * 3 + ch]);
     free(px);
     // truncated PNG: corrupt, naming the file
-    FILE *f = fopen(tpath("rgba.png"), "rb");
+    FILE *f = fopen(tu_path("rgba.png"), "rb");
     uint8_t buf[4096];
     size_t n = fread(buf, 1, sizeof buf, f);
     fclose(f);
-    f = fopen(tpath("cut.png"), "wb");
+    f = fopen(tu_path("cut.png"), "wb");
     fwrite(buf, 1, n - 16, f);
     fclose(f);
-    ck_assert_int_eq(imglist_decode_file(tpath("cut.png"), &px, &c, &h, &w), ERR_CORRUPT);
+    ck_assert_int_eq(imglist_decode_file(tu_path("cut.png"), &px, &c, &h, &w), ERR_CORRUPT);
     ck_assert_ptr_nonnull(strstr(err_msg(), "cut.png"));
     // a tiny PNG whose header claims 100000 x 100000 RGB: refused before allocating
     static const uint8_t sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
@@ -459,19 +438,19 @@ START_TEST(test_decode_png_variants) {
     ihdr[16] = 8, ihdr[17] = 2, ihdr[18] = ihdr[19] = ihdr[20] = 0;
     put_be32(ihdr + 21, (uint32_t)crc32(0, ihdr + 4, 17));
     put_be32(idat + 8, (uint32_t)crc32(0, idat + 4, 4));
-    f = fopen(tpath("huge.png"), "wb");
+    f = fopen(tu_path("huge.png"), "wb");
     fwrite(sig, 1, 8, f);
     fwrite(ihdr, 1, sizeof ihdr, f);
     fwrite(idat, 1, sizeof idat, f);
     fclose(f);
-    ck_assert_int_eq(imglist_decode_file(tpath("huge.png"), &px, &c, &h, &w), ERR_INPUT);
+    ck_assert_int_eq(imglist_decode_file(tu_path("huge.png"), &px, &c, &h, &w), ERR_INPUT);
     ck_assert_ptr_nonnull(strstr(err_msg(), "huge.png"));
     ck_assert_ptr_nonnull(strstr(err_msg(), "too large"));
     // neither PNG nor JPEG
-    f = fopen(tpath("x.gif"), "wb");
+    f = fopen(tu_path("x.gif"), "wb");
     fputs("GIF89a.....", f);
     fclose(f);
-    ck_assert_int_eq(imglist_decode_file(tpath("x.gif"), &px, &c, &h, &w), ERR_INPUT);
+    ck_assert_int_eq(imglist_decode_file(tu_path("x.gif"), &px, &c, &h, &w), ERR_INPUT);
     ck_assert_ptr_nonnull(strstr(err_msg(), "x.gif"));
 }
 END_TEST
@@ -479,48 +458,48 @@ END_TEST
 START_TEST(test_decode_jpeg) {
     uint8_t g[16 * 16];
     for (int i = 0; i < 256; i++) g[i] = (uint8_t)(64 + (i % 16) * 4 + (i / 16) * 3);
-    write_jpeg_grey(tpath("g.jpg"), g, 16, 16);
+    write_jpeg_grey(tu_path("g.jpg"), g, 16, 16);
     uint8_t *px = NULL;
     int c, h, w;
-    ck_assert_int_eq(imglist_decode_file(tpath("g.jpg"), &px, &c, &h, &w), 0);
+    ck_assert_int_eq(imglist_decode_file(tu_path("g.jpg"), &px, &c, &h, &w), 0);
     ck_assert(c == 1 && h == 16 && w == 16);
     for (int i = 0; i < 256; i++) ck_assert_int_le(abs((int)px[i] - g[i]), 3);
     free(px);
     // truncated: refused (libjpeg alone would pad with grey)
-    FILE *f = fopen(tpath("g.jpg"), "rb");
+    FILE *f = fopen(tu_path("g.jpg"), "rb");
     uint8_t buf[8192];
     size_t n = fread(buf, 1, sizeof buf, f);
     fclose(f);
-    f = fopen(tpath("cut.jpg"), "wb");
+    f = fopen(tu_path("cut.jpg"), "wb");
     fwrite(buf, 1, n / 2, f);
     fclose(f);
-    ck_assert_int_eq(imglist_decode_file(tpath("cut.jpg"), &px, &c, &h, &w), ERR_CORRUPT);
+    ck_assert_int_eq(imglist_decode_file(tu_path("cut.jpg"), &px, &c, &h, &w), ERR_CORRUPT);
     ck_assert_ptr_nonnull(strstr(err_msg(), "cut.jpg"));
 }
 END_TEST
 
 START_TEST(test_imglist_parse) {
-    FILE *f = fopen(tpath("l.txt"), "w");
+    FILE *f = fopen(tu_path("l.txt"), "w");
     fprintf(f, "a/b c.png 3\r\n\nx.png -1\n");
     fclose(f);
     imglist l;
-    ck_assert_int_eq(imglist_read(&l, tpath("l.txt"), "/root"), ERR_INPUT); // "c.png 3" is no label
+    ck_assert_int_eq(imglist_read(&l, tu_path("l.txt"), "/root"), ERR_INPUT); // "c.png 3" is no label
     ck_assert_ptr_nonnull(strstr(err_msg(), "l.txt:1"));
     imglist_free(&l);
-    f = fopen(tpath("l.txt"), "w");
+    f = fopen(tu_path("l.txt"), "w");
     fprintf(f, "a/b.png 3\r\n\nx.png -1\n");
     fclose(f);
-    ck_assert_int_eq(imglist_read(&l, tpath("l.txt"), "/root"), 0);
+    ck_assert_int_eq(imglist_read(&l, tu_path("l.txt"), "/root"), 0);
     ck_assert_int_eq(l.n, 2);
     ck_assert_str_eq(l.items[0].path, "/root/a/b.png");
     ck_assert_int_eq(l.items[0].label, 3);
     ck_assert_int_eq(l.items[1].label, -1);
     ck_assert_int_eq(l.items[1].line, 3);
     imglist_free(&l);
-    f = fopen(tpath("l.txt"), "w");
+    f = fopen(tu_path("l.txt"), "w");
     fprintf(f, "x.png -2\n");
     fclose(f);
-    ck_assert_int_eq(imglist_read(&l, tpath("l.txt"), NULL), ERR_INPUT);
+    ck_assert_int_eq(imglist_read(&l, tu_path("l.txt"), NULL), ERR_INPUT);
     imglist_free(&l);
 }
 END_TEST
@@ -528,7 +507,7 @@ END_TEST
 Suite *suite_datasets(void) {
     Suite *s = suite_create("datasets");
     TCase *tc = tcase_create("readers");
-    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_checked_fixture(tc, tu_setup, tu_teardown);
     tcase_add_test(tc, test_idx_raw_and_gzip);
     tcase_add_test(tc, test_idx_bad_inputs);
     tcase_add_test(tc, test_idx_truncated_gzip);

@@ -10,22 +10,11 @@
 
 #include "common/err.h"
 #include "common/store.h"
+#include "tests/test_util.h"
 
-static char tdir[256];
 static char out[1 << 16]; // stdout + stderr of the last run
 
-static void setup(void) {
-    snprintf(tdir, sizeof tdir, "/tmp/test_dstore.XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(tdir));
-}
-
-static void teardown(void) {
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tdir);
-    ck_assert_int_eq(system(cmd), 0);
-}
-
-// Runs a shell command in tdir with $DS = the dstore binary and $PY = python; captures output
+// Runs a shell command in tu_dir with $DS = the dstore binary and $PY = python; captures output
 // into `out`; returns the exit status.
 static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static int sh(const char *fmt, ...) {
@@ -34,15 +23,9 @@ static int sh(const char *fmt, ...) {
     va_start(ap, fmt);
     vsnprintf(cmd, sizeof cmd, fmt, ap);
     va_end(ap);
-    const char *bin = getenv("DIFFOOD_BIN"), *py = getenv("DIFFOOD_PYTHON");
-    snprintf(full, sizeof full, "cd '%s' && export DS='%s/dstore' PY='%s' && { %s ; } 2>&1", tdir, bin ? bin : "bin",
-             py && *py ? py : "/usr/bin/python3", cmd);
-    FILE *p = popen(full, "r");
-    ck_assert_ptr_nonnull(p);
-    size_t n = fread(out, 1, sizeof out - 1, p);
-    out[n] = 0;
-    int st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    snprintf(full, sizeof full, "cd '%s' && export DS='%s/dstore' PY='%s' && { %s ; }", tu_dir, tu_bin(), tu_python(),
+             cmd);
+    return tu_capture(full, out, sizeof out);
 }
 
 #define HAS(text) ck_assert_msg(strstr(out, text), "output lacks '%s':\n%s", text, out)
@@ -84,7 +67,7 @@ START_TEST(test_import_export_numpy) {
     }
     // the records themselves, read through the library
     char path[300];
-    snprintf(path, sizeof path, "%s/s2", tdir);
+    snprintf(path, sizeof path, "%s/s2", tu_dir);
     ts_store *s;
     ck_assert_int_eq(ts_open(&s, path, TS_RDONLY), 0);
     ts_key k;
@@ -135,7 +118,7 @@ START_TEST(test_ls_info_show) {
     // a table of mixed layouts
     ck_assert_int_eq(sh("$DS import t x --npy feat.npy && $DS export s image --key 0 --npy one.npy"), 0);
     char path[300];
-    snprintf(path, sizeof path, "%s/t", tdir);
+    snprintf(path, sizeof path, "%s/t", tu_dir);
     ts_store *s;
     ck_assert_int_eq(ts_open(&s, path, 0), 0);
     int64_t shape[2] = {2, 2};
@@ -354,7 +337,7 @@ END_TEST
 Suite *suite_dstore(void) {
     Suite *s = suite_create("dstore");
     TCase *tc = tcase_create("dstore");
-    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_checked_fixture(tc, tu_setup, tu_teardown);
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_import_export_numpy);
     tcase_add_test(tc, test_ls_info_show);

@@ -2,54 +2,31 @@
 // progress lines (stderr redirected to a file in a forked child, a fake clock), the bar, resumed
 // rates, the environment interval, and the rate/ETA/duration arithmetic.
 #include <check.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include "common/log.h"
+#include "tests/test_util.h"
 
-static char tdir[256];
 static double fake_t;
 static double fake_now(void) { return fake_t; }
 
-static void setup(void) {
-    snprintf(tdir, sizeof tdir, "/tmp/test_log.XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(tdir));
-}
+struct child_fn {
+    void (*fn)(void);
+};
 
-static void teardown(void) {
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tdir);
-    ck_assert_int_eq(system(cmd), 0);
+static int call_child(void *arg) {
+    ((struct child_fn *)arg)->fn();
+    return 0;
 }
 
 // Runs fn in a child whose stderr is a file; returns what it wrote (static buffer).
 static const char *run_child(void (*fn)(void)) {
     static char out[8192];
-    char path[300];
-    snprintf(path, sizeof path, "%s/stderr.txt", tdir);
-    fflush(NULL);
-    pid_t pid = fork();
-    ck_assert_int_ge(pid, 0);
-    if (pid == 0) {
-        int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        if (fd < 0 || dup2(fd, 2) < 0) _exit(99);
-        close(fd);
-        fn();
-        fflush(stderr);
-        _exit(0);
-    }
-    int st;
-    ck_assert_int_eq(waitpid(pid, &st, 0), pid);
-    ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
-    FILE *f = fopen(path, "r");
-    ck_assert_ptr_nonnull(f);
-    size_t n = fread(out, 1, sizeof out - 1, f);
-    out[n] = 0;
-    fclose(f);
+    struct child_fn c = {fn};
+    ck_assert_int_eq(tu_fork_stderr(tu_path("stderr.txt"), call_child, &c), 0);
+    ck_assert_ptr_nonnull(tu_read_text(tu_path("stderr.txt"), out, sizeof out));
     return out;
 }
 
@@ -219,7 +196,7 @@ END_TEST
 Suite *suite_log(void) {
     Suite *s = suite_create("log");
     TCase *tc = tcase_create("log");
-    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_checked_fixture(tc, tu_setup, tu_teardown);
     tcase_add_test(tc, test_levels);
     tcase_add_test(tc, test_progress_lines);
     tcase_add_test(tc, test_progress_resumed);

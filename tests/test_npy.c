@@ -8,39 +8,23 @@
 
 #include "common/err.h"
 #include "common/npy.h"
+#include "tests/test_util.h"
 
-static char tdir[256];
 
-static void setup(void) {
-    snprintf(tdir, sizeof tdir, "/tmp/test_npy.XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(tdir));
-}
-
-static void teardown(void) {
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tdir);
-    ck_assert_int_eq(system(cmd), 0);
-}
-
-static const char *python(void) {
-    const char *p = getenv("DIFFOOD_PYTHON");
-    return p && *p ? p : "/usr/bin/python3";
-}
-
-// Runs a Python program (numpy imported as np) in tdir; returns its exit status.
+// Runs a Python program (numpy imported as np) in tu_dir; returns its exit status.
 static int run_py(const char *code) {
     char file[300], cmd[700];
-    snprintf(file, sizeof file, "%s/prog.py", tdir);
+    snprintf(file, sizeof file, "%s/prog.py", tu_dir);
     FILE *f = fopen(file, "w");
     ck_assert_ptr_nonnull(f);
-    fprintf(f, "import numpy as np, os, sys\nos.chdir(%s%s%s)\n%s\n", "'", tdir, "'", code);
+    fprintf(f, "import numpy as np, os, sys\nos.chdir(%s%s%s)\n%s\n", "'", tu_dir, "'", code);
     fclose(f);
-    snprintf(cmd, sizeof cmd, "'%s' '%s'", python(), file);
+    snprintf(cmd, sizeof cmd, "'%s' '%s'", tu_python(), file);
     int st = system(cmd);
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
-static void path_of(char *buf, size_t cap, const char *name) { snprintf(buf, cap, "%s/%s", tdir, name); }
+static void path_of(char *buf, size_t cap, const char *name) { snprintf(buf, cap, "%s/%s", tu_dir, name); }
 
 START_TEST(test_parse_dict) {
     npy_header h;
@@ -190,7 +174,7 @@ END_TEST
 Suite *suite_npy(void) {
     Suite *s = suite_create("npy");
     TCase *tc = tcase_create("npy");
-    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_checked_fixture(tc, tu_setup, tu_teardown);
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_parse_dict);
     tcase_add_test(tc, test_roundtrip_c);

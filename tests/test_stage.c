@@ -2,7 +2,6 @@
 // up-to-date decisions, conflicts that name what differs, --force clearing, input keys.
 #define _GNU_SOURCE
 #include <check.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,21 +10,14 @@
 #include "common/err.h"
 #include "common/stage.h"
 #include "common/store.h"
+#include "tests/test_util.h"
 
-static char tdir[256], spath[512];
+static char spath[512];
 
 static void setup(void) {
-    snprintf(tdir, sizeof tdir, "/tmp/diffood-stage-XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(tdir));
-    snprintf(spath, sizeof spath, "%s/out.store", tdir);
+    tu_setup();
+    snprintf(spath, sizeof spath, "%s/out.store", tu_dir);
 }
-
-static int rm_one(const char *p, const struct stat *sb, int flag, struct FTW *ftw) {
-    (void)sb, (void)flag, (void)ftw;
-    return remove(p);
-}
-
-static void teardown(void) { nftw(tdir, rm_one, 16, FTW_DEPTH | FTW_PHYS); }
 
 START_TEST(test_key_and_canonical) {
     char k1[33], k2[33], k3[33];
@@ -151,7 +143,7 @@ END_TEST
 Suite *suite_stage(void) {
     Suite *s = suite_create("stage");
     TCase *tc = tcase_create("contract");
-    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_checked_fixture(tc, setup, tu_teardown);
     tcase_add_test(tc, test_key_and_canonical);
     tcase_add_test(tc, test_states);
     tcase_add_test(tc, test_foreign_store);

@@ -11,21 +11,10 @@
 
 #include "common/err.h"
 #include "common/store.h"
+#include "tests/test_util.h"
 
-static char tdir[256];
 
-static void setup(void) {
-    snprintf(tdir, sizeof tdir, "/tmp/test_store.XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(tdir));
-}
-
-static void teardown(void) {
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tdir);
-    ck_assert_int_eq(system(cmd), 0);
-}
-
-static void sub(char *buf, size_t cap, const char *name) { snprintf(buf, cap, "%s/%s", tdir, name); }
+static void sub(char *buf, size_t cap, const char *name) { snprintf(buf, cap, "%s/%s", tu_dir, name); }
 
 // --- dtypes, float16, keys ---------------------------------------------------------------------
 START_TEST(test_dtype_tables) {
@@ -468,7 +457,7 @@ END_TEST
 Suite *suite_store(void) {
     Suite *s = suite_create("store");
     TCase *tc = tcase_create("store");
-    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_checked_fixture(tc, tu_setup, tu_teardown);
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_dtype_tables);
     tcase_add_test(tc, test_f16);

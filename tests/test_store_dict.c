@@ -8,21 +8,10 @@
 
 #include "common/err.h"
 #include "common/store.h"
+#include "tests/test_util.h"
 
-static char tdir[256];
 
-static void setup(void) {
-    snprintf(tdir, sizeof tdir, "/tmp/test_store_dict.XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(tdir));
-}
-
-static void teardown(void) {
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tdir);
-    ck_assert_int_eq(system(cmd), 0);
-}
-
-static void sub(char *buf, size_t cap, const char *name) { snprintf(buf, cap, "%s/%s", tdir, name); }
+static void sub(char *buf, size_t cap, const char *name) { snprintf(buf, cap, "%s/%s", tu_dir, name); }
 
 START_TEST(test_dictionary) {
     char path[300];
@@ -107,7 +96,7 @@ END_TEST
 Suite *suite_store_dict(void) {
     Suite *s = suite_create("store_dict");
     TCase *tc = tcase_create("store_dict");
-    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_checked_fixture(tc, tu_setup, tu_teardown);
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_dictionary);
     suite_add_tcase(s, tc);

@@ -11,33 +11,8 @@
 
 #include "common/err.h"
 #include "common/store.h"
+#include "tests/test_util.h"
 
-static char tdir[256];
-
-static void setup(void) {
-    snprintf(tdir, sizeof tdir, "/tmp/test_store_fault.XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(tdir));
-}
-
-static void teardown(void) {
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tdir);
-    ck_assert_int_eq(system(cmd), 0);
-}
-
-// Reads a whole file into a malloc'd buffer.
-static unsigned char *slurp(const char *path, size_t *n) {
-    FILE *f = fopen(path, "rb");
-    ck_assert_ptr_nonnull(f);
-    fseek(f, 0, SEEK_END);
-    long len = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    unsigned char *p = malloc((size_t)len);
-    ck_assert_uint_eq(fread(p, 1, (size_t)len, f), (size_t)len);
-    fclose(f);
-    *n = (size_t)len;
-    return p;
-}
 
 // Flips one byte of a file at offset off.
 static void flip_byte(const char *path, size_t off) {
@@ -54,7 +29,7 @@ static void flip_byte(const char *path, size_t off) {
 // nodes in their free space); returns the count, at most max.
 static int find_all(const char *path, const void *needle, size_t n, size_t *offs, int max) {
     size_t len;
-    unsigned char *p = slurp(path, &len);
+    unsigned char *p = tu_read_file(path, &len);
     int hits = 0;
     for (size_t i = 0; i + n <= len; i++)
         if (p[i] == ((const unsigned char *)needle)[0] && !memcmp(p + i, needle, n) && hits < max) offs[hits++] = i;
@@ -119,7 +94,7 @@ static void put_pattern(ts_store *s, const char *table, uint64_t key, size_t n, 
 
 START_TEST(test_flipped_bytes) {
     char path[300], data[340];
-    snprintf(path, sizeof path, "%s/s", tdir);
+    snprintf(path, sizeof path, "%s/s", tu_dir);
     snprintf(data, sizeof data, "%s/data.mdb", path);
     ts_store *s;
     ck_assert_int_eq(ts_open(&s, path, TS_CREATE | TS_NOSYNC), 0);
@@ -153,7 +128,7 @@ END_TEST
 
 START_TEST(test_flipped_compressed) {
     char path[300], data[340];
-    snprintf(path, sizeof path, "%s/z", tdir);
+    snprintf(path, sizeof path, "%s/z", tu_dir);
     snprintf(data, sizeof data, "%s/data.mdb", path);
     ts_store *s;
     ck_assert_int_eq(ts_open(&s, path, TS_CREATE | TS_NOSYNC), 0);
@@ -192,7 +167,7 @@ END_TEST
 // covers the key, so the record reads as corrupt.
 START_TEST(test_flipped_key) {
     char path[300], data[340];
-    snprintf(path, sizeof path, "%s/key", tdir);
+    snprintf(path, sizeof path, "%s/key", tu_dir);
     snprintf(data, sizeof data, "%s/data.mdb", path);
     ts_store *s;
     ck_assert_int_eq(ts_open(&s, path, TS_CREATE | TS_NOSYNC), 0);
@@ -271,7 +246,7 @@ static void writer_child(const char *path, int fd) {
 
 START_TEST(test_kill_writer) {
     char path[300];
-    snprintf(path, sizeof path, "%s/k", tdir);
+    snprintf(path, sizeof path, "%s/k", tu_dir);
     uint64_t reported = 0;
     for (int round = 0; round < 4; round++) {
         int fds[2];
@@ -346,7 +321,7 @@ END_TEST
 
 START_TEST(test_reader_during_writes) {
     char path[300];
-    snprintf(path, sizeof path, "%s/r", tdir);
+    snprintf(path, sizeof path, "%s/r", tu_dir);
     ts_store *s;
     ck_assert_int_eq(ts_open(&s, path, TS_CREATE | TS_NOSYNC), 0);
     ts_close(s);
@@ -433,7 +408,7 @@ END_TEST
 // The map grows under batches and lone puts; a batch bigger than the map is a clear error.
 START_TEST(test_map_growth) {
     char path[300];
-    snprintf(path, sizeof path, "%s/grow", tdir);
+    snprintf(path, sizeof path, "%s/grow", tu_dir);
     setenv("DIFFOOD_STORE_MAPSIZE", "1048576", 1); // a 1 MiB map to start with
     ts_store *s;
     ck_assert_int_eq(ts_open(&s, path, TS_CREATE | TS_NOSYNC), 0);
@@ -465,7 +440,7 @@ START_TEST(test_map_growth) {
     ts_tensor_free(&g);
     ts_close(s);
     // one batch larger than the whole map: a clear error, nothing half-written
-    snprintf(path, sizeof path, "%s/full", tdir);
+    snprintf(path, sizeof path, "%s/full", tu_dir);
     setenv("DIFFOOD_STORE_MAPSIZE", "1048576", 1);
     ck_assert_int_eq(ts_open(&s, path, TS_CREATE | TS_NOSYNC), 0);
     unsetenv("DIFFOOD_STORE_MAPSIZE");
@@ -487,7 +462,7 @@ END_TEST
 // A reader opened before another process grows the map keeps reading.
 START_TEST(test_reader_after_growth) {
     char path[300];
-    snprintf(path, sizeof path, "%s/g", tdir);
+    snprintf(path, sizeof path, "%s/g", tu_dir);
     setenv("DIFFOOD_STORE_MAPSIZE", "1048576", 1);
     ts_store *s;
     ck_assert_int_eq(ts_open(&s, path, TS_CREATE | TS_NOSYNC), 0);
@@ -550,7 +525,7 @@ END_TEST
 Suite *suite_store_fault(void) {
     Suite *s = suite_create("store_fault");
     TCase *tc = tcase_create("store_fault");
-    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_checked_fixture(tc, tu_setup, tu_teardown);
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_flipped_bytes);
     tcase_add_test(tc, test_flipped_compressed);

@@ -3,39 +3,17 @@
 #include "tests/test_train_util.h"
 
 #include <check.h>
-#include <fcntl.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include "common/stage.h"
 #include "common/store.h"
+#include "tests/test_util.h"
 
-char trt_dir[256];
-
-void trt_setup(void) {
-    snprintf(trt_dir, sizeof trt_dir, "/tmp/diffood-train-XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(trt_dir));
-}
-
-static int trt_rm(const char *p, const struct stat *sb, int flag, struct FTW *ftw) {
-    (void)sb, (void)flag, (void)ftw;
-    return remove(p);
-}
-
-void trt_teardown(void) { nftw(trt_dir, trt_rm, 16, FTW_DEPTH | FTW_PHYS); }
-
-const char *trt_path(const char *name) {
-    static char buf[32][512];
-    static int k;
-    k = (k + 1) % 32;
-    snprintf(buf[k], sizeof buf[k], "%s/%s", trt_dir, name);
-    return buf[k];
-}
+void trt_setup(void) { tu_setup(); }
+void trt_teardown(void) { tu_teardown(); }
+const char *trt_path(const char *name) { return tu_path(name); }
 
 void trt_make_store(const char *path, int n, int c, int s, int with_labels) {
     ts_store *st = NULL;
@@ -87,50 +65,18 @@ void trt_make_store(const char *path, int n, int c, int s, int with_labels) {
     free(img);
 }
 
-pid_t trt_start(const char *const *args) {
-    const char *bin = getenv("DIFFOOD_BIN");
-    ck_assert_msg(bin != NULL, "DIFFOOD_BIN is not set");
-    char exe[512], out[600], err[600];
-    snprintf(exe, sizeof exe, "%s/train", bin);
-    const char *argv[64];
-    int n = 0;
-    argv[n++] = exe;
-    for (int i = 0; args[i]; i++) argv[n++] = args[i];
-    argv[n] = NULL;
-    snprintf(out, sizeof out, "%s/stdout.txt", trt_dir);
-    snprintf(err, sizeof err, "%s/stderr.txt", trt_dir);
-    pid_t pid = fork();
-    ck_assert_int_ge(pid, 0);
-    if (pid == 0) {
-        int fo = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0644), fe = open(err, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        dup2(fo, 1);
-        dup2(fe, 2);
-        setenv("DIFFOOD_PROGRESS_INTERVAL", "0", 1);
-        execv(exe, (char *const *)argv);
-        _exit(127);
-    }
-    return pid;
-}
+// Progress lines at every step, so that tests can follow a run in its stderr.
+static const char *const trt_env[] = {"DIFFOOD_PROGRESS_INTERVAL=0", NULL};
 
-int trt_run(const char *const *args) {
-    int st = 0;
-    pid_t pid = trt_start(args);
-    waitpid(pid, &st, 0);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-}
+pid_t trt_start(const char *const *args) { return tu_start("train", args, trt_env); }
+
+int trt_run(const char *const *args) { return tu_run("train", args, trt_env); }
 
 static const char *trt_slurp(const char *name) {
     static char buf[2][16384];
     static int k;
     k ^= 1;
-    buf[k][0] = 0;
-    FILE *f = fopen(trt_path(name), "r");
-    if (f) {
-        size_t n = fread(buf[k], 1, sizeof buf[k] - 1, f);
-        buf[k][n] = 0;
-        fclose(f);
-    }
-    return buf[k];
+    return tu_read_text(tu_path(name), buf[k], sizeof buf[k]) ? buf[k] : "";
 }
 
 const char *trt_stderr(void) { return trt_slurp("stderr.txt"); }
