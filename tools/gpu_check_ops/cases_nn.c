@@ -7,14 +7,28 @@
 #include "common/err.h"
 #include "tools/gpu_check_ops/gc.h"
 
-#define A(expr)                  \
-    do {                         \
-        rc = (expr);             \
-        if (rc < 0) goto done;   \
-    } while (0)
-#define SEL(name) if (gc_selected(r, name))
+// --- layers with weights: convolution, linear --------------------------------------------------
 
-// --- convolution ------------------------------------------------------------------------------
+// Input, weight, bias, output and their gradients of a layer y = f(x; w, b), drawn in this order
+// from the run's generator: x in [-1, 1), w in [-0.5, 0.5), the rest in [-1, 1).
+typedef struct {
+    gc_t x, w, b, y, dy, dx, dw, db;
+} gc_layer;
+
+static int layer_alloc(gc_run *r, gc_layer *l, size_t nx, size_t nw, size_t nb, size_t ny) {
+    ERR_TRY(gc_rand(r, &l->x, nx, -1.f, 1.f));
+    ERR_TRY(gc_rand(r, &l->w, nw, -0.5f, 0.5f));
+    ERR_TRY(gc_rand(r, &l->b, nb, -1.f, 1.f));
+    ERR_TRY(gc_rand(r, &l->y, ny, -1.f, 1.f));
+    ERR_TRY(gc_rand(r, &l->dy, ny, -1.f, 1.f));
+    ERR_TRY(gc_rand(r, &l->dx, nx, -1.f, 1.f));
+    ERR_TRY(gc_rand(r, &l->dw, nw, -1.f, 1.f));
+    return gc_rand(r, &l->db, nb, -1.f, 1.f);
+}
+
+static void layer_free(gc_run *r, gc_layer *l) {
+    GC_FREE(r, &l->x, &l->w, &l->b, &l->y, &l->dy, &l->dx, &l->dw, &l->db);
+}
 
 static int case_conv(gc_run *r, ops_conv_shape s, int bias) {
     int rc = 0;
@@ -24,37 +38,18 @@ static int case_conv(gc_run *r, ops_conv_shape s, int bias) {
     int ho = ops_conv_out_h(&s), wo = ops_conv_out_w(&s);
     size_t nx = (size_t)s.n * s.c_in * s.h * s.w, nw = (size_t)s.c_out * s.c_in * s.kh * s.kw;
     size_t ny = (size_t)s.n * s.c_out * ho * wo;
-    gc_t x = {0}, w = {0}, b = {0}, y = {0}, dy = {0}, dx = {0}, dw = {0}, db = {0};
-    A(gc_rand(r, &x, nx, -1.f, 1.f));
-    A(gc_rand(r, &w, nw, -0.5f, 0.5f));
-    A(gc_rand(r, &b, (size_t)s.c_out, -1.f, 1.f));
-    A(gc_rand(r, &y, ny, -1.f, 1.f));
-    A(gc_rand(r, &dy, ny, -1.f, 1.f));
-    A(gc_rand(r, &dx, nx, -1.f, 1.f));
-    A(gc_rand(r, &dw, nw, -1.f, 1.f));
-    A(gc_rand(r, &db, (size_t)s.c_out, -1.f, 1.f));
-    SEL("conv2d_fwd") {
-        GC_BOTH(r, "conv2d_fwd", what, ops_conv2d_fwd(CTX, &s, P(y), P(x), P(w), bias ? P(b) : NULL));
-        A(gc_compare(r, "conv2d_fwd", what, "y", &y));
-    }
-    SEL("conv2d_bwd_data") {
-        GC_BOTH(r, "conv2d_bwd_data", what, ops_conv2d_bwd_data(CTX, &s, P(dx), P(dy), P(w)));
-        A(gc_compare(r, "conv2d_bwd_data", what, "dx", &dx));
-    }
-    SEL("conv2d_bwd_weight") {
-        GC_BOTH(r, "conv2d_bwd_weight", what, ops_conv2d_bwd_weight(CTX, &s, P(dw), bias ? P(db) : NULL, P(dy), P(x)));
-        A(gc_compare(r, "conv2d_bwd_weight", what, "dw", &dw));
-        if (bias) A(gc_compare(r, "conv2d_bwd_weight", what, "db", &db));
+    gc_layer l = {0};
+    GC_TRY(layer_alloc(r, &l, nx, nw, (size_t)s.c_out, ny));
+    GC_CHECK(r, "conv2d_fwd", what, "y", l.y, ops_conv2d_fwd(CTX, &s, P(l.y), P(l.x), P(l.w), bias ? P(l.b) : NULL));
+    GC_CHECK(r, "conv2d_bwd_data", what, "dx", l.dx, ops_conv2d_bwd_data(CTX, &s, P(l.dx), P(l.dy), P(l.w)));
+    GC_SEL("conv2d_bwd_weight") {
+        GC_BOTH(r, "conv2d_bwd_weight", what,
+                ops_conv2d_bwd_weight(CTX, &s, P(l.dw), bias ? P(l.db) : NULL, P(l.dy), P(l.x)));
+        GC_TRY(gc_compare(r, "conv2d_bwd_weight", what, "dw", &l.dw));
+        if (bias) GC_TRY(gc_compare(r, "conv2d_bwd_weight", what, "db", &l.db));
     }
 done:
-    gc_free(r, &x);
-    gc_free(r, &w);
-    gc_free(r, &b);
-    gc_free(r, &y);
-    gc_free(r, &dy);
-    gc_free(r, &dx);
-    gc_free(r, &dw);
-    gc_free(r, &db);
+    layer_free(r, &l);
     return rc;
 }
 
@@ -63,164 +58,133 @@ static ops_conv_shape gc_shape(int n, int c, int h, int w, int co, int k, int st
     return s;
 }
 
-// --- linear and bmm ---------------------------------------------------------------------------
-
 static int case_linear(gc_run *r, int n, int in, int out, int bias) {
     int rc = 0;
     char what[96];
     snprintf(what, sizeof what, "n%d in%d out%d%s", n, in, out, bias ? " b" : "");
-    gc_t x = {0}, w = {0}, b = {0}, y = {0}, dy = {0}, dx = {0}, dw = {0}, db = {0};
-    A(gc_rand(r, &x, (size_t)n * in, -1.f, 1.f));
-    A(gc_rand(r, &w, (size_t)out * in, -0.5f, 0.5f));
-    A(gc_rand(r, &b, (size_t)out, -1.f, 1.f));
-    A(gc_rand(r, &y, (size_t)n * out, -1.f, 1.f));
-    A(gc_rand(r, &dy, (size_t)n * out, -1.f, 1.f));
-    A(gc_rand(r, &dx, (size_t)n * in, -1.f, 1.f));
-    A(gc_rand(r, &dw, (size_t)out * in, -1.f, 1.f));
-    A(gc_rand(r, &db, (size_t)out, -1.f, 1.f));
-    SEL("linear_fwd") {
-        GC_BOTH(r, "linear_fwd", what, ops_linear_fwd(CTX, P(y), P(x), P(w), bias ? P(b) : NULL, n, in, out));
-        A(gc_compare(r, "linear_fwd", what, "y", &y));
-    }
-    SEL("linear_bwd") {
+    gc_layer l = {0};
+    GC_TRY(layer_alloc(r, &l, (size_t)n * in, (size_t)out * in, (size_t)out, (size_t)n * out));
+    GC_CHECK(r, "linear_fwd", what, "y", l.y,
+             ops_linear_fwd(CTX, P(l.y), P(l.x), P(l.w), bias ? P(l.b) : NULL, n, in, out));
+    GC_SEL("linear_bwd") {
         GC_BOTH(r, "linear_bwd", what,
-                ops_linear_bwd(CTX, P(dx), P(dw), bias ? P(db) : NULL, P(dy), P(x), P(w), n, in, out));
-        A(gc_compare(r, "linear_bwd", what, "dx", &dx));
-        A(gc_compare(r, "linear_bwd", what, "dw", &dw));
-        if (bias) A(gc_compare(r, "linear_bwd", what, "db", &db));
+                ops_linear_bwd(CTX, P(l.dx), P(l.dw), bias ? P(l.db) : NULL, P(l.dy), P(l.x), P(l.w), n, in, out));
+        GC_TRY(gc_compare(r, "linear_bwd", what, "dx", &l.dx));
+        GC_TRY(gc_compare(r, "linear_bwd", what, "dw", &l.dw));
+        if (bias) GC_TRY(gc_compare(r, "linear_bwd", what, "db", &l.db));
     }
 done:
-    gc_free(r, &x);
-    gc_free(r, &w);
-    gc_free(r, &b);
-    gc_free(r, &y);
-    gc_free(r, &dy);
-    gc_free(r, &dx);
-    gc_free(r, &dw);
-    gc_free(r, &db);
+    layer_free(r, &l);
     return rc;
 }
+
+// --- batched matrix product -------------------------------------------------------------------
 
 static int case_bmm(gc_run *r, int batch, int m, int n, int k, float alpha, float beta) {
     int rc = 0;
     gc_t a = {0}, b = {0}, c = {0};
-    A(gc_rand(r, &a, (size_t)batch * m * k, -1.f, 1.f));
-    A(gc_rand(r, &b, (size_t)batch * k * n, -1.f, 1.f));
-    A(gc_rand(r, &c, (size_t)batch * m * n, -1.f, 1.f));
+    GC_TRY(gc_rand(r, &a, (size_t)batch * m * k, -1.f, 1.f));
+    GC_TRY(gc_rand(r, &b, (size_t)batch * k * n, -1.f, 1.f));
+    GC_TRY(gc_rand(r, &c, (size_t)batch * m * n, -1.f, 1.f));
     for (int t = 0; t < 4 && gc_selected(r, "bmm"); t++) {
         int ta = t & 1, tb = t >> 1;
         char what[96];
         snprintf(what, sizeof what, "b%d m%d n%d k%d ta%d tb%d a%g b%g", batch, m, n, k, ta, tb, (double)alpha,
                  (double)beta);
         GC_BOTH(r, "bmm", what, ops_bmm(CTX, P(c), P(a), P(b), batch, m, n, k, ta, tb, alpha, beta));
-        A(gc_compare(r, "bmm", what, "c", &c));
+        GC_TRY(gc_compare(r, "bmm", what, "c", &c));
     }
 done:
-    gc_free(r, &a);
-    gc_free(r, &b);
-    gc_free(r, &c);
+    GC_FREE(r, &a, &b, &c);
     return rc;
 }
 
 // --- normalisation ----------------------------------------------------------------------------
 
-static const char *const gc_acts[OPS_ACT_COUNT] = {"none", "relu", "swish"};
+// Tensors of a normalisation (GroupNorm, BatchNorm) and its gradients, drawn in this order: x in
+// [-2, 3), y random, mean/rstd (nstat values) zero, with `running` the running mean and variance
+// (c values near 0 and 1), gamma near 1, beta near 0, the gradients in [-1, 1).
+typedef struct {
+    gc_t x, y, mean, rstd, rm, rv, gamma, beta, dy, dx, dg, dbt;
+} gc_norm;
+
+static int norm_alloc(gc_run *r, gc_norm *v, size_t nx, size_t c, size_t nstat, int running) {
+    ERR_TRY(gc_rand(r, &v->x, nx, -2.f, 3.f));
+    ERR_TRY(gc_rand(r, &v->y, nx, -1.f, 1.f));
+    ERR_TRY(gc_fill(r, &v->mean, nstat, 0.f));
+    ERR_TRY(gc_fill(r, &v->rstd, nstat, 0.f));
+    if (running) {
+        ERR_TRY(gc_rand(r, &v->rm, c, -0.1f, 0.1f));
+        ERR_TRY(gc_rand(r, &v->rv, c, 0.9f, 1.1f));
+    }
+    ERR_TRY(gc_rand(r, &v->gamma, c, 0.5f, 1.5f));
+    ERR_TRY(gc_rand(r, &v->beta, c, -0.5f, 0.5f));
+    ERR_TRY(gc_rand(r, &v->dy, nx, -1.f, 1.f));
+    ERR_TRY(gc_rand(r, &v->dx, nx, -1.f, 1.f));
+    ERR_TRY(gc_rand(r, &v->dg, c, -1.f, 1.f));
+    return gc_rand(r, &v->dbt, c, -1.f, 1.f);
+}
+
+static void norm_free(gc_run *r, gc_norm *v) {
+    GC_FREE(r, &v->x, &v->y, &v->mean, &v->rstd, &v->rm, &v->rv, &v->gamma, &v->beta, &v->dy, &v->dx, &v->dg, &v->dbt);
+}
 
 static int case_groupnorm(gc_run *r, int n, int c, int hw, int groups, ops_act act) {
     int rc = 0;
     char what[96];
-    snprintf(what, sizeof what, "n%d c%d hw%d g%d %s", n, c, hw, groups, gc_acts[act]);
+    snprintf(what, sizeof what, "n%d c%d hw%d g%d %s", n, c, hw, groups, gc_act_names[act]);
     size_t nx = (size_t)n * c * hw;
-    gc_t x = {0}, y = {0}, mean = {0}, rstd = {0}, gamma = {0}, beta = {0}, dy = {0}, dx = {0}, dg = {0}, dbt = {0};
-    A(gc_rand(r, &x, nx, -2.f, 3.f));
-    A(gc_rand(r, &y, nx, -1.f, 1.f));
-    A(gc_fill(r, &mean, (size_t)n * groups, 0.f));
-    A(gc_fill(r, &rstd, (size_t)n * groups, 0.f));
-    A(gc_rand(r, &gamma, (size_t)c, 0.5f, 1.5f));
-    A(gc_rand(r, &beta, (size_t)c, -0.5f, 0.5f));
-    A(gc_rand(r, &dy, nx, -1.f, 1.f));
-    A(gc_rand(r, &dx, nx, -1.f, 1.f));
-    A(gc_rand(r, &dg, (size_t)c, -1.f, 1.f));
-    A(gc_rand(r, &dbt, (size_t)c, -1.f, 1.f));
+    gc_norm v = {0};
+    GC_TRY(norm_alloc(r, &v, nx, (size_t)c, (size_t)n * groups, 0));
     if (gc_selected(r, "groupnorm_fwd") || gc_selected(r, "groupnorm_bwd")) {
         GC_BOTH(r, "groupnorm_fwd", what,
-                ops_groupnorm_fwd(CTX, act, P(y), P(mean), P(rstd), P(x), P(gamma), P(beta), n, c, hw, groups, 1e-6f));
-        A(gc_compare(r, "groupnorm_fwd", what, "y", &y));
-        A(gc_compare(r, "groupnorm_fwd", what, "mean", &mean));
-        A(gc_compare(r, "groupnorm_fwd", what, "rstd", &rstd));
+                ops_groupnorm_fwd(CTX, act, P(v.y), P(v.mean), P(v.rstd), P(v.x), P(v.gamma), P(v.beta), n, c, hw,
+                                  groups, 1e-6f));
+        GC_TRY(gc_compare(r, "groupnorm_fwd", what, "y", &v.y));
+        GC_TRY(gc_compare(r, "groupnorm_fwd", what, "mean", &v.mean));
+        GC_TRY(gc_compare(r, "groupnorm_fwd", what, "rstd", &v.rstd));
         // backward from the reference's saved statistics on both sides
         GC_BOTH(r, "groupnorm_bwd", what,
-                ops_groupnorm_bwd(CTX, act, P(dx), P(dg), P(dbt), P(dy), P(x), P(mean), P(rstd), P(gamma), P(beta), n,
-                                  c, hw, groups));
-        A(gc_compare(r, "groupnorm_bwd", what, "dx", &dx));
-        A(gc_compare(r, "groupnorm_bwd", what, "dgamma", &dg));
-        A(gc_compare(r, "groupnorm_bwd", what, "dbeta", &dbt));
+                ops_groupnorm_bwd(CTX, act, P(v.dx), P(v.dg), P(v.dbt), P(v.dy), P(v.x), P(v.mean), P(v.rstd),
+                                  P(v.gamma), P(v.beta), n, c, hw, groups));
+        GC_TRY(gc_compare(r, "groupnorm_bwd", what, "dx", &v.dx));
+        GC_TRY(gc_compare(r, "groupnorm_bwd", what, "dgamma", &v.dg));
+        GC_TRY(gc_compare(r, "groupnorm_bwd", what, "dbeta", &v.dbt));
     }
 done:
-    gc_free(r, &x);
-    gc_free(r, &y);
-    gc_free(r, &mean);
-    gc_free(r, &rstd);
-    gc_free(r, &gamma);
-    gc_free(r, &beta);
-    gc_free(r, &dy);
-    gc_free(r, &dx);
-    gc_free(r, &dg);
-    gc_free(r, &dbt);
+    norm_free(r, &v);
     return rc;
 }
 
 static int case_batchnorm(gc_run *r, int n, int c, int hw, ops_act act) {
     int rc = 0;
     char what[96];
-    snprintf(what, sizeof what, "n%d c%d hw%d %s", n, c, hw, gc_acts[act]);
+    snprintf(what, sizeof what, "n%d c%d hw%d %s", n, c, hw, gc_act_names[act]);
     size_t nx = (size_t)n * c * hw;
-    gc_t x = {0}, y = {0}, mean = {0}, rstd = {0}, rm = {0}, rv = {0}, gamma = {0}, beta = {0}, dy = {0}, dx = {0},
-         dg = {0}, dbt = {0};
-    A(gc_rand(r, &x, nx, -2.f, 3.f));
-    A(gc_rand(r, &y, nx, -1.f, 1.f));
-    A(gc_fill(r, &mean, (size_t)c, 0.f));
-    A(gc_fill(r, &rstd, (size_t)c, 0.f));
-    A(gc_rand(r, &rm, (size_t)c, -0.1f, 0.1f));
-    A(gc_rand(r, &rv, (size_t)c, 0.9f, 1.1f));
-    A(gc_rand(r, &gamma, (size_t)c, 0.5f, 1.5f));
-    A(gc_rand(r, &beta, (size_t)c, -0.5f, 0.5f));
-    A(gc_rand(r, &dy, nx, -1.f, 1.f));
-    A(gc_rand(r, &dx, nx, -1.f, 1.f));
-    A(gc_rand(r, &dg, (size_t)c, -1.f, 1.f));
-    A(gc_rand(r, &dbt, (size_t)c, -1.f, 1.f));
+    gc_norm v = {0};
+    GC_TRY(norm_alloc(r, &v, nx, (size_t)c, (size_t)c, 1));
     if (gc_selected(r, "batchnorm")) {
         GC_BOTH(r, "batchnorm_fwd_train", what,
-                ops_batchnorm_fwd_train(CTX, act, P(y), P(mean), P(rstd), P(rm), P(rv), P(x), P(gamma), P(beta), n, c,
-                                        hw, 0.1f, 1e-5f));
-        A(gc_compare(r, "batchnorm_fwd_train", what, "y", &y));
-        A(gc_compare(r, "batchnorm_fwd_train", what, "mean", &mean));
-        A(gc_compare(r, "batchnorm_fwd_train", what, "rstd", &rstd));
-        A(gc_compare(r, "batchnorm_fwd_train", what, "run_mean", &rm));
-        A(gc_compare(r, "batchnorm_fwd_train", what, "run_var", &rv));
+                ops_batchnorm_fwd_train(CTX, act, P(v.y), P(v.mean), P(v.rstd), P(v.rm), P(v.rv), P(v.x), P(v.gamma),
+                                        P(v.beta), n, c, hw, 0.1f, 1e-5f));
+        GC_TRY(gc_compare(r, "batchnorm_fwd_train", what, "y", &v.y));
+        GC_TRY(gc_compare(r, "batchnorm_fwd_train", what, "mean", &v.mean));
+        GC_TRY(gc_compare(r, "batchnorm_fwd_train", what, "rstd", &v.rstd));
+        GC_TRY(gc_compare(r, "batchnorm_fwd_train", what, "run_mean", &v.rm));
+        GC_TRY(gc_compare(r, "batchnorm_fwd_train", what, "run_var", &v.rv));
         GC_BOTH(r, "batchnorm_bwd", what,
-                ops_batchnorm_bwd(CTX, act, P(dx), P(dg), P(dbt), P(dy), P(x), P(mean), P(rstd), P(gamma), P(beta), n, c,
-                                  hw));
-        A(gc_compare(r, "batchnorm_bwd", what, "dx", &dx));
-        A(gc_compare(r, "batchnorm_bwd", what, "dgamma", &dg));
-        A(gc_compare(r, "batchnorm_bwd", what, "dbeta", &dbt));
-        GC_BOTH(r, "batchnorm_fwd_eval", what,
-                ops_batchnorm_fwd_eval(CTX, act, P(y), P(x), P(gamma), P(beta), P(rm), P(rv), n, c, hw, 1e-5f));
-        A(gc_compare(r, "batchnorm_fwd_eval", what, "y", &y));
+                ops_batchnorm_bwd(CTX, act, P(v.dx), P(v.dg), P(v.dbt), P(v.dy), P(v.x), P(v.mean), P(v.rstd),
+                                  P(v.gamma), P(v.beta), n, c, hw));
+        GC_TRY(gc_compare(r, "batchnorm_bwd", what, "dx", &v.dx));
+        GC_TRY(gc_compare(r, "batchnorm_bwd", what, "dgamma", &v.dg));
+        GC_TRY(gc_compare(r, "batchnorm_bwd", what, "dbeta", &v.dbt));
+        GC_BOTH(
+            r, "batchnorm_fwd_eval", what,
+            ops_batchnorm_fwd_eval(CTX, act, P(v.y), P(v.x), P(v.gamma), P(v.beta), P(v.rm), P(v.rv), n, c, hw, 1e-5f));
+        GC_TRY(gc_compare(r, "batchnorm_fwd_eval", what, "y", &v.y));
     }
 done:
-    gc_free(r, &x);
-    gc_free(r, &y);
-    gc_free(r, &mean);
-    gc_free(r, &rstd);
-    gc_free(r, &rm);
-    gc_free(r, &rv);
-    gc_free(r, &gamma);
-    gc_free(r, &beta);
-    gc_free(r, &dy);
-    gc_free(r, &dx);
-    gc_free(r, &dg);
-    gc_free(r, &dbt);
+    norm_free(r, &v);
     return rc;
 }
 

@@ -68,6 +68,30 @@ double gc_uniform(gc_run *r);
 #define P(t) (gc_side_ ? (t).dut : (t).ref)
 #define PI(ref_, dut_) (gc_side_ ? (dut_) : (ref_))
 
+// Inside a case (an int rc and a `done:` label that frees): rc = expr, to `done` when negative.
+#define GC_TRY(expr)               \
+    do {                           \
+        rc = (expr);               \
+        if (rc < 0) goto done;     \
+    } while (0)
+// The statement that follows runs when op `name` is selected by --only.
+#define GC_SEL(name) if (gc_selected(r, name))
+// One op, one output: when op is selected, runs expr on both contexts and compares t (a gc_t)
+// as output `out`.
+#define GC_CHECK(r, op, what, out, t, expr)                  \
+    do {                                                     \
+        if (gc_selected((r), (op))) {                        \
+            GC_BOTH((r), (op), (what), expr);                \
+            GC_TRY(gc_compare((r), (op), (what), (out), &(t))); \
+        }                                                    \
+    } while (0)
+
+// Names of the fused activations (ops_act), for case descriptions.
+extern const char *const gc_act_names[OPS_ACT_COUNT];
+// Frees every tensor of a NULL-terminated list (gc_free on each).
+void gc_free_list(gc_run *r, gc_t *const *list);
+#define GC_FREE(r, ...) gc_free_list((r), (gc_t *const[]){__VA_ARGS__, NULL})
+
 // Case families (cases_basic.c, cases_nn.c); each returns 0 or an err.h code for harness
 // failures (allocation), op mismatches being rows.
 int gc_cases_basic(gc_run *r);

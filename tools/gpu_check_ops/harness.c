@@ -73,6 +73,12 @@ void gc_free(gc_run *r, gc_t *t) {
     memset(t, 0, sizeof *t);
 }
 
+void gc_free_list(gc_run *r, gc_t *const *list) {
+    for (; *list; list++) gc_free(r, *list);
+}
+
+const char *const gc_act_names[OPS_ACT_COUNT] = {"none", "relu", "swish"};
+
 void gc_free_ids(gc_run *r, int32_t *ref, int32_t *dut) {
     if (ref) ops_free(r->ref, ref);
     if (dut) ops_free(r->dut, dut);
