@@ -133,6 +133,37 @@ typedef struct {
     int best_epoch;        // classifier
 } tr_result;
 
+// Seconds on the monotonic clock.
+double tr_now(void);
+
+// The per-step bookkeeping of a training loop (tr_loop.c). The loop sets the first group of
+// fields, calls tr_meter_begin before its first step, tr_meter_step after every step and
+// tr_meter_end when it leaves the loop other than by an error.
+typedef struct {
+    const char *out_path; // the checkpoint store, for messages
+    const char *section;  // config section named when the loss diverges ("train_diffusion")
+    int batch;            // images per step
+    long log_every;       // a log row and a progress line every log_every steps (0: never)
+    double minutes;       // time budget of this process (0: none)
+    int loss_digits;      // decimals of the smoothed loss on the progress line
+    tr_log *log;          // where log rows go
+    double t0;            // when this process started (tr_now)
+    long step0;           // steps taken before this process (set by tr_meter_begin)
+    double smooth;        // smoothed training loss
+    int budget_spent;     // the last tr_meter_step found the budget spent
+} tr_meter;
+
+// Starts the meter at step0 of total and the progress reporter ("train").
+void tr_meter_begin(tr_meter *m, long step0, long total);
+// Accounts the step that brought the run to `step` steps with batch loss `loss`, learning rate
+// lr and gradient norm gnorm: ERR_INTERNAL when the loss is not finite (the message names
+// SECTION.lr), the smoothed loss, every log_every steps a log row [step, loss, lr, gnorm,
+// images/s] and a progress line; *budget = 1 when the time budget is spent. ERR_NOMEM.
+int tr_meter_step(tr_meter *m, long step, float loss, double lr, float gnorm, int *budget);
+// Ends the run: says when the budget stopped it, ends the progress line, and fills step,
+// steps, complete, loss, seconds and images_per_s of res.
+void tr_meter_end(tr_meter *m, long step, long steps, tr_result *res);
+
 // The run's surroundings, filled by the stage.
 typedef struct {
     ts_store *out;           // the checkpoint store, opened by stage_open_output
@@ -143,6 +174,15 @@ typedef struct {
     const tr_images *train;  // the training store
     const tr_images *val;    // the --val store, or NULL
 } tr_env;
+
+// The meta every checkpoint carries (tr_ckpt.c; joins the open batch): model, config
+// (env->config_text), data_key, val_key (with env->val), mean and std (the training store's),
+// step and epoch. Store errors.
+int tr_ckpt_put_meta(ts_store *s, const tr_env *env, const char *model, int64_t step, int64_t epoch);
+// Where a run starts (tr_ckpt.c): 0 and *step = 0 for a store without meta step (fresh);
+// 1 and *step = meta step to resume; ERR_CORRUPT naming env->out_path when that lies outside
+// 0..total; store errors.
+int tr_ckpt_step(const tr_env *env, long total, long *step);
 
 // Trains (or continues training) the denoiser of config sections unet, diffusion and
 // train_diffusion; checkpoints every checkpoint_every steps, at the end, on SIGINT/SIGTERM

@@ -124,3 +124,28 @@ int tr_meta_get_doubles(ts_store *s, const char *key, double *v, int n) {
     ERR_IF(!ok, ERR_CORRUPT, "%s: meta %s is not a list of %d numbers", ts_path(s), key, n);
     return 0;
 }
+
+// --- the meta of a run --------------------------------------------------------------------------
+
+int tr_ckpt_put_meta(ts_store *s, const tr_env *env, const char *model, int64_t step, int64_t epoch) {
+    ERR_TRY(ts_meta_put(s, "model", model));
+    ERR_TRY(ts_meta_put(s, "config", env->config_text));
+    ERR_TRY(ts_meta_put(s, "data_key", env->train->key));
+    if (env->val) ERR_TRY(ts_meta_put(s, "val_key", env->val->key));
+    ERR_TRY(tr_meta_put_doubles(s, "mean", env->train->mean, env->train->c));
+    ERR_TRY(tr_meta_put_doubles(s, "std", env->train->std, env->train->c));
+    ERR_TRY(tr_meta_put_i64(s, "step", step));
+    return tr_meta_put_i64(s, "epoch", epoch);
+}
+
+int tr_ckpt_step(const tr_env *env, long total, long *step) {
+    int64_t st = 0;
+    int rc = tr_meta_get_i64(env->out, "step", &st);
+    *step = 0;
+    if (rc == ERR_NOTFOUND) return 0;
+    ERR_TRY(rc);
+    ERR_IF(st < 0 || st > total, ERR_CORRUPT, "%s: meta step %lld outside 0..%ld", env->out_path, (long long)st,
+           total);
+    *step = (long)st;
+    return 1;
+}

@@ -6,7 +6,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "common/cfg.h"
 #include "common/cli.h"
@@ -42,12 +41,6 @@ typedef struct {
     tr_order order;
     tr_log log;
 } tr_cls;
-
-static double tr_cls_now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 static int tr_cls_config(tr_cls *c, const cfg *root) {
     int64_t l;
@@ -243,14 +236,7 @@ static int tr_cls_checkpoint(tr_cls *c, long step, const float *val_row) {
     }
     ERR_GOTO(rc, tr_log_flush(&c->log, s, "log"));
     if (val_row) ERR_GOTO(rc, tr_put_vector(s, "val_acc", (uint64_t)val_row[0], val_row, 3));
-    ERR_GOTO(rc, ts_meta_put(s, "model", "classifier"));
-    ERR_GOTO(rc, ts_meta_put(s, "config", c->env->config_text));
-    ERR_GOTO(rc, ts_meta_put(s, "data_key", c->env->train->key));
-    if (c->env->val) ERR_GOTO(rc, ts_meta_put(s, "val_key", c->env->val->key));
-    ERR_GOTO(rc, tr_meta_put_doubles(s, "mean", c->env->train->mean, c->env->train->c));
-    ERR_GOTO(rc, tr_meta_put_doubles(s, "std", c->env->train->std, c->env->train->c));
-    ERR_GOTO(rc, tr_meta_put_i64(s, "step", step));
-    ERR_GOTO(rc, tr_meta_put_i64(s, "epoch", step / c->spe));
+    ERR_GOTO(rc, tr_ckpt_put_meta(s, c->env, "classifier", step, step / c->spe));
     ERR_GOTO(rc, ts_commit(s));
     return 0;
 fail:
@@ -260,15 +246,9 @@ fail:
 
 static int tr_cls_start(tr_cls *c, long *step) {
     ts_store *s = c->env->out;
-    int64_t st = 0;
-    int rc = tr_meta_get_i64(s, "step", &st);
-    if (rc == ERR_NOTFOUND) {
-        *step = 0;
-        return nn_init_default(c->net, c->seed);
-    }
+    int rc = tr_ckpt_step(c->env, c->total, step);
+    if (rc == 0) return nn_init_default(c->net, c->seed);
     ERR_TRY(rc);
-    ERR_IF(st < 0 || st > c->total, ERR_CORRUPT, "%s: meta step %lld outside 0..%ld", c->env->out_path,
-           (long long)st, c->total);
     size_t n = 0;
     ERR_TRY(tr_ckpt_get(s, "param", NULL, c->net, NN_KIND_PARAM, c->net->params));
     ERR_TRY(tr_ckpt_get(s, "buffer", NULL, c->net, NN_KIND_BUFFER, c->net->buffers));
@@ -287,8 +267,7 @@ static int tr_cls_start(tr_cls *c, long *step) {
     } else if (rc != ERR_NOTFOUND) {
         return rc;
     }
-    optim_set_steps(c->opt, (long)st);
-    *step = (long)st;
+    optim_set_steps(c->opt, *step);
     log_info("%s: resuming at step %ld of %ld (epoch %ld)", c->env->out_path, *step, c->total, *step / c->spe);
     return 0;
 }
@@ -323,47 +302,31 @@ int tr_classifier_run(const tr_env *env, tr_result *res) {
     c.env = env;
     c.ctx = env->ctx;
     int rc = 0;
-    long step = 0, step0;
-    double smooth = 0, t0 = tr_cls_now();
+    long step = 0;
+    tr_meter m = {.out_path = env->out_path, .section = "train_classifier", .loss_digits = 3, .log = &c.log,
+                  .t0 = tr_now()};
     ERR_GOTO(rc, tr_cls_setup(&c));
     ERR_GOTO(rc, tr_cls_start(&c, &step));
-    step0 = step;
     log_info("%s: ResNet-18 of %zu parameters, %lld training / %lld validation images, batch %d, %d epochs of %ld steps",
              env->out_path, c.net->n_params, (long long)c.n_train, (long long)c.n_val, c.B, c.epochs, c.spe);
-    prog_begin_from("train", (uint64_t)step, (uint64_t)c.total);
+    m.batch = c.B;
+    m.log_every = c.log_every;
+    m.minutes = c.minutes;
+    tr_meter_begin(&m, step, c.total);
     while (step < c.total) {
         float loss = 0, gnorm = 0, row[3];
         double lr = optim_lr(c.opt, step);
+        int budget = 0;
         ERR_GOTO(rc, tr_cls_step(&c, step, &loss, &gnorm));
-        ERR_GOTO_IF(rc, !isfinite(loss), ERR_INTERNAL, "%s: the loss is %g at step %ld (diverged; lower train_classifier.lr)",
-                    env->out_path, (double)loss, step);
         step++;
-        smooth = step == step0 + 1 ? loss : 0.98 * smooth + 0.02 * loss;
-        double el = tr_cls_now() - t0, ips = (double)(step - step0) * c.B / (el > 0 ? el : 1e-9);
-        if (c.log_every > 0 && step % c.log_every == 0) {
-            float lrow[TR_LOG_WIDTH] = {(float)step, loss, (float)lr, gnorm, (float)ips};
-            ERR_GOTO(rc, tr_log_add(&c.log, lrow));
-            prog_update((uint64_t)step, "loss %.3f lr %.2e |g| %.2f %.0f img/s", smooth, lr, (double)gnorm, ips);
-        }
-        int stop = cli_interrupted(), budget = c.minutes > 0 && el >= c.minutes * 60.0;
-        int epoch_end = step % c.spe == 0;
+        ERR_GOTO(rc, tr_meter_step(&m, step, loss, lr, gnorm, &budget));
+        int stop = cli_interrupted(), epoch_end = step % c.spe == 0;
         if (epoch_end) ERR_GOTO(rc, tr_cls_epoch_end(&c, step / c.spe - 1, row));
         if (epoch_end || stop || budget) ERR_GOTO(rc, tr_cls_checkpoint(&c, step, epoch_end ? row : NULL));
         if (stop) ERR_GOTO(rc, cli_check_interrupt());
-        if (budget) {
-            log_info("%s: the %.1f-minute budget is spent at step %ld: checkpoint kept, rerun to continue",
-                     env->out_path, c.minutes, step);
-            break;
-        }
+        if (budget) break;
     }
-    prog_update((uint64_t)step, NULL);
-    prog_end();
-    res->step = step;
-    res->steps = c.total;
-    res->complete = step >= c.total;
-    res->loss = smooth;
-    res->seconds = tr_cls_now() - t0;
-    res->images_per_s = res->seconds > 0 ? (double)(step - step0) * c.B / res->seconds : 0;
+    tr_meter_end(&m, step, c.total, res);
     res->val_metric = c.best_acc;
     res->best_epoch = c.best_epoch;
 fail:

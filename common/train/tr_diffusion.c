@@ -5,7 +5,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "common/cfg.h"
 #include "common/cli.h"
@@ -45,12 +44,6 @@ typedef struct {
     tr_order order;
     tr_log log;
 } tr_diff;
-
-static double tr_now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 static int tr_diff_config(tr_diff *d, const cfg *root) {
     int64_t l;
@@ -324,14 +317,7 @@ static int tr_diff_checkpoint(tr_diff *d, long step, const float *val) {
     ERR_GOTO(rc, tr_ckpt_put(s, "optim", "exp_avg_sq.", d->net, NN_KIND_PARAM, st + d->net->n_params));
     ERR_GOTO(rc, tr_log_flush(&d->log, s, "log"));
     if (val) ERR_GOTO(rc, tr_put_vector(s, "val_loss", (uint64_t)step, val, TR_VAL_BUCKETS));
-    ERR_GOTO(rc, ts_meta_put(s, "model", "diffusion"));
-    ERR_GOTO(rc, ts_meta_put(s, "config", d->env->config_text));
-    ERR_GOTO(rc, ts_meta_put(s, "data_key", d->env->train->key));
-    if (d->env->val) ERR_GOTO(rc, ts_meta_put(s, "val_key", d->env->val->key));
-    ERR_GOTO(rc, tr_meta_put_doubles(s, "mean", d->env->train->mean, d->env->train->c));
-    ERR_GOTO(rc, tr_meta_put_doubles(s, "std", d->env->train->std, d->env->train->c));
-    ERR_GOTO(rc, tr_meta_put_i64(s, "step", step));
-    ERR_GOTO(rc, tr_meta_put_i64(s, "epoch", (int64_t)((uint64_t)step * d->B / d->env->train->n)));
+    ERR_GOTO(rc, tr_ckpt_put_meta(s, d->env, "diffusion", step, (int64_t)((uint64_t)step * d->B / d->env->train->n)));
     ERR_GOTO(rc, ts_commit(s));
     return 0;
 fail:
@@ -341,17 +327,12 @@ fail:
 
 // Fresh start (initialisation) or resume (the last checkpoint). *step = steps taken.
 static int tr_diff_start(tr_diff *d, long *step) {
-    int64_t st = 0;
-    int rc = tr_meta_get_i64(d->env->out, "step", &st);
-    if (rc == ERR_NOTFOUND) {
+    int rc = tr_ckpt_step(d->env, d->steps, step);
+    if (rc == 0) {
         ERR_TRY(nn_init_default(d->net, d->seed));
-        ERR_TRY(optim_ema_create(&d->ema, d->ctx, d->net->params, d->net->n_params, (float)d->ema_rate));
-        *step = 0;
-        return 0;
+        return optim_ema_create(&d->ema, d->ctx, d->net->params, d->net->n_params, (float)d->ema_rate);
     }
     ERR_TRY(rc);
-    ERR_IF(st < 0 || st > d->steps, ERR_CORRUPT, "%s: meta step %lld outside 0..%ld", d->env->out_path, (long long)st,
-           d->steps);
     size_t n = 0;
     float *state = optim_state(d->opt, &n);
     ERR_TRY(tr_ckpt_get(d->env->out, "param", NULL, d->net, NN_KIND_PARAM, d->net->params));
@@ -359,8 +340,7 @@ static int tr_diff_start(tr_diff *d, long *step) {
     ERR_TRY(tr_ckpt_get(d->env->out, "ema", NULL, d->net, NN_KIND_PARAM, optim_ema_params(d->ema)));
     ERR_TRY(tr_ckpt_get(d->env->out, "optim", "exp_avg.", d->net, NN_KIND_PARAM, state));
     ERR_TRY(tr_ckpt_get(d->env->out, "optim", "exp_avg_sq.", d->net, NN_KIND_PARAM, state + d->net->n_params));
-    optim_set_steps(d->opt, (long)st);
-    *step = (long)st;
+    optim_set_steps(d->opt, *step);
     log_info("%s: resuming at step %ld of %ld", d->env->out_path, *step, d->steps);
     return 0;
 }
@@ -372,57 +352,42 @@ int tr_diffusion_run(const tr_env *env, tr_result *res) {
     d.env = env;
     d.ctx = env->ctx;
     int rc = 0;
-    long step = 0, step0;
+    long step = 0;
     float val[TR_VAL_BUCKETS];
-    double smooth = 0, t0 = tr_now();
+    tr_meter m = {.out_path = env->out_path, .section = "train_diffusion", .loss_digits = 2, .log = &d.log,
+                  .t0 = tr_now()};
     ERR_GOTO(rc, tr_diff_setup(&d));
     ERR_GOTO(rc, tr_diff_start(&d, &step));
-    step0 = step;
     log_info("%s: UNet of %zu parameters, batch %d, t in 0..%d, %ld steps", env->out_path, d.net->n_params, d.B,
              d.I - 1, d.steps);
-    prog_begin_from("train", (uint64_t)step, (uint64_t)d.steps);
+    m.batch = d.B;
+    m.log_every = d.log_every;
+    m.minutes = d.minutes;
+    tr_meter_begin(&m, step, d.steps);
     while (step < d.steps) {
         float loss = 0, gnorm = 0;
         double lr = optim_lr(d.opt, step);
+        int budget = 0;
         ERR_GOTO(rc, tr_diff_step(&d, step, &loss, &gnorm));
-        ERR_GOTO_IF(rc, !isfinite(loss), ERR_INTERNAL, "%s: the loss is %g at step %ld (diverged; lower train_diffusion.lr)",
-                    env->out_path, (double)loss, step);
         step++;
-        smooth = step == step0 + 1 ? loss : 0.98 * smooth + 0.02 * loss;
-        double el = tr_now() - t0, ips = (double)(step - step0) * d.B / (el > 0 ? el : 1e-9);
-        if (d.log_every > 0 && step % d.log_every == 0) {
-            float row[TR_LOG_WIDTH] = {(float)step, loss, (float)lr, gnorm, (float)ips};
-            ERR_GOTO(rc, tr_log_add(&d.log, row));
-            prog_update((uint64_t)step, "loss %.2f lr %.2e |g| %.2f %.0f img/s", smooth, lr, (double)gnorm, ips);
-        }
-        int stop = cli_interrupted(), budget = d.minutes > 0 && el >= d.minutes * 60.0;
+        ERR_GOTO(rc, tr_meter_step(&m, step, loss, lr, gnorm, &budget));
+        int stop = cli_interrupted();
         int due = (d.ckpt_every > 0 && step % d.ckpt_every == 0) || step == d.steps;
         if (due || stop || budget) {
             if (due) ERR_GOTO(rc, tr_diff_val_loss(&d, val));
             ERR_GOTO(rc, tr_diff_checkpoint(&d, step, due ? val : NULL));
             if (due) {
-                double m = 0;
-                for (int b = 0; b < TR_VAL_BUCKETS; b++) m += val[b] / TR_VAL_BUCKETS;
-                res->val_metric = m;
-                log_info("step %ld: checkpoint; validation loss %.2f (t buckets: %.1f .. %.1f)", step, m, (double)val[0],
-                         (double)val[TR_VAL_BUCKETS - 1]);
+                double mv = 0;
+                for (int b = 0; b < TR_VAL_BUCKETS; b++) mv += val[b] / TR_VAL_BUCKETS;
+                res->val_metric = mv;
+                log_info("step %ld: checkpoint; validation loss %.2f (t buckets: %.1f .. %.1f)", step, mv,
+                         (double)val[0], (double)val[TR_VAL_BUCKETS - 1]);
             }
         }
         if (stop) ERR_GOTO(rc, cli_check_interrupt());
-        if (budget) {
-            log_info("%s: the %.1f-minute budget is spent at step %ld: checkpoint kept, rerun to continue",
-                     env->out_path, d.minutes, step);
-            break;
-        }
+        if (budget) break;
     }
-    prog_update((uint64_t)step, NULL);
-    prog_end();
-    res->step = step;
-    res->steps = d.steps;
-    res->complete = step >= d.steps;
-    res->loss = smooth;
-    res->seconds = tr_now() - t0;
-    res->images_per_s = res->seconds > 0 ? (double)(step - step0) * d.B / res->seconds : 0;
+    tr_meter_end(&m, step, d.steps, res);
     if (res->complete) {
         ERR_GOTO(rc, ts_begin_write(env->out));
         ERR_GOTO(rc, tr_diff_grid(&d));
