@@ -164,71 +164,53 @@ fail:
     return rc;
 }
 
-static int parse_seq(yaml_in *in, yaml_event_t *start, int depth, cfg **out) {
-    int rc = 0;
-    yaml_event_t ev;
-    cfg *n = new_at(in, CFG_LIST, start);
-    if (!n) return err_set(ERR_NOMEM, "%s: out of memory", in->name);
-    for (;;) {
-        ERR_GOTO(rc, next_event(in, &ev));
-        if (ev.type == YAML_SEQUENCE_END_EVENT) {
-            yaml_event_delete(&ev);
-            break;
-        }
-        cfg *child = NULL;
-        rc = parse_node(in, &ev, depth + 1, &child);
-        yaml_event_delete(&ev);
-        if (rc < 0) goto fail;
-        if ((rc = cfg_node_append(n, child, NULL)) < 0) {
-            cfg_node_free(child);
-            goto fail;
-        }
+// The key event `ev` of map n (deleted here) into key[256]: a plain scalar of letters, digits,
+// '_' and '-' that n does not hold yet. ERR_CONFIG naming file, line and column.
+static int parse_key(yaml_in *in, const cfg *n, yaml_event_t *ev, char *key) {
+    size_t line = ev->start_mark.line + 1, col = ev->start_mark.column + 1;
+    if (ev->type != YAML_SCALAR_EVENT) {
+        yaml_event_delete(ev);
+        return err_set(ERR_CONFIG, "%s:%zu:%zu: a key must be a plain word, not a list or map", in->name, line, col);
     }
-    if (n->len == 0) n->open = true;
-    *out = n;
+    size_t klen = ev->data.scalar.length;
+    bool ok = klen < 256 && cfg_key_valid((const char *)ev->data.scalar.value, klen);
+    if (ok) {
+        memcpy(key, ev->data.scalar.value, klen);
+        key[klen] = 0;
+    } else {
+        snprintf(key, 256, "%.*s", (int)(klen < 80 ? klen : 80), (const char *)ev->data.scalar.value);
+    }
+    yaml_event_delete(ev);
+    ERR_IF(!ok, ERR_CONFIG, "%s:%zu:%zu: bad key '%s' (keys are letters, digits, '_' and '-')", in->name, line, col,
+           key);
+    ERR_IF(cfg_map_lookup_n(n, key, klen), ERR_CONFIG, "%s:%zu:%zu: duplicate key '%s'", in->name, line, col, key);
     return 0;
-fail:
-    cfg_node_free(n);
-    return rc;
 }
 
-static int parse_map(yaml_in *in, yaml_event_t *start, int depth, cfg **out) {
+// A list or map (type CFG_LIST / CFG_MAP) from its start event to its end event; in a map each
+// child follows its key.
+static int parse_collection(yaml_in *in, yaml_event_t *start, int depth, cfg_type type, cfg **out) {
     int rc = 0;
     yaml_event_t ev;
-    cfg *n = new_at(in, CFG_MAP, start);
+    yaml_event_type_t end = type == CFG_MAP ? YAML_MAPPING_END_EVENT : YAML_SEQUENCE_END_EVENT;
+    cfg *n = new_at(in, type, start);
     if (!n) return err_set(ERR_NOMEM, "%s: out of memory", in->name);
     for (;;) {
         ERR_GOTO(rc, next_event(in, &ev));
-        if (ev.type == YAML_MAPPING_END_EVENT) {
+        if (ev.type == end) {
             yaml_event_delete(&ev);
             break;
         }
-        size_t line = ev.start_mark.line + 1, col = ev.start_mark.column + 1;
-        if (ev.type != YAML_SCALAR_EVENT) {
-            yaml_event_delete(&ev);
-            ERR_GOTO_IF(rc, 1, ERR_CONFIG, "%s:%zu:%zu: a key must be a plain word, not a list or map",
-                        in->name, line, col);
-        }
         char key[256];
-        size_t klen = ev.data.scalar.length;
-        bool ok = klen < sizeof key && cfg_key_valid((const char *)ev.data.scalar.value, klen);
-        if (ok) {
-            memcpy(key, ev.data.scalar.value, klen);
-            key[klen] = 0;
-        } else {
-            snprintf(key, sizeof key, "%.*s", (int)(klen < 80 ? klen : 80), (const char *)ev.data.scalar.value);
+        if (type == CFG_MAP) {
+            ERR_GOTO(rc, parse_key(in, n, &ev, key));
+            ERR_GOTO(rc, next_event(in, &ev));
         }
-        yaml_event_delete(&ev);
-        ERR_GOTO_IF(rc, !ok, ERR_CONFIG, "%s:%zu:%zu: bad key '%s' (keys are letters, digits, '_' and '-')",
-                    in->name, line, col, key);
-        ERR_GOTO_IF(rc, cfg_map_lookup_n(n, key, klen), ERR_CONFIG, "%s:%zu:%zu: duplicate key '%s'",
-                    in->name, line, col, key);
-        ERR_GOTO(rc, next_event(in, &ev));
         cfg *child = NULL;
         rc = parse_node(in, &ev, depth + 1, &child);
         yaml_event_delete(&ev);
         if (rc < 0) goto fail;
-        if ((rc = cfg_node_append(n, child, key)) < 0) {
+        if ((rc = cfg_node_append(n, child, type == CFG_MAP ? key : NULL)) < 0) {
             cfg_node_free(child);
             goto fail;
         }
@@ -247,8 +229,8 @@ static int parse_node(yaml_in *in, yaml_event_t *ev, int depth, cfg **out) {
         return err_set(ERR_CONFIG, "%s:%zu:%zu: nested deeper than %d levels", in->name, line, col, CFG_MAX_DEPTH);
     switch (ev->type) {
     case YAML_SCALAR_EVENT: return parse_scalar(in, ev, out);
-    case YAML_SEQUENCE_START_EVENT: return parse_seq(in, ev, depth, out);
-    case YAML_MAPPING_START_EVENT: return parse_map(in, ev, depth, out);
+    case YAML_SEQUENCE_START_EVENT: return parse_collection(in, ev, depth, CFG_LIST, out);
+    case YAML_MAPPING_START_EVENT: return parse_collection(in, ev, depth, CFG_MAP, out);
     case YAML_ALIAS_EVENT:
         return err_set(ERR_CONFIG, "%s:%zu:%zu: aliases (*name) are not supported", in->name, line, col);
     default: return err_set(ERR_CONFIG, "%s:%zu:%zu: unexpected YAML event", in->name, line, col);
