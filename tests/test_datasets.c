@@ -9,7 +9,6 @@
 #include <unistd.h>
 #include <zlib.h>
 
-#include <jpeglib.h>
 #include <png.h>
 
 #include "common/err.h"
@@ -355,50 +354,15 @@ END_TEST
 
 // --- PNG / JPEG decoding and image lists ---------------------------------------------------
 
-static void write_png_fmt(const char *path, const void *buf, int h, int w, png_uint_32 format, const void *cmap,
-                          int cmap_n) {
-    png_image img;
-    memset(&img, 0, sizeof img);
-    img.version = PNG_IMAGE_VERSION;
-    img.width = (png_uint_32)w;
-    img.height = (png_uint_32)h;
-    img.format = format;
-    img.colormap_entries = (png_uint_32)cmap_n;
-    ck_assert(png_image_write_to_file(&img, path, 0, buf, 0, cmap));
-}
-
-static void write_jpeg_grey(const char *path, const uint8_t *px, int h, int w) {
-    struct jpeg_compress_struct ci;
-    struct jpeg_error_mgr jerr;
-    ci.err = jpeg_std_error(&jerr);
-    jpeg_create_compress(&ci);
-    FILE *f = fopen(path, "wb");
-    jpeg_stdio_dest(&ci, f);
-    ci.image_width = (JDIMENSION)w;
-    ci.image_height = (JDIMENSION)h;
-    ci.input_components = 1;
-    ci.in_color_space = JCS_GRAYSCALE;
-    jpeg_set_defaults(&ci);
-    jpeg_set_quality(&ci, 100, TRUE);
-    jpeg_start_compress(&ci, TRUE);
-    while (ci.next_scanline < ci.image_height) {
-        JSAMPROW row = (JSAMPROW)(px + (size_t)ci.next_scanline * w);
-        jpeg_write_scanlines(&ci, &row, 1);
-    }
-    jpeg_finish_compress(&ci);
-    jpeg_destroy_compress(&ci);
-    fclose(f);
-}
-
 START_TEST(test_decode_png_variants) {
     uint8_t rgba[3 * 5 * 4], ga[3 * 5 * 2], idx[3 * 5], cmap[4 * 3];
     for (int i = 0; i < 60; i++) rgba[i] = (uint8_t)(i * 11 + 1);
     for (int i = 0; i < 30; i++) ga[i] = (uint8_t)(i * 5 + 2);
     for (int i = 0; i < 15; i++) idx[i] = (uint8_t)(i % 4);
     for (int i = 0; i < 12; i++) cmap[i] = (uint8_t)(i * 20 + 5);
-    write_png_fmt(tu_path("rgba.png"), rgba, 3, 5, PNG_FORMAT_RGBA, NULL, 0);
-    write_png_fmt(tu_path("ga.png"), ga, 3, 5, PNG_FORMAT_GA, NULL, 0);
-    write_png_fmt(tu_path("pal.png"), idx, 3, 5, PNG_FORMAT_RGB_COLORMAP, cmap, 4);
+    tu_write_png(tu_path("rgba.png"), rgba, 3, 5, PNG_FORMAT_RGBA, NULL, 0);
+    tu_write_png(tu_path("ga.png"), ga, 3, 5, PNG_FORMAT_GA, NULL, 0);
+    tu_write_png(tu_path("pal.png"), idx, 3, 5, PNG_FORMAT_RGB_COLORMAP, cmap, 4);
     uint8_t *px = NULL;
     int c, h, w;
     ck_assert_int_eq(imglist_decode_file(tu_path("rgba.png"), &px, &c, &h, &w), 0);
@@ -458,7 +422,7 @@ END_TEST
 START_TEST(test_decode_jpeg) {
     uint8_t g[16 * 16];
     for (int i = 0; i < 256; i++) g[i] = (uint8_t)(64 + (i % 16) * 4 + (i / 16) * 3);
-    write_jpeg_grey(tu_path("g.jpg"), g, 16, 16);
+    tu_write_jpeg(tu_path("g.jpg"), g, 16, 16, 1);
     uint8_t *px = NULL;
     int c, h, w;
     ck_assert_int_eq(imglist_decode_file(tu_path("g.jpg"), &px, &c, &h, &w), 0);

@@ -27,16 +27,7 @@
 static char errbuf[8192];
 
 // Runs ingest to the end; returns its exit status; its stderr is in errbuf.
-static int run_ingest(const char *const *args) {
-    int rc = tu_run("ingest", args, NULL);
-    tu_read_text(tu_path("stderr.txt"), errbuf, sizeof errbuf);
-    return rc;
-}
-
-static char *meta(ts_store *s, const char *key) {
-    char *t = NULL;
-    return ts_meta_get(s, key, &t) == 0 ? t : NULL;
-}
+static int run_ingest(const char *const *args) { return tu_run_stderr("ingest", args, errbuf, sizeof errbuf); }
 
 // Checks a store of 28x28 IDX images padded by p against the IDX sources, byte for byte.
 static void check_idx_store(const char *store, const char *img_gz, const char *lab_gz, int p, int64_t expect_n) {
@@ -73,7 +64,7 @@ static void check_idx_store(const char *store, const char *img_gz, const char *l
         per_class[lb[8 + i]]++;
         ts_tensor_free(&lt);
     }
-    char *cc = meta(s, "class_counts"), *count = meta(s, "count"), *complete = meta(s, "complete");
+    char *cc = tu_meta(s, "class_counts"), *count = tu_meta(s, "count"), *complete = tu_meta(s, "complete");
     cJSON *j = cJSON_Parse(cc);
     for (int c = 0; c < 10; c++) {
         char key[16];
@@ -110,7 +101,7 @@ static void check_stats_numpy(const char *store) {
     }
     ts_cursor_close(c);
     fclose(f);
-    char *mean = meta(s, "mean"), *std = meta(s, "std"), *shape = meta(s, "shape");
+    char *mean = tu_meta(s, "mean"), *std = tu_meta(s, "std"), *shape = tu_meta(s, "shape");
     ts_close(s);
     cJSON *sh = cJSON_Parse(shape);
     int h = cJSON_GetArrayItem(sh, 1)->valueint, w = cJSON_GetArrayItem(sh, 2)->valueint;
@@ -199,7 +190,7 @@ static void assert_same_store(const char *a, const char *b) {
     }
     const char *keys[] = {"key", "complete", "count", "class_counts", "shape", "mean", "std", "params", "inputs"};
     for (size_t i = 0; i < sizeof keys / sizeof *keys; i++) {
-        char *x = meta(sa, keys[i]), *y = meta(sb, keys[i]);
+        char *x = tu_meta(sa, keys[i]), *y = tu_meta(sb, keys[i]);
         ck_assert_ptr_nonnull(x);
         ck_assert_ptr_nonnull(y);
         ck_assert_str_eq(x, y);

@@ -4,8 +4,7 @@
 // The real datasets and the stage contract are in test_ingest.c.
 #define _GNU_SOURCE
 #include <check.h>
-#include <stdio.h> // before jpeglib.h, which uses FILE
-#include <jpeglib.h>
+#include <stdio.h>
 #include <math.h>
 #include <png.h>
 #include <stdlib.h>
@@ -24,17 +23,7 @@
 static char errbuf[8192];
 
 // Runs ingest to the end; returns its exit status; its stderr is in errbuf.
-static int run_ingest(const char *const *args) {
-    int rc = tu_run("ingest", args, NULL);
-    tu_read_text(tu_path("stderr.txt"), errbuf, sizeof errbuf);
-    return rc;
-}
-
-static char *meta(ts_store *s, const char *key) {
-    char *t = NULL;
-    return ts_meta_get(s, key, &t) == 0 ? t : NULL;
-}
-
+static int run_ingest(const char *const *args) { return tu_run_stderr("ingest", args, errbuf, sizeof errbuf); }
 
 // Runs ingest expecting exit 2, a message naming `name`, and no complete store.
 static void expect_bad(const char *const *args, const char *out, const char *name) {
@@ -47,36 +36,7 @@ static void expect_bad(const char *const *args, const char *out, const char *nam
 // --- CIFAR and image lists written here ----------------------------------------------------
 
 static void write_png(const char *path, const uint8_t *hwc, int h, int w, int c) {
-    png_image img;
-    memset(&img, 0, sizeof img);
-    img.version = PNG_IMAGE_VERSION;
-    img.width = (png_uint_32)w;
-    img.height = (png_uint_32)h;
-    img.format = c == 1 ? PNG_FORMAT_GRAY : PNG_FORMAT_RGB;
-    ck_assert(png_image_write_to_file(&img, path, 0, hwc, 0, NULL));
-}
-
-static void write_jpeg(const char *path, const uint8_t *hwc, int h, int w) {
-    struct jpeg_compress_struct ci;
-    struct jpeg_error_mgr jerr;
-    ci.err = jpeg_std_error(&jerr);
-    jpeg_create_compress(&ci);
-    FILE *f = fopen(path, "wb");
-    jpeg_stdio_dest(&ci, f);
-    ci.image_width = (JDIMENSION)w;
-    ci.image_height = (JDIMENSION)h;
-    ci.input_components = 3;
-    ci.in_color_space = JCS_RGB;
-    jpeg_set_defaults(&ci);
-    jpeg_set_quality(&ci, 100, TRUE);
-    jpeg_start_compress(&ci, TRUE);
-    while (ci.next_scanline < ci.image_height) {
-        JSAMPROW row = (JSAMPROW)(hwc + (size_t)ci.next_scanline * w * 3);
-        jpeg_write_scanlines(&ci, &row, 1);
-    }
-    jpeg_finish_compress(&ci);
-    jpeg_destroy_compress(&ci);
-    fclose(f);
+    tu_write_png(path, hwc, h, w, c == 1 ? PNG_FORMAT_GRAY : PNG_FORMAT_RGB, NULL, 0);
 }
 
 static ts_tensor get_rec(ts_store *s, const char *table, uint64_t i) {
@@ -126,7 +86,7 @@ START_TEST(test_cifar_and_imglist) {
             for (int c = 0; c < 3; c++) jp[(y * 8 + x) * 3 + c] = (uint8_t)(40 + 10 * x + 12 * y + 30 * c);
     write_png(tu_path("img/a.png"), rgb, 8, 10, 3);
     write_png(tu_path("img/b.png"), grey, 10, 8, 1);
-    write_jpeg(tu_path("img/c.jpg"), jp, 8, 8);
+    tu_write_jpeg(tu_path("img/c.jpg"), jp, 8, 8, 3);
     f = fopen(tu_path("list.txt"), "w");
     fprintf(f, "img/a.png 3\nimg/b.png -1\r\n\nimg/c.jpg 0\n");
     fclose(f);
@@ -184,7 +144,7 @@ START_TEST(test_npy_channels_config) {
         ts_tensor_free(&t);
         ts_tensor_free(&l);
     }
-    char *cc = meta(s, "class_counts"), *pad = meta(s, "pad");
+    char *cc = tu_meta(s, "class_counts"), *pad = tu_meta(s, "pad");
     ck_assert_str_eq(cc, "{\"-1\":1,\"0\":1,\"1\":1,\"7\":1}");
     ck_assert_str_eq(pad, "1");
     free(cc);
@@ -201,7 +161,7 @@ START_TEST(test_npy_channels_config) {
                 double v = in ? a[n * 30 + (y - 1) * 5 + x - 1] / 255.0 : 0.0;
                 sq += (v - mean) * (v - mean);
             }
-    char *ms = meta(s, "mean"), *ss = meta(s, "std");
+    char *ms = tu_meta(s, "mean"), *ss = tu_meta(s, "std");
     cJSON *jm = cJSON_Parse(ms), *js = cJSON_Parse(ss);
     ck_assert_int_eq(cJSON_GetArraySize(jm), 3);
     for (int ch = 0; ch < 3; ch++) {

@@ -4,6 +4,9 @@
 
 #include <check.h>
 #include <fcntl.h>
+#include <stdio.h> // before jpeglib.h, which uses FILE
+#include <jpeglib.h>
+#include <png.h>
 #include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -100,6 +103,12 @@ int tu_run(const char *prog, const char *const *args, const char *const *env) {
     return tu_wait(tu_start(prog, args, env));
 }
 
+int tu_run_stderr(const char *prog, const char *const *args, char *err, size_t cap) {
+    int rc = tu_run(prog, args, NULL);
+    tu_read_text(tu_path("stderr.txt"), err, cap);
+    return rc;
+}
+
 int tu_fork_stderr(const char *path, int (*fn)(void *), void *arg) {
     fflush(NULL);
     pid_t pid = fork();
@@ -179,11 +188,52 @@ uint8_t *tu_gunzip(const char *path, size_t *n) {
     return buf;
 }
 
+void tu_write_png(const char *path, const void *px, int h, int w, unsigned format, const void *cmap, int cmap_n) {
+    png_image img;
+    memset(&img, 0, sizeof img);
+    img.version = PNG_IMAGE_VERSION;
+    img.width = (png_uint_32)w;
+    img.height = (png_uint_32)h;
+    img.format = format;
+    img.colormap_entries = (png_uint_32)cmap_n;
+    ck_assert_msg(png_image_write_to_file(&img, path, 0, px, 0, cmap), "cannot write %s", path);
+}
+
+void tu_write_jpeg(const char *path, const uint8_t *hwc, int h, int w, int c) {
+    struct jpeg_compress_struct ci;
+    struct jpeg_error_mgr jerr;
+    ci.err = jpeg_std_error(&jerr);
+    jpeg_create_compress(&ci);
+    FILE *f = fopen(path, "wb");
+    ck_assert_msg(f != NULL, "cannot write %s", path);
+    jpeg_stdio_dest(&ci, f);
+    ci.image_width = (JDIMENSION)w;
+    ci.image_height = (JDIMENSION)h;
+    ci.input_components = c;
+    ci.in_color_space = c == 1 ? JCS_GRAYSCALE : JCS_RGB;
+    jpeg_set_defaults(&ci);
+    jpeg_set_quality(&ci, 100, TRUE);
+    jpeg_start_compress(&ci, TRUE);
+    while (ci.next_scanline < ci.image_height) {
+        JSAMPROW row = (JSAMPROW)(hwc + (size_t)ci.next_scanline * w * c);
+        jpeg_write_scanlines(&ci, &row, 1);
+    }
+    jpeg_finish_compress(&ci);
+    jpeg_destroy_compress(&ci);
+    fclose(f);
+}
+
+// --- stores -----------------------------------------------------------------------------------
+
+char *tu_meta(ts_store *s, const char *key) {
+    char *t = NULL;
+    return ts_meta_get(s, key, &t) == 0 ? t : NULL;
+}
+
 void tu_assert_not_complete(const char *path) {
     ts_store *s = NULL;
     if (ts_open(&s, path, TS_RDONLY) < 0) return;
-    char *c = NULL;
-    if (ts_meta_get(s, "complete", &c) != 0) c = NULL;
+    char *c = tu_meta(s, "complete");
     ck_assert_msg(!c || strcmp(c, "true") != 0, "%s is marked complete", path);
     free(c);
     ts_close(s);

@@ -10,6 +10,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+struct ts_store; // common/store.h
+
 // The current test's temporary directory (set by tu_setup).
 extern char tu_dir[256];
 
@@ -35,6 +37,8 @@ pid_t tu_start(const char *prog, const char *const *args, const char *const *env
 int tu_wait(pid_t pid);
 // tu_start then tu_wait.
 int tu_run(const char *prog, const char *const *args, const char *const *env);
+// tu_run without extra environment, then up to cap-1 bytes of the program's stderr into err.
+int tu_run_stderr(const char *prog, const char *const *args, char *err, size_t cap);
 
 // Runs fn(arg) in a forked child whose stderr is the file `path`; the child exits with fn's
 // return value (stderr flushed first). Asserts the child exited normally; returns its status.
@@ -52,6 +56,14 @@ void *tu_read_file(const char *path, size_t *n);
 // The whole decompressed contents of a gzip (or plain) file, malloc'd (caller frees); size in *n.
 uint8_t *tu_gunzip(const char *path, size_t *n);
 
+// Writes an 8-bit PNG of h x w pixels in libpng's simplified `format` (PNG_FORMAT_*), with a
+// colour map of cmap_n entries for the colour-mapped formats (else NULL, 0).
+void tu_write_png(const char *path, const void *px, int h, int w, unsigned format, const void *cmap, int cmap_n);
+// Writes a JPEG (quality 100) of interleaved (h, w, c) pixels, c = 1 (grey) or 3 (RGB).
+void tu_write_jpeg(const char *path, const uint8_t *hwc, int h, int w, int c);
+
+// Meta `key` of an open store, malloc'd (caller frees), or NULL when absent.
+char *tu_meta(struct ts_store *s, const char *key);
 // Asserts that the store at path is absent or not marked complete (meta "complete" != "true").
 void tu_assert_not_complete(const char *path);
 
