@@ -263,15 +263,8 @@ START_TEST(test_mnist_json) {
     for (int d = 0; d < 10; d++) {
         char p[256];
         snprintf(p, sizeof p, MNIST_DIGITS "/%d.json", d);
-        FILE *f = fopen(p, "rb");
-        ck_assert_ptr_nonnull(f);
-        fseek(f, 0, SEEK_END);
-        long len = ftell(f);
-        rewind(f);
-        char *txt = malloc((size_t)len + 1);
-        ck_assert_int_eq(fread(txt, 1, (size_t)len, f), len);
-        txt[len] = 0;
-        fclose(f);
+        size_t len;
+        char *txt = tu_read_file(p, &len);
         cJSON *j = cJSON_Parse(txt), *data = cJSON_GetObjectItem(j, "data");
         int cnt = cJSON_GetArraySize(data) / 784;
         if (d == 0 || d == 7) {

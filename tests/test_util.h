@@ -51,7 +51,7 @@ int tu_capture(const char *cmd, char *buf, size_t cap);
 // Reads up to cap-1 bytes of the file at path into buf (NUL-terminated). Returns buf, or NULL
 // when the file cannot be opened (buf is then "").
 const char *tu_read_text(const char *path, char *buf, size_t cap);
-// The whole file at path in a malloc'd buffer (caller frees); its size in *n.
+// The whole file at path in a malloc'd buffer (caller frees), NUL-terminated; its size in *n.
 void *tu_read_file(const char *path, size_t *n);
 // The whole decompressed contents of a gzip (or plain) file, malloc'd (caller frees); size in *n.
 uint8_t *tu_gunzip(const char *path, size_t *n);
