@@ -411,9 +411,7 @@ START_TEST(test_decode_png_variants) {
     ck_assert_ptr_nonnull(strstr(err_msg(), "huge.png"));
     ck_assert_ptr_nonnull(strstr(err_msg(), "too large"));
     // neither PNG nor JPEG
-    f = fopen(tu_path("x.gif"), "wb");
-    fputs("GIF89a.....", f);
-    fclose(f);
+    tu_put("x.gif", "GIF89a.....");
     ck_assert_int_eq(imglist_decode_file(tu_path("x.gif"), &px, &c, &h, &w), ERR_INPUT);
     ck_assert_ptr_nonnull(strstr(err_msg(), "x.gif"));
 }
@@ -443,16 +441,12 @@ START_TEST(test_decode_jpeg) {
 END_TEST
 
 START_TEST(test_imglist_parse) {
-    FILE *f = fopen(tu_path("l.txt"), "w");
-    fprintf(f, "a/b c.png 3\r\n\nx.png -1\n");
-    fclose(f);
+    tu_put("l.txt", "a/b c.png 3\r\n\nx.png -1\n");
     imglist l;
     ck_assert_int_eq(imglist_read(&l, tu_path("l.txt"), "/root"), ERR_INPUT); // "c.png 3" is no label
     ck_assert_ptr_nonnull(strstr(err_msg(), "l.txt:1"));
     imglist_free(&l);
-    f = fopen(tu_path("l.txt"), "w");
-    fprintf(f, "a/b.png 3\r\n\nx.png -1\n");
-    fclose(f);
+    tu_put("l.txt", "a/b.png 3\r\n\nx.png -1\n");
     ck_assert_int_eq(imglist_read(&l, tu_path("l.txt"), "/root"), 0);
     ck_assert_int_eq(l.n, 2);
     ck_assert_str_eq(l.items[0].path, "/root/a/b.png");
@@ -460,9 +454,7 @@ START_TEST(test_imglist_parse) {
     ck_assert_int_eq(l.items[1].label, -1);
     ck_assert_int_eq(l.items[1].line, 3);
     imglist_free(&l);
-    f = fopen(tu_path("l.txt"), "w");
-    fprintf(f, "x.png -2\n");
-    fclose(f);
+    tu_put("l.txt", "x.png -2\n");
     ck_assert_int_eq(imglist_read(&l, tu_path("l.txt"), NULL), ERR_INPUT);
     imglist_free(&l);
 }

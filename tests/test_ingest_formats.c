@@ -87,9 +87,7 @@ START_TEST(test_cifar_and_imglist) {
     write_png(tu_path("img/a.png"), rgb, 8, 10, 3);
     write_png(tu_path("img/b.png"), grey, 10, 8, 1);
     tu_write_jpeg(tu_path("img/c.jpg"), jp, 8, 8, 3);
-    f = fopen(tu_path("list.txt"), "w");
-    fprintf(f, "img/a.png 3\nimg/b.png -1\r\n\nimg/c.jpg 0\n");
-    fclose(f);
+    tu_put("list.txt", "img/a.png 3\nimg/b.png -1\r\n\nimg/c.jpg 0\n");
     const char *lout = tu_path("list.store");
     const char *largs[] = {"--format", "imglist", "--list", tu_path("list.txt"), "--root", tu_dir, "--size", "8",
                            "--out", lout, NULL};
@@ -189,9 +187,7 @@ START_TEST(test_imglist_resize) {
             }
     ck_assert_int_eq(mkdir(tu_path("r"), 0755), 0);
     write_png(tu_path("r/big.png"), hwc, 20, 30, 3);
-    FILE *f = fopen(tu_path("r.txt"), "w");
-    fprintf(f, "r/big.png 4\n");
-    fclose(f);
+    tu_put("r.txt", "r/big.png 4\n");
     ck_assert_int_eq(ds_resize_center_crop(want, 8, chw, 3, 20, 30), 0);
     const char *out = tu_path("r.store");
     const char *args[] = {"--format", "imglist", "--list", tu_path("r.txt"), "--root", tu_dir, "--size", "8", "--out", out,
@@ -230,9 +226,7 @@ START_TEST(test_imglist_bad) {
     ck_assert_int_eq(mkdir(tu_path("im"), 0755), 0);
     uint8_t px[4 * 4 * 3] = {0};
     write_png(tu_path("im/ok.png"), px, 4, 4, 3);
-    f = fopen(tu_path("l1.txt"), "w");
-    fprintf(f, "im/ok.png 0\nim/missing.png 1\n");
-    fclose(f);
+    tu_put("l1.txt", "im/ok.png 0\nim/missing.png 1\n");
     const char *l1[] = {"--format", "imglist", "--list", tu_path("l1.txt"), "--root", tu_dir, "--out", out, NULL};
     expect_bad(l1, out, "missing.png");
     ck_assert_ptr_nonnull(strstr(errbuf, "l1.txt:2"));
@@ -242,9 +236,7 @@ START_TEST(test_imglist_bad) {
     f = fopen(tu_path("im/bad.png"), "wb");
     fwrite(buf, 1, n - 20, f);
     fclose(f);
-    f = fopen(tu_path("l2.txt"), "w");
-    fprintf(f, "im/ok.png 0\nim/bad.png 1\n");
-    fclose(f);
+    tu_put("l2.txt", "im/ok.png 0\nim/bad.png 1\n");
     const char *l2[] = {"--format", "imglist", "--list", tu_path("l2.txt"), "--root", tu_dir, "--out", out, NULL};
     expect_bad(l2, out, "bad.png");
 }
