@@ -106,13 +106,10 @@ END_TEST
 START_TEST(test_idx_truncated_gzip) {
     write_small_idx(1, tu_path("i"), tu_path("l"));
     // cut the compressed file in the middle
-    FILE *f = fopen(tu_path("i"), "rb");
-    unsigned char buf[4096];
-    size_t n = fread(buf, 1, sizeof buf, f);
-    fclose(f);
-    f = fopen(tu_path("i"), "wb");
-    fwrite(buf, 1, n / 2, f);
-    fclose(f);
+    size_t n;
+    uint8_t *buf = tu_read_file(tu_path("i"), &n);
+    tu_write_file(tu_path("i"), buf, n / 2);
+    free(buf);
     ds_images s;
     int rc = idx_read(&s, tu_path("i"), tu_path("l"));
     ck_assert(rc == ERR_CORRUPT || rc == ERR_INPUT);
@@ -383,13 +380,10 @@ START_TEST(test_decode_png_variants) {
         for (int p = 0; p < 15; p++) ck_assert_uint_eq(px[ch * 15 + p], cmap[idx[p] * 3 + ch]);
     free(px);
     // truncated PNG: corrupt, naming the file
-    FILE *f = fopen(tu_path("rgba.png"), "rb");
-    uint8_t buf[4096];
-    size_t n = fread(buf, 1, sizeof buf, f);
-    fclose(f);
-    f = fopen(tu_path("cut.png"), "wb");
-    fwrite(buf, 1, n - 16, f);
-    fclose(f);
+    size_t n;
+    uint8_t *buf = tu_read_file(tu_path("rgba.png"), &n);
+    tu_write_file(tu_path("cut.png"), buf, n - 16);
+    free(buf);
     ck_assert_int_eq(imglist_decode_file(tu_path("cut.png"), &px, &c, &h, &w), ERR_CORRUPT);
     ck_assert_ptr_nonnull(strstr(err_msg(), "cut.png"));
     // a tiny PNG whose header claims 100000 x 100000 RGB: refused before allocating
@@ -402,7 +396,7 @@ START_TEST(test_decode_png_variants) {
     ihdr[16] = 8, ihdr[17] = 2, ihdr[18] = ihdr[19] = ihdr[20] = 0;
     put_be32(ihdr + 21, (uint32_t)crc32(0, ihdr + 4, 17));
     put_be32(idat + 8, (uint32_t)crc32(0, idat + 4, 4));
-    f = fopen(tu_path("huge.png"), "wb");
+    FILE *f = fopen(tu_path("huge.png"), "wb");
     fwrite(sig, 1, 8, f);
     fwrite(ihdr, 1, sizeof ihdr, f);
     fwrite(idat, 1, sizeof idat, f);
@@ -428,13 +422,10 @@ START_TEST(test_decode_jpeg) {
     for (int i = 0; i < 256; i++) ck_assert_int_le(abs((int)px[i] - g[i]), 3);
     free(px);
     // truncated: refused (libjpeg alone would pad with grey)
-    FILE *f = fopen(tu_path("g.jpg"), "rb");
-    uint8_t buf[8192];
-    size_t n = fread(buf, 1, sizeof buf, f);
-    fclose(f);
-    f = fopen(tu_path("cut.jpg"), "wb");
-    fwrite(buf, 1, n / 2, f);
-    fclose(f);
+    size_t n;
+    uint8_t *buf = tu_read_file(tu_path("g.jpg"), &n);
+    tu_write_file(tu_path("cut.jpg"), buf, n / 2);
+    free(buf);
     ck_assert_int_eq(imglist_decode_file(tu_path("cut.jpg"), &px, &c, &h, &w), ERR_CORRUPT);
     ck_assert_ptr_nonnull(strstr(err_msg(), "cut.jpg"));
 }

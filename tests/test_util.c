@@ -174,6 +174,13 @@ void *tu_read_file(const char *path, size_t *n) {
     return p;
 }
 
+void tu_write_file(const char *path, const void *data, size_t n) {
+    FILE *f = fopen(path, "wb");
+    ck_assert_msg(f != NULL, "cannot write %s", path);
+    ck_assert_uint_eq(fwrite(data, 1, n, f), n);
+    fclose(f);
+}
+
 uint8_t *tu_gunzip(const char *path, size_t *n) {
     gzFile g = gzopen(path, "rb");
     ck_assert_msg(g != NULL, "cannot open %s", path);

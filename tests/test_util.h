@@ -53,6 +53,8 @@ int tu_capture(const char *cmd, char *buf, size_t cap);
 const char *tu_read_text(const char *path, char *buf, size_t cap);
 // The whole file at path in a malloc'd buffer (caller frees), NUL-terminated; its size in *n.
 void *tu_read_file(const char *path, size_t *n);
+// Writes n bytes of data to the file at path (replaced).
+void tu_write_file(const char *path, const void *data, size_t n);
 // The whole decompressed contents of a gzip (or plain) file, malloc'd (caller frees); size in *n.
 uint8_t *tu_gunzip(const char *path, size_t *n);
 
