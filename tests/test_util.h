@@ -1,6 +1,7 @@
 // Shared helpers of the Check suites (prefix tu_): a temporary directory per test, paths in it,
 // small files, running $DIFFOOD_BIN programs and shell commands with their output captured, a
-// child process with stderr in a file, whole-file reads (plain and gzip) and a monotonic clock.
+// child process with stderr in a file, whole-file reads (plain and gzip) and writes, PNG and JPEG
+// writers, store meta checks and a monotonic clock.
 // Every helper asserts (ck_assert) on what it cannot do unless it says otherwise, so it may only
 // be called inside a test or a checked fixture. Not a suite: test_util.c defines no suite_.
 #ifndef DIFFOOD_TEST_UTIL_H
