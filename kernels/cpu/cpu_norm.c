@@ -6,6 +6,8 @@
 // then over images in order, so nothing depends on the thread count.
 #include "kernels/cpu/cpu_internal.h"
 
+#include <omp.h>
+
 #include "common/err.h"
 
 // y[i] = act(x[i] * a + b) over a row
@@ -63,6 +65,35 @@ static inline void cpu_norm_row_sums(ops_act act, const float *dy, const float *
 #undef CPU_SUMS_LOOP
     *sum_g = sg;
     *sum_gx = sgx;
+}
+
+// cpu_norm_row_sums that also stores g[i] = dy[i] * act'(z[i]) (for cpu_norm_row_dx_g: the
+// activation's gradient, an exp for swish, is then computed once per element, not twice).
+static inline void cpu_norm_row_sums_g(ops_act act, float *restrict gout, const float *dy, const float *x, float mean,
+                                       float rstd, float gamma, float beta, int n, double *sum_g, double *sum_gx) {
+    float sg = 0.0f, sgx = 0.0f;
+#define CPU_SUMS_G_LOOP(G)                                                                     \
+    _Pragma("omp simd reduction(+ : sg, sgx)") for (int i = 0; i < n; i++) {                   \
+        float xh = (x[i] - mean) * rstd;                                                       \
+        float g = dy[i] * G(xh * gamma + beta);                                                \
+        gout[i] = g;                                                                           \
+        sg += g;                                                                               \
+        sgx += g * xh;                                                                         \
+    }
+    CPU_NORM_BY_ACT(act, CPU_SUMS_G_LOOP);
+#undef CPU_SUMS_G_LOOP
+    *sum_g = sg;
+    *sum_gx = sgx;
+}
+
+// dx[i] += rstd * (gamma * g[i] - c1 - xhat * c2) from the stored g
+static inline void cpu_norm_row_dx_g(float *dx, const float *g, const float *x, float mean, float rstd, float gamma,
+                                     float c1, float c2, int n) {
+#pragma omp simd
+    for (int i = 0; i < n; i++) {
+        float xh = (x[i] - mean) * rstd;
+        dx[i] += rstd * (gamma * g[i] - c1 - xh * c2);
+    }
 }
 
 // dx[i] += rstd * (gamma * g - c1 - xhat * c2)
@@ -128,17 +159,29 @@ int cpu_groupnorm_bwd(ops_ctx *ctx, ops_act act, float *dx, float *dgamma, float
     size_t gsz = (size_t)cg * hw;
     double *part = cpu_partial(ctx, (size_t)2 * n * c); // (N, C, 2): sum g, sum g*xhat
     if (!part) return err_prefix(ERR_NOMEM, "groupnorm_bwd: ");
-#pragma omp parallel for schedule(static) num_threads(cpu_threads(ctx)) if (n * groups > 1)
+    int nt = cpu_threads(ctx);
+    // with dx and an activation: g = dy * act'(z) of the group kept per thread for the dx pass
+    float *gbuf = NULL;
+    if (dx && act != OPS_ACT_NONE) {
+        gbuf = cpu_scratch(ctx, gsz * (size_t)nt);
+        if (!gbuf) return err_prefix(ERR_NOMEM, "groupnorm_bwd: ");
+    }
+#pragma omp parallel for schedule(static) num_threads(nt) if (n * groups > 1)
     for (int t = 0; t < n * groups; t++) {
         int img = t / groups, grp = t % groups;
         const float *xg = x + (size_t)t * gsz, *dyg = dy + (size_t)t * gsz;
+        float *gg = gbuf ? gbuf + (size_t)omp_get_thread_num() * gsz : NULL;
         float m = mean[t], rs = rstd[t];
         double sdx = 0.0, sdxx = 0.0; // sums of dxhat = g*gamma and dxhat*xhat over the group
         for (int k = 0; k < cg; k++) {
             int ch = grp * cg + k;
             float ga = gamma ? gamma[ch] : 1.0f, be = beta ? beta[ch] : 0.0f;
             double sg, sgx;
-            cpu_norm_row_sums(act, dyg + (size_t)k * hw, xg + (size_t)k * hw, m, rs, ga, be, hw, &sg, &sgx);
+            if (gg)
+                cpu_norm_row_sums_g(act, gg + (size_t)k * hw, dyg + (size_t)k * hw, xg + (size_t)k * hw, m, rs, ga, be,
+                                    hw, &sg, &sgx);
+            else
+                cpu_norm_row_sums(act, dyg + (size_t)k * hw, xg + (size_t)k * hw, m, rs, ga, be, hw, &sg, &sgx);
             part[((size_t)img * c + ch) * 2] = sg;
             part[((size_t)img * c + ch) * 2 + 1] = sgx;
             sdx += sg * ga;
@@ -149,8 +192,11 @@ int cpu_groupnorm_bwd(ops_ctx *ctx, ops_act act, float *dx, float *dgamma, float
             for (int k = 0; k < cg; k++) {
                 int ch = grp * cg + k;
                 float ga = gamma ? gamma[ch] : 1.0f, be = beta ? beta[ch] : 0.0f;
-                cpu_norm_row_dx(act, dx + (size_t)t * gsz + (size_t)k * hw, dyg + (size_t)k * hw, xg + (size_t)k * hw,
-                                m, rs, ga, be, c1, c2, hw);
+                float *dxr = dx + (size_t)t * gsz + (size_t)k * hw;
+                if (gg)
+                    cpu_norm_row_dx_g(dxr, gg + (size_t)k * hw, xg + (size_t)k * hw, m, rs, ga, c1, c2, hw);
+                else
+                    cpu_norm_row_dx(act, dxr, dyg + (size_t)k * hw, xg + (size_t)k * hw, m, rs, ga, be, c1, c2, hw);
             }
         }
     }
