@@ -9,16 +9,9 @@
 #include "common/err.h"
 #include "kernels/cpu/ref/ref_ops.h"
 #include "kernels/ops.h"
+#include "tests/test_ops_ref.h"
 
 #define TOL 1e-5
-
-static ops_ctx *fwd_ctx(int threads) {
-    ops_options o = ops_options_default();
-    o.threads = threads;
-    ops_ctx *ctx = NULL;
-    ck_assert_int_eq(ops_ctx_create(&ctx, OPS_DEV_CPU, &o), 0);
-    return ctx;
-}
 
 #define CK_REL(a, b, n, tol, what)                                                                   \
     do {                                                                                           \
@@ -61,7 +54,7 @@ START_TEST(test_conv2d_fwd) {
     double *xd = ref_dup(x, nx), *wd = ref_dup(w, nw), *bd = ref_dup(b, s->c_out), *yd = malloc(ny * sizeof *yd);
     ref_conv2d_fwd(s, yd, xd, wd, cc->bias ? bd : NULL);
     for (int threads = 1; threads <= 3; threads++) { // inner and outer threading, uneven splits
-        ops_ctx *ctx = fwd_ctx(threads);
+        ops_ctx *ctx = tops_ctx(threads);
         ref_fill_uniform(y, ny, 99, 5, 6); // garbage: the op assigns
         ck_assert_int_eq(ops_conv2d_fwd(ctx, s, y, x, w, cc->bias ? b : NULL), 0);
         CK_REL(y, yd, ny, TOL, "conv2d_fwd");
@@ -79,7 +72,7 @@ START_TEST(test_conv2d_adjoint) {
     size_t ny = (size_t)s->n * s->c_out * ops_conv_out_h(s) * ops_conv_out_w(s);
     float *x = ref_rand(nx, 5, -1, 1), *w = ref_rand(nw, 6, -1, 1), *dy = ref_rand(ny, 7, -1, 1);
     float *y = malloc(ny * sizeof *y), *dx = calloc(nx, sizeof *dx), *dw = calloc(nw, sizeof *dw);
-    ops_ctx *ctx = fwd_ctx(2);
+    ops_ctx *ctx = tops_ctx(2);
     ck_assert_int_eq(ops_conv2d_fwd(ctx, s, y, x, w, NULL), 0);
     ck_assert_int_eq(ops_conv2d_bwd_data(ctx, s, dx, dy, w), 0);
     ck_assert_int_eq(ops_conv2d_bwd_weight(ctx, s, dw, NULL, dy, x), 0);
@@ -103,7 +96,7 @@ START_TEST(test_linear_fwd) {
     float *b = ref_rand(out, 12, -1, 1), *y = malloc((size_t)n * out * sizeof *y);
     double *xd = ref_dup(x, (size_t)n * in), *wd = ref_dup(w, (size_t)out * in), *bd = ref_dup(b, out);
     double *yd = malloc((size_t)n * out * sizeof *yd);
-    ops_ctx *ctx = fwd_ctx(2);
+    ops_ctx *ctx = tops_ctx(2);
     for (int withb = 0; withb < 2; withb++) {
         ref_fill_uniform(y, (size_t)n * out, 5, 7, 8);
         ck_assert_int_eq(ops_linear_fwd(ctx, y, x, w, withb ? b : NULL, n, in, out), 0);
@@ -121,7 +114,7 @@ START_TEST(test_bmm) {
     size_t na = (size_t)batch * m * k, nb = (size_t)batch * k * n, nc = (size_t)batch * m * n;
     float *a = ref_rand(na, 20 + _i, -1, 1), *b = ref_rand(nb, 30 + _i, -1, 1), *c = ref_rand(nc, 40 + _i, -1, 1);
     double *ad = ref_dup(a, na), *bd = ref_dup(b, nb), *cd = ref_dup(c, nc);
-    ops_ctx *ctx = fwd_ctx(1 + _i % 4); // 4 threads > batch 3: BLAS threads; else a loop over the batch
+    ops_ctx *ctx = tops_ctx(1 + _i % 4); // 4 threads > batch 3: BLAS threads; else a loop over the batch
     ck_assert_int_eq(ops_bmm(ctx, c, a, b, batch, m, n, k, ta, tb, alpha, beta), 0);
     ref_bmm(cd, ad, bd, batch, m, n, k, ta, tb, alpha, beta);
     CK_REL(c, cd, nc, TOL, "bmm");
@@ -141,7 +134,7 @@ START_TEST(test_groupnorm_fwd) {
     float *y = malloc(nx * sizeof *y), *mean = malloc((size_t)n * g * sizeof *mean), *rstd = malloc((size_t)n * g * sizeof *rstd);
     double *xd = ref_dup(x, nx), *gad = ref_dup(ga, c), *bed = ref_dup(be, c), *yd = malloc(nx * sizeof *yd);
     double *md = malloc((size_t)n * g * sizeof *md), *rd = malloc((size_t)n * g * sizeof *rd);
-    ops_ctx *ctx = fwd_ctx(2);
+    ops_ctx *ctx = tops_ctx(2);
     ck_assert_int_eq(ops_groupnorm_fwd(ctx, act, y, mean, rstd, x, ga, be, n, c, hw, g, 1e-6f), 0);
     ref_groupnorm_fwd(act, yd, md, rd, xd, gad, bed, n, c, hw, g, 1e-6);
     CK_REL(y, yd, nx, TOL, "groupnorm_fwd y");
@@ -162,7 +155,7 @@ START_TEST(test_batchnorm_fwd) {
     float *mean = malloc(c * sizeof *mean), *rstd = malloc(c * sizeof *rstd);
     double *xd = ref_dup(x, nx), *gad = ref_dup(ga, c), *bed = ref_dup(be, c), *rmd = ref_dup(rm, c), *rvd = ref_dup(rv, c);
     double *yd = malloc(nx * sizeof *yd), *md = malloc(c * sizeof *md), *rd = malloc(c * sizeof *rd);
-    ops_ctx *ctx = fwd_ctx(2);
+    ops_ctx *ctx = tops_ctx(2);
     // eval first (from the initial running statistics), then a training step
     ck_assert_int_eq(ops_batchnorm_fwd_eval(ctx, act, y, x, ga, be, rm, rv, n, c, hw, 1e-5f), 0);
     ref_batchnorm_fwd_eval(act, yd, xd, gad, bed, rmd, rvd, n, c, hw, 1e-5);
@@ -186,7 +179,7 @@ START_TEST(test_elementwise) {
     size_t n = _i ? 100003 : 37; // below and above the threading threshold
     float *a = ref_rand(n, 70, -5, 5), *b = ref_rand(n, 71, -5, 5), *y = malloc(n * sizeof *y);
     double *ad = ref_dup(a, n), *bd = ref_dup(b, n), *yd = malloc(n * sizeof *yd);
-    ops_ctx *ctx = fwd_ctx(2);
+    ops_ctx *ctx = tops_ctx(2);
     ck_assert_int_eq(ops_fill(ctx, y, 2.5f, n), 0);
     for (size_t i = 0; i < n; i++) yd[i] = 2.5;
     CK_REL(y, yd, n, 0, "fill");
@@ -223,7 +216,7 @@ START_TEST(test_swish_extremes) {
     float x[] = {-1e30f, -200.0f, -104.0f, -88.0f, -20.0f, -1e-30f, 0.0f, 1e-30f, 20.0f, 88.0f, 89.0f, 200.0f, 1e30f};
     size_t n = sizeof x / sizeof x[0];
     float y[sizeof x / sizeof x[0]];
-    ops_ctx *ctx = fwd_ctx(1);
+    ops_ctx *ctx = tops_ctx(1);
     ck_assert_int_eq(ops_act_fwd(ctx, OPS_ACT_SWISH, y, x, n), 0);
     for (size_t i = 0; i < n; i++) {
         double want = ref_act(OPS_ACT_SWISH, x[i]);
@@ -243,7 +236,7 @@ START_TEST(test_shape_fwd) {
     float *y = malloc(4 * nx * sizeof *y + (size_t)n * cb * hw * sizeof *y);
     double *xd = ref_dup(x, nx), *b2d = ref_dup(b2, (size_t)n * cb * hw), *biasd = ref_dup(bias, (size_t)n * c);
     double *yd = malloc(4 * nx * sizeof *yd + (size_t)n * cb * hw * sizeof *yd);
-    ops_ctx *ctx = fwd_ctx(2);
+    ops_ctx *ctx = tops_ctx(2);
     ck_assert_int_eq(ops_copy(ctx, y, x, nx * sizeof *y), 0);
     ck_assert_int_eq(ops_add_channel_bias(ctx, y, bias, n, c, hw), 0);
     ref_add_channel_bias(yd, xd, biasd, n, c, hw);
@@ -271,7 +264,7 @@ START_TEST(test_softmax_fwd) {
     size_t nx = (size_t)rows * cols;
     float *x = ref_rand(nx, 90 + _i, -30, 30), *y = malloc(nx * sizeof *y);
     double *xd = ref_dup(x, nx), *yd = malloc(nx * sizeof *yd);
-    ops_ctx *ctx = fwd_ctx(2);
+    ops_ctx *ctx = tops_ctx(2);
     ck_assert_int_eq(ops_softmax_fwd(ctx, y, x, rows, cols, scales[_i]), 0);
     ref_softmax_fwd(yd, xd, rows, cols, scales[_i]);
     CK_REL(y, yd, nx, TOL, "softmax_fwd");
@@ -285,7 +278,7 @@ START_TEST(test_embedding_fwd) {
     int32_t ids[] = {3, 0, 10, 3, 5, 10, 1};
     float *table = ref_rand((size_t)rows * dim, 100, -1, 1), *y = malloc((size_t)n * dim * sizeof *y);
     double *td = ref_dup(table, (size_t)rows * dim), *yd = malloc((size_t)n * dim * sizeof *yd);
-    ops_ctx *ctx = fwd_ctx(2);
+    ops_ctx *ctx = tops_ctx(2);
     ck_assert_int_eq(ops_embedding_fwd(ctx, y, table, ids, n, rows, dim), 0);
     ref_embedding_fwd(yd, td, ids, n, dim);
     CK_REL(y, yd, (size_t)n * dim, 0, "embedding_fwd");
@@ -300,7 +293,7 @@ START_TEST(test_timestep_embedding) {
     int dim = dims[_i];
     float *y = malloc((size_t)n * dim * sizeof *y);
     double *yd = malloc((size_t)n * dim * sizeof *yd);
-    ops_ctx *ctx = fwd_ctx(2);
+    ops_ctx *ctx = tops_ctx(2);
     ck_assert_int_eq(ops_timestep_embedding(ctx, y, t, n, dim), 0);
     ref_timestep_embedding(yd, t, n, dim);
     // float arguments t*f near 1000 carry an absolute rounding error of up to 3e-5

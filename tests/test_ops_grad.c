@@ -11,37 +11,8 @@
 #include "common/err.h"
 #include "kernels/cpu/ref/ref_ops.h"
 #include "kernels/ops.h"
+#include "tests/test_ops_ref.h"
 
-#define GTOL 1e-4 // float analytic gradient vs double finite differences
-#define FD_H 1e-6
-
-static ops_ctx *grad_ctx(int threads) {
-    ops_options o = ops_options_default();
-    o.threads = threads;
-    ops_ctx *ctx = NULL;
-    ck_assert_int_eq(ops_ctx_create(&ctx, OPS_DEV_CPU, &o), 0);
-    return ctx;
-}
-
-// Compares got - pre (the accumulated part) with the finite-difference gradient of fwd w.r.t. param.
-static void grad_check(void (*fwd)(void *, double *), void *cfg, double *param, size_t np, size_t ny, const float *r,
-                       const float *got, const float *pre, const char *what) {
-    double *rd = ref_dup(r, ny), *want = malloc(np * sizeof *want);
-    float *diff = malloc(np * sizeof *diff);
-    ref_fd_grad(fwd, cfg, param, np, ny, rd, want, FD_H);
-    for (size_t i = 0; i < np; i++) diff[i] = got[i] - (pre ? pre[i] : 0.0f);
-    double e = ref_rel_err(diff, want, np);
-    ck_assert_msg(e <= GTOL, "%s: gradient relative error %.3g > %.3g", what, e, GTOL);
-    free(rd), free(want), free(diff);
-}
-
-// A gradient buffer prefilled with random values, and a copy of the prefill.
-static float *prefill(size_t n, uint64_t seed, float **copy) {
-    float *g = ref_rand(n, seed, -1, 1);
-    *copy = malloc(n * sizeof **copy);
-    for (size_t i = 0; i < n; i++) (*copy)[i] = g[i];
-    return g;
-}
 
 // --- activations ----------------------------------------------------------------------------------
 
@@ -57,11 +28,11 @@ static void act_fwd_d(void *c, double *out) {
 
 START_TEST(test_act_bwd) {
     size_t n = 301;
-    float *x = ref_rand(n, 1, -6, 6), *r = ref_rand(n, 2, -1, 1), *pre, *dx = prefill(n, 3, &pre);
+    float *x = ref_rand(n, 1, -6, 6), *r = ref_rand(n, 2, -1, 1), *pre, *dx = tops_prefill(n, 3, &pre);
     act_cfg cfg = {(ops_act)_i, ref_dup(x, n), n};
-    ops_ctx *ctx = grad_ctx(2);
+    ops_ctx *ctx = tops_ctx(2);
     ck_assert_int_eq(ops_act_bwd(ctx, cfg.act, dx, r, x, n), 0);
-    grad_check(act_fwd_d, &cfg, cfg.x, n, n, r, dx, pre, "act_bwd");
+    tops_grad_check(act_fwd_d, &cfg, cfg.x, n, n, r, dx, pre, "act_bwd");
     ops_ctx_destroy(ctx);
     free(x), free(r), free(pre), free(dx), free(cfg.x);
 }
@@ -91,14 +62,14 @@ START_TEST(test_conv2d_bwd) {
     size_t ny = (size_t)s->n * s->c_out * ops_conv_out_h(s) * ops_conv_out_w(s);
     float *x = ref_rand(nx, 10 + _i, -1, 1), *w = ref_rand(nw, 20 + _i, -1, 1), *b = ref_rand(s->c_out, 30, -1, 1);
     float *r = ref_rand(ny, 40 + _i, -1, 1), *px, *pw, *pb;
-    float *dx = prefill(nx, 50, &px), *dw = prefill(nw, 51, &pw), *db = prefill(s->c_out, 52, &pb);
+    float *dx = tops_prefill(nx, 50, &px), *dw = tops_prefill(nw, 51, &pw), *db = tops_prefill(s->c_out, 52, &pb);
     conv_cfg cfg = {s, ref_dup(x, nx), ref_dup(w, nw), ref_dup(b, s->c_out)};
-    ops_ctx *ctx = grad_ctx(2 + _i % 2); // 2 and 3 threads: outer and inner threading
+    ops_ctx *ctx = tops_ctx(2 + _i % 2); // 2 and 3 threads: outer and inner threading
     ck_assert_int_eq(ops_conv2d_bwd_data(ctx, s, dx, r, w), 0);
     ck_assert_int_eq(ops_conv2d_bwd_weight(ctx, s, dw, db, r, x), 0);
-    grad_check(conv_fwd_d, &cfg, cfg.x, nx, ny, r, dx, px, "conv2d_bwd_data");
-    grad_check(conv_fwd_d, &cfg, cfg.w, nw, ny, r, dw, pw, "conv2d_bwd_weight dw");
-    grad_check(conv_fwd_d, &cfg, cfg.b, s->c_out, ny, r, db, pb, "conv2d_bwd_weight db");
+    tops_grad_check(conv_fwd_d, &cfg, cfg.x, nx, ny, r, dx, px, "conv2d_bwd_data");
+    tops_grad_check(conv_fwd_d, &cfg, cfg.w, nw, ny, r, dw, pw, "conv2d_bwd_weight dw");
+    tops_grad_check(conv_fwd_d, &cfg, cfg.b, s->c_out, ny, r, db, pb, "conv2d_bwd_weight db");
     ops_ctx_destroy(ctx);
     free(x), free(w), free(b), free(r), free(px), free(pw), free(pb), free(dx), free(dw), free(db);
     free(cfg.x), free(cfg.w), free(cfg.b);
@@ -113,7 +84,7 @@ START_TEST(test_conv2d_bwd_twice) {
     float *x = ref_rand(nx, 1, -1, 1), *w = ref_rand(nw, 2, -1, 1), *dy = ref_rand(ny, 3, -1, 1);
     float *dx1 = calloc(nx, sizeof(float)), *dw1 = calloc(nw, sizeof(float)), *db1 = calloc(s->c_out, sizeof(float));
     float *dx2 = calloc(nx, sizeof(float)), *dw2 = calloc(nw, sizeof(float)), *db2 = calloc(s->c_out, sizeof(float));
-    ops_ctx *ctx = grad_ctx(2);
+    ops_ctx *ctx = tops_ctx(2);
     ck_assert_int_eq(ops_conv2d_bwd_data(ctx, s, dx1, dy, w), 0);
     ck_assert_int_eq(ops_conv2d_bwd_weight(ctx, s, dw1, db1, dy, x), 0);
     for (int k = 0; k < 2; k++) {
@@ -148,13 +119,13 @@ START_TEST(test_linear_bwd) {
     size_t nx = (size_t)n * in, nw = (size_t)out * in, ny = (size_t)n * out;
     float *x = ref_rand(nx, 60, -1, 1), *w = ref_rand(nw, 61, -1, 1), *b = ref_rand(out, 62, -1, 1);
     float *r = ref_rand(ny, 63, -1, 1), *px, *pw, *pb;
-    float *dx = prefill(nx, 64, &px), *dw = prefill(nw, 65, &pw), *db = prefill(out, 66, &pb);
+    float *dx = tops_prefill(nx, 64, &px), *dw = tops_prefill(nw, 65, &pw), *db = tops_prefill(out, 66, &pb);
     lin_cfg cfg = {ref_dup(x, nx), ref_dup(w, nw), ref_dup(b, out), n, in, out};
-    ops_ctx *ctx = grad_ctx(2);
+    ops_ctx *ctx = tops_ctx(2);
     ck_assert_int_eq(ops_linear_bwd(ctx, dx, dw, db, r, x, w, n, in, out), 0);
-    grad_check(lin_fwd_d, &cfg, cfg.x, nx, ny, r, dx, px, "linear_bwd dx");
-    grad_check(lin_fwd_d, &cfg, cfg.w, nw, ny, r, dw, pw, "linear_bwd dw");
-    grad_check(lin_fwd_d, &cfg, cfg.b, out, ny, r, db, pb, "linear_bwd db");
+    tops_grad_check(lin_fwd_d, &cfg, cfg.x, nx, ny, r, dx, px, "linear_bwd dx");
+    tops_grad_check(lin_fwd_d, &cfg, cfg.w, nw, ny, r, dw, pw, "linear_bwd dw");
+    tops_grad_check(lin_fwd_d, &cfg, cfg.b, out, ny, r, db, pb, "linear_bwd db");
     // dx and db may be NULL
     ck_assert_int_eq(ops_linear_bwd(ctx, NULL, dw, NULL, r, x, w, n, in, out), 0);
     ops_ctx_destroy(ctx);
@@ -190,9 +161,9 @@ static void norm_case(int group_norm, int i, int twice) {
     float *x = ref_rand(nx, 70 + i, -2, 2), *ga = ref_rand(c, 71, 0.5, 1.5), *be = ref_rand(c, 72, -0.5, 0.5);
     float *r = ref_rand(nx, 73 + i, -1, 1), *y = malloc(nx * sizeof *y), *mean = malloc(ns * sizeof *mean);
     float *rstd = malloc(ns * sizeof *rstd), *rm = calloc(c, sizeof *rm), *rv = calloc(c, sizeof *rv), *px, *pg, *pb;
-    float *dx = prefill(nx, 74, &px), *dg = prefill(c, 75, &pg), *db = prefill(c, 76, &pb);
+    float *dx = tops_prefill(nx, 74, &px), *dg = tops_prefill(c, 75, &pg), *db = tops_prefill(c, 76, &pb);
     norm_cfg cfg = {act, ref_dup(x, nx), ref_dup(ga, c), ref_dup(be, c), n, c, hw, g};
-    ops_ctx *ctx = grad_ctx(2);
+    ops_ctx *ctx = tops_ctx(2);
     if (group_norm) {
         ck_assert_int_eq(ops_groupnorm_fwd(ctx, act, y, mean, rstd, x, ga, be, n, c, hw, g, 1e-6f), 0);
         for (int k = 0; k < 1 + twice; k++)
@@ -209,11 +180,11 @@ static void norm_case(int group_norm, int i, int twice) {
     const char *nm = group_norm ? "groupnorm_bwd" : "batchnorm_bwd";
     char what[64];
     snprintf(what, sizeof what, "%s dx act %d%s", nm, (int)act, twice ? " (twice)" : "");
-    grad_check(norm_fwd_d, &cfg, cfg.x, nx, nx, r, dx, px, what);
+    tops_grad_check(norm_fwd_d, &cfg, cfg.x, nx, nx, r, dx, px, what);
     snprintf(what, sizeof what, "%s dgamma act %d", nm, (int)act);
-    grad_check(norm_fwd_d, &cfg, cfg.gamma, c, nx, r, dg, pg, what);
+    tops_grad_check(norm_fwd_d, &cfg, cfg.gamma, c, nx, r, dg, pg, what);
     snprintf(what, sizeof what, "%s dbeta act %d", nm, (int)act);
-    grad_check(norm_fwd_d, &cfg, cfg.beta, c, nx, r, db, pb, what);
+    tops_grad_check(norm_fwd_d, &cfg, cfg.beta, c, nx, r, db, pb, what);
     ops_ctx_destroy(ctx);
     free(x), free(ga), free(be), free(r), free(y), free(mean), free(rstd), free(rm), free(rv);
     free(px), free(pg), free(pb), free(dx), free(dg), free(db), free(cfg.x), free(cfg.gamma), free(cfg.beta);

@@ -9,35 +9,8 @@
 #include "common/err.h"
 #include "kernels/cpu/ref/ref_ops.h"
 #include "kernels/ops.h"
+#include "tests/test_ops_ref.h"
 
-#define GTOL 1e-4
-#define FD_H 1e-6
-
-static ops_ctx *g2_ctx(void) {
-    ops_options o = ops_options_default();
-    o.threads = 2;
-    ops_ctx *ctx = NULL;
-    ck_assert_int_eq(ops_ctx_create(&ctx, OPS_DEV_CPU, &o), 0);
-    return ctx;
-}
-
-static void g2_check(void (*fwd)(void *, double *), void *cfg, double *param, size_t np, size_t ny, const float *r,
-                     const float *got, const float *pre, const char *what) {
-    double *rd = ref_dup(r, ny), *want = malloc(np * sizeof *want);
-    float *diff = malloc(np * sizeof *diff);
-    ref_fd_grad(fwd, cfg, param, np, ny, rd, want, FD_H);
-    for (size_t i = 0; i < np; i++) diff[i] = got[i] - (pre ? pre[i] : 0.0f);
-    double e = ref_rel_err(diff, want, np);
-    ck_assert_msg(e <= GTOL, "%s: gradient relative error %.3g > %.3g", what, e, GTOL);
-    free(rd), free(want), free(diff);
-}
-
-static float *g2_prefill(size_t n, uint64_t seed, float **copy) {
-    float *g = ref_rand(n, seed, -1, 1);
-    *copy = malloc(n * sizeof **copy);
-    for (size_t i = 0; i < n; i++) (*copy)[i] = g[i];
-    return g;
-}
 
 // One config for the shape-op forwards: op selects which.
 typedef struct {
@@ -59,26 +32,26 @@ START_TEST(test_shape_bwd) {
     size_t nx = (size_t)n * c * hw, nb = (size_t)n * cb * hw;
     float *x = ref_rand(nx, 1, -1, 1), *b = ref_rand(nb > (size_t)n * c ? nb : (size_t)n * c, 2, -1, 1);
     float *r = ref_rand(4 * nx + nb, 3, -1, 1), *px, *pb;
-    float *dx = g2_prefill(nx, 4, &px), *db = g2_prefill(nb, 5, &pb);
+    float *dx = tops_prefill(nx, 4, &px), *db = tops_prefill(nb, 5, &pb);
     shp_cfg cfg = {_i, ref_dup(x, nx), ref_dup(b, nb > (size_t)n * c ? nb : (size_t)n * c), n, c, cb, h, w};
-    ops_ctx *ctx = g2_ctx();
+    ops_ctx *ctx = tops_ctx(2);
     switch (_i) {
     case 0: // channel_sum is the adjoint of add_channel_bias w.r.t. the bias (N, C)
         ck_assert_int_eq(ops_channel_sum(ctx, db, r, n, c, hw), 0);
-        g2_check(shp_fwd_d, &cfg, cfg.b, (size_t)n * c, nx, r, db, pb, "channel_sum");
+        tops_grad_check(shp_fwd_d, &cfg, cfg.b, (size_t)n * c, nx, r, db, pb, "channel_sum");
         break;
     case 1:
         ck_assert_int_eq(ops_concat_bwd(ctx, dx, db, r, n, c, cb, hw), 0);
-        g2_check(shp_fwd_d, &cfg, cfg.x, nx, nx + nb, r, dx, px, "concat_bwd da");
-        g2_check(shp_fwd_d, &cfg, cfg.b, nb, nx + nb, r, db, pb, "concat_bwd db");
+        tops_grad_check(shp_fwd_d, &cfg, cfg.x, nx, nx + nb, r, dx, px, "concat_bwd da");
+        tops_grad_check(shp_fwd_d, &cfg, cfg.b, nb, nx + nb, r, db, pb, "concat_bwd db");
         break;
     case 2:
         ck_assert_int_eq(ops_upsample2x_bwd(ctx, dx, r, n, c, h, w), 0);
-        g2_check(shp_fwd_d, &cfg, cfg.x, nx, 4 * nx, r, dx, px, "upsample2x_bwd");
+        tops_grad_check(shp_fwd_d, &cfg, cfg.x, nx, 4 * nx, r, dx, px, "upsample2x_bwd");
         break;
     default:
         ck_assert_int_eq(ops_avgpool_bwd(ctx, dx, r, n, c, hw), 0);
-        g2_check(shp_fwd_d, &cfg, cfg.x, nx, (size_t)n * c, r, dx, px, "avgpool_bwd");
+        tops_grad_check(shp_fwd_d, &cfg, cfg.x, nx, (size_t)n * c, r, dx, px, "avgpool_bwd");
         break;
     }
     ops_ctx_destroy(ctx);
@@ -104,12 +77,12 @@ START_TEST(test_softmax_bwd) {
     int rows = dims[_i][0], cols = dims[_i][1];
     size_t n = (size_t)rows * cols;
     float *x = ref_rand(n, 10 + _i, -3, 3), *r = ref_rand(n, 11, -1, 1), *y = malloc(n * sizeof *y), *px;
-    float *dx = g2_prefill(n, 12, &px);
+    float *dx = tops_prefill(n, 12, &px);
     sm_cfg cfg = {ref_dup(x, n), rows, cols, scales[_i]};
-    ops_ctx *ctx = g2_ctx();
+    ops_ctx *ctx = tops_ctx(2);
     ck_assert_int_eq(ops_softmax_fwd(ctx, y, x, rows, cols, scales[_i]), 0);
     ck_assert_int_eq(ops_softmax_bwd(ctx, dx, r, y, rows, cols, scales[_i]), 0);
-    g2_check(sm_fwd_d, &cfg, cfg.x, n, n, r, dx, px, "softmax_bwd");
+    tops_grad_check(sm_fwd_d, &cfg, cfg.x, n, n, r, dx, px, "softmax_bwd");
     ops_ctx_destroy(ctx);
     free(x), free(r), free(y), free(px), free(dx), free(cfg.x);
 }
@@ -131,11 +104,11 @@ START_TEST(test_embedding_bwd) {
     static const int32_t ids[] = {4, 0, 4, 2, 4, 1, 0}; // repeats add up
     int n = 7, rows = 6, dim = 9;
     float *table = ref_rand((size_t)rows * dim, 20, -1, 1), *r = ref_rand((size_t)n * dim, 21, -1, 1), *pt;
-    float *dt = g2_prefill((size_t)rows * dim, 22, &pt);
+    float *dt = tops_prefill((size_t)rows * dim, 22, &pt);
     emb_cfg cfg = {ref_dup(table, (size_t)rows * dim), ids, n, dim};
-    ops_ctx *ctx = g2_ctx();
+    ops_ctx *ctx = tops_ctx(2);
     ck_assert_int_eq(ops_embedding_bwd(ctx, dt, r, ids, n, rows, dim), 0);
-    g2_check(emb_fwd_d, &cfg, cfg.table, (size_t)rows * dim, (size_t)n * dim, r, dt, pt, "embedding_bwd");
+    tops_grad_check(emb_fwd_d, &cfg, cfg.table, (size_t)rows * dim, (size_t)n * dim, r, dt, pt, "embedding_bwd");
     ops_ctx_destroy(ctx);
     free(table), free(r), free(pt), free(dt), free(cfg.table);
 }
@@ -159,11 +132,11 @@ START_TEST(test_dropout_bwd) {
     size_t n = 203;
     philox_key key = {7, 8, 9, 10};
     float p = _i ? 0.3f : 0.0f;
-    float *x = ref_rand(n, 30, -1, 1), *r = ref_rand(n, 31, -1, 1), *px, *dx = g2_prefill(n, 32, &px);
+    float *x = ref_rand(n, 30, -1, 1), *r = ref_rand(n, 31, -1, 1), *px, *dx = tops_prefill(n, 32, &px);
     drop_cfg cfg = {ref_dup(x, n), n, p, key, 13};
-    ops_ctx *ctx = g2_ctx();
+    ops_ctx *ctx = tops_ctx(2);
     ck_assert_int_eq(ops_dropout_bwd(ctx, dx, r, n, p, key, 13), 0);
-    g2_check(drop_fwd_d, &cfg, cfg.x, n, n, r, dx, px, "dropout_bwd");
+    tops_grad_check(drop_fwd_d, &cfg, cfg.x, n, n, r, dx, px, "dropout_bwd");
     ops_ctx_destroy(ctx);
     free(x), free(r), free(px), free(dx), free(cfg.x);
 }
@@ -192,17 +165,17 @@ START_TEST(test_losses) {
     float *pred = ref_rand(m, 40 + _i, -3, 3), *target = ref_rand(m, 41, -3, 3), *g = ref_rand(m, 42, 5, 6);
     float one = 1.0f, loss = -1;
     loss_cfg cfg = {ref_dup(pred, m), ref_dup(target, m), labels, n, per};
-    ops_ctx *ctx = g2_ctx();
+    ops_ctx *ctx = tops_ctx(2);
     ck_assert_int_eq(ops_mse_sum_loss(ctx, &loss, g, pred, target, n, per), 0);
     double want = ref_mse_sum_loss(cfg.pred, cfg.target, n, per);
     ck_assert_msg(fabs(loss - want) <= 1e-6 * want, "mse_sum_loss %g vs %g", (double)loss, want);
-    g2_check(mse_d, &cfg, cfg.pred, m, 1, &one, g, NULL, "mse_sum_loss dpred");
+    tops_grad_check(mse_d, &cfg, cfg.pred, m, 1, &one, g, NULL, "mse_sum_loss dpred");
     if (_i) { // cross-entropy over 10 classes
         ref_fill_uniform(g, m, 43, 5, 6);
         ck_assert_int_eq(ops_softmax_xent_loss(ctx, &loss, g, pred, labels, n, per), 0);
         want = ref_softmax_xent_loss(cfg.pred, labels, n, per);
         ck_assert_msg(fabs(loss - want) <= 1e-6 * want, "softmax_xent_loss %g vs %g", (double)loss, want);
-        g2_check(xent_d, &cfg, cfg.pred, m, 1, &one, g, NULL, "softmax_xent_loss dlogits");
+        tops_grad_check(xent_d, &cfg, cfg.pred, m, 1, &one, g, NULL, "softmax_xent_loss dlogits");
     }
     ops_ctx_destroy(ctx);
     free(pred), free(target), free(g), free(cfg.pred), free(cfg.target);

@@ -10,17 +10,10 @@
 #include "common/err.h"
 #include "kernels/cpu/ref/ref_ops.h"
 #include "kernels/ops.h"
-
-static ops_ctx *misc_ctx(int threads) {
-    ops_options o = ops_options_default();
-    o.threads = threads;
-    ops_ctx *ctx = NULL;
-    ck_assert_int_eq(ops_ctx_create(&ctx, OPS_DEV_CPU, &o), 0);
-    return ctx;
-}
+#include "tests/test_ops_ref.h"
 
 START_TEST(test_memory) {
-    ops_ctx *ctx = misc_ctx(0);
+    ops_ctx *ctx = tops_ctx(0);
     ck_assert_int_eq(ops_ctx_device(ctx), OPS_DEV_CPU);
     float *a = NULL, *b = NULL, host[37], back[37];
     ck_assert_int_eq(ops_alloc(ctx, (void **)&a, sizeof host), 0);
@@ -44,7 +37,7 @@ START_TEST(test_randn) {
     philox_key key = {0x1234, 0x5678, 3, 0};
     size_t n = 1003;
     float *y = malloc(n * sizeof *y), *want = malloc(n * sizeof *want), *parts = malloc(n * sizeof *parts);
-    ops_ctx *ctx = misc_ctx(2);
+    ops_ctx *ctx = tops_ctx(2);
     for (uint64_t off = 0; off < 6; off += 5) { // aligned and unaligned offsets
         ck_assert_int_eq(ops_randn(ctx, y, n, key, off), 0);
         ref_randn(want, n, key, off);
@@ -69,7 +62,7 @@ END_TEST
 START_TEST(test_randn_moments) {
     size_t n = 200000;
     float *y = malloc(n * sizeof *y);
-    ops_ctx *ctx = misc_ctx(2);
+    ops_ctx *ctx = tops_ctx(2);
     ck_assert_int_eq(ops_randn(ctx, y, n, (philox_key){1, 2, 0, 0}, 0), 0);
     double m = 0, v = 0;
     for (size_t i = 0; i < n; i++) m += y[i];
@@ -87,7 +80,7 @@ START_TEST(test_dropout_fwd) {
     philox_key key = {11, 12, 13, 14};
     float *x = ref_rand(n, 1, -1, 1), *y = malloc(n * sizeof *y);
     double *xd = ref_dup(x, n), *yd = malloc(n * sizeof *yd);
-    ops_ctx *ctx = misc_ctx(2);
+    ops_ctx *ctx = tops_ctx(2);
     static const float ps[] = {0.0f, 0.1f, 0.5f, 1.0f};
     for (int k = 0; k < 4; k++) {
         ck_assert_int_eq(ops_dropout_fwd(ctx, y, x, n, ps[k], key, 77), 0);
@@ -117,7 +110,7 @@ START_TEST(test_optimisers) {
     double *pd = ref_dup(p, n), *md = calloc(n, sizeof *md), *vd = calloc(n, sizeof *vd), *gd = malloc(n * sizeof *gd);
     double *psd = ref_dup(ps, n), *bufd = calloc(n, sizeof *bufd), *pnd = ref_dup(pn, n), *bnd = calloc(n, sizeof *bnd);
     double *ed = ref_dup(e, n);
-    ops_ctx *ctx = misc_ctx(2);
+    ops_ctx *ctx = tops_ctx(2);
     for (int step = 1; step <= 3; step++) {
         ref_fill_uniform(g, n, 10 + step, -0.5f, 0.5f);
         ref_to_double(gd, g, n);
@@ -152,7 +145,7 @@ START_TEST(test_sumsq) {
     size_t n = 1000003;
     float *x = ref_rand(n, 5, -3, 3), out[3];
     for (int t = 1; t <= 3; t++) {
-        ops_ctx *ctx = misc_ctx(t);
+        ops_ctx *ctx = tops_ctx(t);
         ck_assert_int_eq(ops_sumsq(ctx, &out[t - 1], x, n), 0);
         ops_ctx_destroy(ctx);
     }
@@ -175,7 +168,7 @@ static void det_run(int threads, float *out, size_t *nout) {
     float *y = malloc(ny * sizeof *y), *z = malloc(ny * sizeof *z), mean[16], rstd[16];
     float *dz = calloc(ny, sizeof *dz), *dy = calloc(ny, sizeof *dy), *dx = calloc(nx, sizeof *dx);
     float *dw = calloc(nw, sizeof *dw), db[20] = {0}, dg[20] = {0}, dbe[20] = {0};
-    ops_ctx *ctx = misc_ctx(threads);
+    ops_ctx *ctx = tops_ctx(threads);
     ck_assert_int_eq(ops_conv2d_fwd(ctx, &s, y, x, w, b), 0);
     ck_assert_int_eq(ops_groupnorm_fwd(ctx, OPS_ACT_SWISH, z, mean, rstd, y, ga, be, 4, 20, 99, 4, 1e-6f), 0);
     ck_assert_int_eq(ops_mse_sum_loss(ctx, out, dz, z, t, 4, 20 * 99), 0);
@@ -211,7 +204,7 @@ static void expect_err(int rc, int code, const char *op) {
 }
 
 START_TEST(test_errors) {
-    ops_ctx *ctx = misc_ctx(1);
+    ops_ctx *ctx = tops_ctx(1);
     float buf[64] = {0}, loss;
     ops_conv_shape s = {1, 2, 4, 4, 3, 3, 3, 1, 0, 0, 0, 0};
     ops_conv_shape bad = s;

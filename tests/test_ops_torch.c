@@ -14,6 +14,7 @@
 #include "common/err.h"
 #include "kernels/cpu/ref/ref_ops.h"
 #include "kernels/ops.h"
+#include "tests/test_ops_ref.h"
 
 #define TTOL 1e-5
 
@@ -172,18 +173,10 @@ static void torch_teardown(void) {
     if (system(cmd) != 0) fprintf(stderr, "test_ops_torch: could not remove %s\n", tdir);
 }
 
-static ops_ctx *t_ctx(void) {
-    ops_options o = ops_options_default();
-    o.threads = 2;
-    ops_ctx *ctx = NULL;
-    ck_assert_int_eq(ops_ctx_create(&ctx, OPS_DEV_CPU, &o), 0);
-    return ctx;
-}
-
 START_TEST(test_torch_groupnorm) {
     size_t n = sizeof gn_x / 4;
     float y[sizeof gn_x / 4], dx[sizeof gn_x / 4] = {0}, dg[GN_C] = {0}, db[GN_C] = {0}, mean[GN_N * GN_G], rstd[GN_N * GN_G];
-    ops_ctx *ctx = t_ctx();
+    ops_ctx *ctx = tops_ctx(2);
     ck_assert_int_eq(ops_groupnorm_fwd(ctx, OPS_ACT_SWISH, y, mean, rstd, gn_x, gn_g, gn_b, GN_N, GN_C, GN_HW, GN_G, 1e-6f), 0);
     ck_assert_int_eq(ops_groupnorm_bwd(ctx, OPS_ACT_SWISH, dx, dg, db, gn_dy, gn_x, mean, rstd, gn_g, gn_b, GN_N, GN_C,
                                        GN_HW, GN_G), 0);
@@ -197,7 +190,7 @@ START_TEST(test_torch_batchnorm) {
     float y[sizeof bn_x / 4], dx[sizeof bn_x / 4] = {0}, dg[BN_C] = {0}, db[BN_C] = {0}, mean[BN_C], rstd[BN_C];
     float rm[BN_C], rv[BN_C];
     memcpy(rm, bn_rm, sizeof rm), memcpy(rv, bn_rv, sizeof rv);
-    ops_ctx *ctx = t_ctx();
+    ops_ctx *ctx = tops_ctx(2);
     ck_assert_int_eq(ops_batchnorm_fwd_train(ctx, OPS_ACT_RELU, y, mean, rstd, rm, rv, bn_x, bn_g, bn_b, BN_N, BN_C, BN_HW,
                                              0.1f, 1e-5f), 0);
     ck_assert_int_eq(ops_batchnorm_bwd(ctx, OPS_ACT_RELU, dx, dg, db, bn_dy, bn_x, mean, rstd, bn_g, bn_b, BN_N, BN_C, BN_HW), 0);
@@ -214,7 +207,7 @@ START_TEST(test_torch_conv) {
     ops_conv_shape s = {CV_N, CV_CI, CV_H, CV_W, CV_CO, 3, 3, g[4], g[0], g[1], g[2], g[3]};
     size_t ny = (size_t)CV_N * CV_CO * ops_conv_out_h(&s) * ops_conv_out_w(&s), nx = sizeof cv_x / 4, nw = sizeof cv_w / 4;
     float *y = malloc(ny * sizeof *y), *dx = calloc(nx, sizeof *dx), *dw = calloc(nw, sizeof *dw), db[CV_CO] = {0};
-    ops_ctx *ctx = t_ctx();
+    ops_ctx *ctx = tops_ctx(2);
     ck_assert_int_eq(ops_conv2d_fwd(ctx, &s, y, cv_x, cv_w, cv_b), 0);
     ck_assert_int_eq(ops_conv2d_bwd_data(ctx, &s, dx, cv_dy, cv_w), 0); // dy: the first ny values of cv_dy
     ck_assert_int_eq(ops_conv2d_bwd_weight(ctx, &s, dw, db, cv_dy, cv_x), 0);
@@ -231,7 +224,7 @@ END_TEST
 START_TEST(test_torch_optim) {
     float p[OPT_N], m[OPT_N] = {0}, v[OPT_N] = {0}, ps[OPT_N], bs[OPT_N] = {0}, pn[OPT_N], bnv[OPT_N] = {0};
     memcpy(p, opt_p, sizeof p), memcpy(ps, opt_p, sizeof p), memcpy(pn, opt_p, sizeof p);
-    ops_ctx *ctx = t_ctx();
+    ops_ctx *ctx = tops_ctx(2);
     for (int k = 0; k < 3; k++) {
         ck_assert_int_eq(ops_adamw(ctx, p, opt_g[k], m, v, OPT_N, 1e-2f, 0.9f, 0.999f, 1e-8f, 0.05f, k + 1), 0);
         ck_assert_int_eq(ops_sgd(ctx, ps, opt_g[k], bs, OPT_N, 0.1f, 0.9f, 1e-3f, 0), 0);
@@ -245,7 +238,7 @@ END_TEST
 
 START_TEST(test_torch_timestep_softmax) {
     float y[6 * 128], sy[SM_R * SM_C], sdx[SM_R * SM_C] = {0};
-    ops_ctx *ctx = t_ctx();
+    ops_ctx *ctx = tops_ctx(2);
     // The argument t*f_k is a float: torch's exp (SLEEF) and ours differ by 1 ulp in a few f_k,
     // which moves sin/cos by up to |t| * 2^-23; the bound is that plus 1e-6.
     static const int dims[2] = {128, 7};
