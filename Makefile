@@ -124,7 +124,9 @@ data: deps
 	@tools/install-data.sh
 
 # --- library and programs -------------------------------------------------------------------
-$(BUILD)/%.o: %.c
+# Every compile waits for `deps` (order-only): with -j, headers must be installed before the
+# first compiler runs on a fresh machine.
+$(BUILD)/%.o: %.c | deps
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_BASE) -c $< -o $@
 
@@ -192,7 +194,7 @@ $(BUILD)/tests/suites.h: $(TEST_SRC)
 	@grep -ho '^Suite \*suite_[a-z0-9_]*(void)' $(TEST_SRC) | sed 's/^Suite \*\(suite_[a-z0-9_]*\)(void)/X(\1)/' > $@.tmp
 	@cmp -s $@.tmp $@ || mv $@.tmp $@; rm -f $@.tmp
 
-$(BUILD)/tests/run_tests.o: tests/run_tests.c $(BUILD)/tests/suites.h
+$(BUILD)/tests/run_tests.o: tests/run_tests.c $(BUILD)/tests/suites.h | deps
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_BASE) -I$(BUILD)/tests -c $< -o $@
 

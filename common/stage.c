@@ -29,6 +29,19 @@ int stage_key(const stage_id *id, char key[HASH_HEX_LEN + 1]) {
     return 0;
 }
 
+int stage_full_key(const stage_id *id, char key[HASH_HEX_LEN + 1]) {
+    ERR_TRY(stage_key(id, key));
+    if (!id->request) return 0;
+    hash_state *h = NULL;
+    ERR_TRY(hash_init(&h));
+    hash_update_text(h, "diffood-request");
+    hash_update_text(h, key);
+    hash_update_text(h, id->request);
+    hash_final_hex(h, key);
+    hash_free(h);
+    return 0;
+}
+
 // --- canonical JSON ------------------------------------------------------------------------
 
 static int stage_cmp_items(const void *a, const void *b) {
@@ -152,6 +165,20 @@ static int stage_decide(ts_store *s, const stage_id *id, const char *key, int fo
     int rc = 0;
     char *old_key = stage_meta_or_null(s, "key");
     char *old_stage = NULL, *old_ver = NULL, *old_params = NULL, *old_inputs = NULL;
+    if (id->request) { // incremental: the same base key extends the store
+        char base[HASH_HEX_LEN + 1];
+        ERR_GOTO(rc, stage_key(id, base));
+        char *old_base = stage_meta_or_null(s, "base_key");
+        int same = old_base && !strcmp(old_base, base);
+        free(old_base);
+        if (same) {
+            int c = old_key && !strcmp(old_key, key) ? stage_is_complete(s) : 0;
+            ERR_GOTO(rc, c);
+            rc = 0;
+            *state = c ? STAGE_UP_TO_DATE : STAGE_RESUME;
+            goto fail;
+        }
+    }
     if (old_key && !strcmp(old_key, key)) {
         int c = stage_is_complete(s);
         ERR_GOTO(rc, c);
@@ -208,7 +235,7 @@ fail:
 
 int stage_probe(const char *path, const stage_id *id, int force, stage_state *state) {
     char key[HASH_HEX_LEN + 1];
-    ERR_TRY(stage_key(id, key));
+    ERR_TRY(stage_full_key(id, key));
     struct stat st;
     *state = STAGE_FRESH;
     if (stat(path, &st) != 0) {
@@ -245,11 +272,24 @@ static int stage_clear(ts_store *s) {
 int stage_open_output(ts_store **out, const char *path, const stage_id *id, int force, stage_state *state) {
     int rc = 0;
     ts_store *s = NULL;
-    char key[HASH_HEX_LEN + 1], ver[32];
+    char key[HASH_HEX_LEN + 1], base[HASH_HEX_LEN + 1], ver[32];
     *out = NULL;
-    ERR_TRY(stage_key(id, key));
+    ERR_TRY(stage_full_key(id, key));
+    ERR_TRY(stage_key(id, base));
     ERR_GOTO(rc, ts_open(&s, path, TS_CREATE));
     ERR_GOTO(rc, stage_decide(s, id, key, force, state));
+    if (*state == STAGE_RESUME && id->request) { // a new request: say so before computing
+        char *old_key = stage_meta_or_null(s, "key");
+        int same = old_key && !strcmp(old_key, key);
+        free(old_key);
+        if (!same) {
+            ERR_GOTO(rc, ts_begin_write(s));
+            ERR_GOTO(rc, ts_meta_put(s, "complete", "false"));
+            ERR_GOTO(rc, ts_meta_put(s, "request", id->request));
+            ERR_GOTO(rc, ts_meta_put(s, "key", key));
+            ERR_GOTO(rc, ts_commit(s));
+        }
+    }
     if (*state == STAGE_FRESH) {
         snprintf(ver, sizeof ver, "%d", id->version);
         ERR_GOTO(rc, ts_begin_write(s));
@@ -259,6 +299,10 @@ int stage_open_output(ts_store **out, const char *path, const stage_id *id, int 
         ERR_GOTO(rc, ts_meta_put(s, "params", id->params));
         ERR_GOTO(rc, ts_meta_put(s, "inputs", id->inputs));
         ERR_GOTO(rc, ts_meta_put(s, "key", key));
+        if (id->request) {
+            ERR_GOTO(rc, ts_meta_put(s, "base_key", base));
+            ERR_GOTO(rc, ts_meta_put(s, "request", id->request));
+        }
         ERR_GOTO(rc, ts_meta_put(s, "complete", "false"));
         ERR_GOTO(rc, ts_commit(s));
     }

@@ -41,7 +41,18 @@ typedef struct {
     int version;        // bump when the stage's output for the same params/inputs changes
     const char *params; // canonical text of the parameters (JSON); not NULL ("{}" for none)
     const char *inputs; // canonical text of the inputs (JSON); not NULL ("{}" for none)
+    const char *request; // incremental stages only (else NULL): what the store is asked to hold
+                         // (canonical JSON: levels, repeats, image range); see below
 } stage_id;
+
+// Incremental stages (sample, extract-features) fill one store step by step: more repeats,
+// levels or images later. Their `request` says what a run asks for. The key stage_key computes
+// (stage, version, params, inputs: what determines each record) is kept as meta `base_key`;
+// meta `key` is stage_full_key, which also covers the request, so a downstream stage sees a new
+// input key when the content grows. A store with the same base key is never a conflict: it is
+// UP_TO_DATE when its key and completion match, else RESUME (compute what is missing; the
+// records already there stay). stage_open_output on RESUME then records the new request and
+// key with complete=false.
 
 typedef enum {
     STAGE_FRESH,      // nothing there (or cleared by force): compute everything
@@ -55,6 +66,9 @@ const char *stage_state_name(stage_state s);
 
 // The store key of `id` into key (32 hex digits + NUL). Returns 0 or ERR_USAGE (NULL fields).
 int stage_key(const stage_id *id, char key[HASH_HEX_LEN + 1]);
+// The store's meta `key`: stage_key without a request; with one, XXH3-128 of
+// "diffood-request\0" BASE_KEY "\0" REQUEST "\0".
+int stage_full_key(const stage_id *id, char key[HASH_HEX_LEN + 1]);
 
 // Canonical JSON text of `item`: object keys sorted bytewise (recursively), no whitespace,
 // numbers as cJSON prints them. *text is malloc'd, owned by the caller. ERR_NOMEM.

@@ -381,7 +381,7 @@ int main(int argc, char **argv) {
     ERR_GOTO(rc, stage_canonical_json(params, &params_text));
     ERR_GOTO(rc, ds_source_fingerprint(&o.spec, &inputs, &files));
     ERR_GOTO(rc, stage_canonical_json(inputs, &inputs_text));
-    stage_id id = {"ingest", INGEST_VERSION, params_text, inputs_text};
+    stage_id id = {"ingest", INGEST_VERSION, params_text, inputs_text, NULL};
     ERR_GOTO(rc, stage_probe(o.out, &id, o.force, &state));
     if (state == STAGE_UP_TO_DATE) {
         log_info("%s: up to date", o.out);

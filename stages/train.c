@@ -186,7 +186,7 @@ int main(int argc, char **argv) {
 
     ERR_GOTO(rc, train_params(c, model, &params));
     ERR_GOTO(rc, train_inputs(data, valp, &inputs));
-    stage_id id = {"train", TRAIN_VERSION, params, inputs};
+    stage_id id = {"train", TRAIN_VERSION, params, inputs, NULL};
     ERR_GOTO(rc, stage_probe(out, &id, force, &st));
     if (st == STAGE_UP_TO_DATE) {
         log_info("%s: up to date", out);

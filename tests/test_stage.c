@@ -21,7 +21,7 @@ static void setup(void) {
 
 START_TEST(test_key_and_canonical) {
     char k1[33], k2[33], k3[33];
-    stage_id a = {"ingest", 1, "{\"pad\":2}", "{\"images\":\"aa\"}"};
+    stage_id a = {"ingest", 1, "{\"pad\":2}", "{\"images\":\"aa\"}", NULL};
     stage_id b = a, c = a;
     b.version = 2;
     c.params = "{\"pad\":0}";
@@ -35,7 +35,7 @@ START_TEST(test_key_and_canonical) {
     ck_assert_int_eq(stage_key(&a, k4), 0);
     ck_assert_str_eq(k1, k4);
     // fields are separated: moving text from params to inputs changes the key
-    stage_id d = {"ingest", 1, "{\"pad\":2}{", "\"images\":\"aa\"}"};
+    stage_id d = {"ingest", 1, "{\"pad\":2}{", "\"images\":\"aa\"}", NULL};
     ck_assert_int_eq(stage_key(&d, k4), 0);
     ck_assert_str_ne(k1, k4);
     cJSON *j = cJSON_Parse("{\"b\":1,\"a\":{\"z\":[3,{\"y\":1,\"x\":2}],\"c\":\"t\"}}");
@@ -57,7 +57,7 @@ static void put_record(ts_store *s, uint64_t i) {
 }
 
 START_TEST(test_states) {
-    stage_id id = {"ingest", 1, "{\"pad\":2}", "{\"images\":\"aa\"}"};
+    stage_id id = {"ingest", 1, "{\"pad\":2}", "{\"images\":\"aa\"}", NULL};
     stage_state st = STAGE_STATE_COUNT;
     ck_assert_int_eq(stage_probe(spath, &id, 0, &st), 0);
     ck_assert_int_eq(st, STAGE_FRESH);
@@ -127,7 +127,7 @@ START_TEST(test_foreign_store) {
     ck_assert_int_eq(ts_open(&s, spath, TS_CREATE), 0);
     put_record(s, 0);
     ts_close(s);
-    stage_id id = {"ingest", 1, "{}", "{}"};
+    stage_id id = {"ingest", 1, "{}", "{}", NULL};
     stage_state st;
     ck_assert_int_eq(stage_probe(spath, &id, 0, &st), ERR_CONFLICT);
     ck_assert_ptr_nonnull(strstr(err_msg(), "without a stage key"));

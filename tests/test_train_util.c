@@ -18,7 +18,7 @@ const char *trt_path(const char *name) { return tu_path(name); }
 void trt_make_store(const char *path, int n, int c, int s, int with_labels) {
     ts_store *st = NULL;
     stage_state state;
-    stage_id id = {"test-images", 1, "{}", path};
+    stage_id id = {"test-images", 1, "{}", path, NULL};
     ck_assert_int_eq(stage_open_output(&st, path, &id, 1, &state), 0);
     ck_assert_int_eq(ts_begin_write(st), 0);
     uint8_t *img = malloc((size_t)c * s * s);

@@ -1,0 +1,638 @@
+// sample: the repeat samples of detection (issue 9; METHOD.md 6 and 7). For every image of an
+// image store: the discriminator's prediction on the clean image (table `pred`), then for every
+// level and repeat the image noised with the repeat's own noise and denoised back with
+// classifier-free guidance on that prediction (table `sample`, key (index, level, repeat)).
+//
+//   sample --images STORE --denoiser CKPT --classifier CKPT --out STORE [--cache DIR]
+//          [--limit N] [--shard I/N] [--config FILE] [--set sample.KEY=V] [--force]
+//   sample --generate N [--label Y|null] --denoiser CKPT --out STORE      (pictures from noise)
+//
+// The store is incremental (common/stage.h): its base key covers what determines a record
+// (the three input store keys, method, sample_step, guidance, seed, index_quirk); its request
+// (levels, repeats, image range) may grow, and a rerun computes only the missing records.
+// With --cache DIR the records live in DIR/sample-BASEKEY.store, shared by every samples store
+// with the same base key; the samples store then holds only meta (`records` names the entry).
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include <cjson/cJSON.h>
+
+#include "common/cfg.h"
+#include "common/cli.h"
+#include "common/diffusion/denoise.h"
+#include "common/err.h"
+#include "common/log.h"
+#include "common/png.h"
+#include "common/rng.h"
+#include "common/samples.h"
+#include "common/stage.h"
+#include "common/train/ckpt.h"
+
+#define SAMPLE_VERSION 1
+
+static const cli_opt sample_opts[] = {
+    {"images", "STORE", 0, "image store to noise and denoise (from ingest)"},
+    {"denoiser", "CKPT", 0, "denoiser checkpoint store (train --model diffusion): its EMA weights"},
+    {"classifier", "CKPT", 0, "classifier checkpoint store (train --model classifier): the guidance label"},
+    {"out", "STORE", 0, "samples store (created; extended when it holds fewer repeats, levels or images)"},
+    {"cache", "DIR", 0, "keep the records in a cache entry under DIR shared by every experiment with the same "
+                        "denoiser, classifier, images and sampler; the samples store then holds only meta"},
+    {"limit", "N", 0, "the first N images only (0 = all)"},
+    {"shard", "I/N", 0, "the I-th of N disjoint contiguous parts of the images (join with dstore merge)"},
+    {"generate", "N", 0, "instead: N images from pure noise into --out (table generated, STORE/grid.png)"},
+    {"label", "Y|null", 0, "with --generate: the class to generate, or null (unconditional); default null"},
+    {"force", NULL, 0, "replace a store made with other parameters or inputs"},
+    {0}};
+
+static const cli_spec sample_spec = {
+    "sample", "--images STORE --denoiser CKPT --classifier CKPT --out STORE [options]",
+    "Noises every image to each level in sample.timesteps with sample.repeats noises and denoises it back "
+    "with classifier-free guidance on the classifier's prediction (sample.method ddim|pndm2|pndm4, "
+    "sample.sample_step, sample.guidance). Reruns compute only missing records; SIGINT/SIGTERM commit the "
+    "current batch and exit 3.",
+    sample_opts, CLI_STD_ALL, 0, 0};
+
+typedef struct {
+    const char *method_name;
+    sampler_method method;
+    int sample_step, repeats, batch, n_levels, levels[SMP_MAX_LEVELS];
+    double guidance;
+    int64_t seed;
+    bool quirk;
+} sample_cfg;
+
+// --- configuration ----------------------------------------------------------------------------
+
+static int sample_read_cfg(const cfg *c, sample_cfg *sc) {
+    size_t nl = 0;
+    ERR_TRY(cfg_get_str(c, "sample.method", &sc->method_name));
+    ERR_TRY(sampler_method_from_name(sc->method_name, &sc->method));
+    ERR_TRY(cfg_get_int(c, "sample.sample_step", &sc->sample_step));
+    ERR_TRY(cfg_get_int(c, "sample.repeats", &sc->repeats));
+    ERR_TRY(cfg_get_int(c, "sample.batch", &sc->batch));
+    ERR_TRY(cfg_get_float(c, "sample.guidance", &sc->guidance));
+    ERR_TRY(cfg_get_i64(c, "sample.seed", &sc->seed));
+    ERR_TRY(cfg_get_bool(c, "sample.index_quirk", &sc->quirk));
+    ERR_TRY(cfg_get_int_list(c, "sample.timesteps", sc->levels, SMP_MAX_LEVELS, &nl));
+    sc->n_levels = (int)nl;
+    ERR_IF(sc->repeats < 1, ERR_CONFIG, "sample.repeats = %d: at least 1 repeat is needed", sc->repeats);
+    ERR_IF(sc->batch < 1, ERR_CONFIG, "sample.batch = %d: at least 1", sc->batch);
+    ERR_IF(sc->sample_step < 1, ERR_CONFIG, "sample.sample_step = %d: at least 1", sc->sample_step);
+    ERR_IF(sc->n_levels < 1, ERR_CONFIG, "sample.timesteps is empty");
+    for (int i = 0; i < sc->n_levels; i++) {
+        ERR_IF(sc->levels[i] < 0, ERR_CONFIG, "sample.timesteps: level %d is negative", sc->levels[i]);
+        ERR_IF(i > 0 && sc->levels[i] <= sc->levels[i - 1], ERR_CONFIG,
+               "sample.timesteps must be ascending and distinct (%d after %d)", sc->levels[i], sc->levels[i - 1]);
+    }
+    return 0;
+}
+
+// The parameters that determine a record: the sample section without timesteps, repeats, batch.
+static int sample_params(const cfg *c, char **text) {
+    char *t = NULL;
+    ERR_TRY(cfg_canonical(c, "sample", &t));
+    cJSON *j = cJSON_Parse(t);
+    free(t);
+    ERR_IF(!j, ERR_NOMEM, "out of memory");
+    cJSON_DeleteItemFromObjectCaseSensitive(j, "timesteps");
+    cJSON_DeleteItemFromObjectCaseSensitive(j, "repeats");
+    cJSON_DeleteItemFromObjectCaseSensitive(j, "batch");
+    int rc = stage_canonical_json(j, text);
+    cJSON_Delete(j);
+    return rc;
+}
+
+static int sample_inputs(const char *images, const char *den, const char *cls, char keys[3][HASH_HEX_LEN + 1],
+                         char **text) {
+    const char *names[3] = {"images", "denoiser", "classifier"}, *paths[3] = {images, den, cls};
+    cJSON *p = cJSON_CreateObject();
+    ERR_IF(!p, ERR_NOMEM, "out of memory");
+    int rc = 0;
+    for (int i = 0; i < 3; i++) {
+        if (!paths[i]) continue;
+        ERR_GOTO(rc, stage_input_key(paths[i], keys[i]));
+        cJSON_AddStringToObject(p, names[i], keys[i]);
+    }
+    ERR_GOTO(rc, stage_canonical_json(p, text));
+fail:
+    cJSON_Delete(p);
+    return rc;
+}
+
+// Number of images of an image store (table image) and their shape (first record).
+static int sample_image_count(const char *path, int64_t *n, int *c, int *s) {
+    ts_store *st = NULL;
+    uint64_t cnt = 0;
+    int rc = 0;
+    ts_key k;
+    ts_record_info info;
+    ERR_GOTO(rc, ts_open(&st, path, TS_RDONLY));
+    rc = ts_count(st, "image", &cnt);
+    ERR_GOTO_IF(rc, rc == ERR_NOTFOUND || (rc == 0 && cnt == 0), ERR_INPUT, "%s: no images (table image is empty)", path);
+    ERR_GOTO(rc, rc);
+    ts_key_u64(&k, 0);
+    ERR_GOTO(rc, ts_get_info(st, "image", &k, &info));
+    ERR_GOTO_IF(rc, info.dtype != TS_U8 || info.rank != 3 || info.shape[1] != info.shape[2], ERR_INPUT,
+                "%s: image 0 is not a square u8 (C, H, W) image", path);
+    *n = (int64_t)cnt;
+    *c = (int)info.shape[0];
+    *s = (int)info.shape[1];
+fail:
+    ts_close(st);
+    return rc;
+}
+
+// Images [b, e) of the store into img ((e - b), c, s, s).
+static int sample_load_images(const char *path, int64_t b, int64_t e, size_t per, uint8_t *img) {
+    ts_store *st = NULL;
+    int rc = 0;
+    ERR_GOTO(rc, ts_open(&st, path, TS_RDONLY));
+    for (int64_t i = b; i < e; i++) {
+        ts_key k;
+        ts_tensor t;
+        ts_key_u64(&k, (uint64_t)i);
+        ERR_GOTO(rc, ts_get_into(st, "image", &k, &t, img + (size_t)(i - b) * per, per));
+        ERR_GOTO_IF(rc, t.dtype != TS_U8 || (size_t)ts_tensor_numel(&t) != per, ERR_INPUT,
+                    "%s: image %lld has another shape than image 0", path, (long long)i);
+    }
+fail:
+    ts_close(st);
+    return rc;
+}
+
+// --- the work -----------------------------------------------------------------------------------
+
+typedef struct {
+    ts_store *rec;            // where records go
+    ckpt_classifier cls;
+    ckpt_denoiser den;
+    dn_ctx *dn;
+    const sample_cfg *sc;
+    smp_request req;
+    uint8_t *img;             // (E - B, per)
+    int32_t *pred;            // (E - B)
+    float *out;               // (batch, per)
+    float *logits;            // (batch, K)
+    size_t per;
+    int K;
+    uint64_t computed;
+} sample_run;
+
+// The classifier's prediction on every clean image without one (table pred), then all of them.
+static int sample_preds(sample_run *r) {
+    int64_t B = r->req.begin, E = r->req.end;
+    int bs = r->sc->batch;
+    for (int64_t i0 = B; i0 < E; i0 += bs) {
+        int nb = (int)(E - i0 < bs ? E - i0 : bs), have = 1;
+        for (int i = 0; i < nb && have; i++) {
+            ts_key k;
+            ts_key_u64(&k, (uint64_t)(i0 + i));
+            int h = ts_has(r->rec, "pred", &k);
+            ERR_TRY(h);
+            have = h;
+        }
+        if (have) continue;
+        ERR_TRY(ckpt_classifier_run(&r->cls, r->img + (size_t)(i0 - B) * r->per, NULL, nb, r->logits, NULL));
+        ERR_TRY(ts_begin_write(r->rec));
+        int rc = 0;
+        for (int i = 0; i < nb && rc >= 0; i++) {
+            const float *l = r->logits + (size_t)i * r->K;
+            int best = 0;
+            for (int k = 1; k < r->K; k++)
+                if (l[k] > l[best]) best = k;
+            double z = 0;
+            for (int k = 0; k < r->K; k++) z += exp((double)l[k] - l[best]);
+            float v[2] = {(float)best, (float)(1.0 / z)};
+            ts_key k;
+            ts_tensor t;
+            ts_key_u64(&k, (uint64_t)(i0 + i));
+            ts_tensor_init(&t, TS_F32, 1, (int64_t[]){2}, v);
+            rc = ts_put(r->rec, "pred", &k, &t, TS_CODEC_RAW);
+        }
+        if (rc < 0) {
+            ts_abort(r->rec);
+            return rc;
+        }
+        ERR_TRY(ts_commit(r->rec));
+        ERR_TRY(cli_check_interrupt());
+    }
+    for (int64_t i = B; i < E; i++) {
+        ts_key k;
+        ts_tensor t;
+        float v[2];
+        ts_key_u64(&k, (uint64_t)i);
+        ERR_TRY(ts_get_into(r->rec, "pred", &k, &t, v, sizeof v));
+        r->pred[i - B] = (int32_t)v[0];
+    }
+    return 0;
+}
+
+// The jobs of one level that have no record yet.
+static int sample_missing(sample_run *r, int level, dn_job *jobs, int64_t *n) {
+    *n = 0;
+    for (int64_t i = r->req.begin; i < r->req.end; i++)
+        for (int k = 0; k < r->req.repeats; k++) {
+            ts_key key;
+            smp_key(&key, (uint32_t)i, (uint32_t)level, (uint32_t)k);
+            int h = ts_has(r->rec, "sample", &key);
+            ERR_TRY(h);
+            if (h) continue;
+            int64_t j = i - r->req.begin;
+            jobs[(*n)++] = (dn_job){r->img + (size_t)j * r->per, (uint32_t)i, (uint32_t)k, r->pred[j]};
+        }
+    return 0;
+}
+
+static int sample_put_batch(sample_run *r, const dn_job *jobs, int n, int level) {
+    int rc = 0;
+    ERR_TRY(ts_begin_write(r->rec));
+    for (int i = 0; i < n; i++) {
+        ts_key k;
+        ts_tensor t;
+        int64_t shape[3] = {r->cls.cfg.in_channels, r->cls.cfg.image_size, r->cls.cfg.image_size};
+        smp_key(&k, jobs[i].index, (uint32_t)level, jobs[i].repeat);
+        ts_tensor_init(&t, TS_F32, 3, shape, r->out + (size_t)i * r->per);
+        ERR_GOTO(rc, ts_put(r->rec, "sample", &k, &t, TS_CODEC_SHUFFLE_ZSTD));
+    }
+    return ts_commit(r->rec);
+fail:
+    ts_abort(r->rec);
+    return rc;
+}
+
+static int sample_compute(sample_run *r) {
+    int64_t total_jobs = (r->req.end - r->req.begin) * r->req.repeats, n = 0;
+    dn_job *jobs = malloc(sizeof(dn_job) * (size_t)total_jobs);
+    ERR_IF(!jobs, ERR_NOMEM, "out of memory");
+    int rc = 0;
+    // progress in network evaluations per image (level 0: one unit)
+    uint64_t todo = 0, done = 0;
+    for (int l = 0; l < r->req.n_levels; l++) {
+        ERR_GOTO(rc, sample_missing(r, r->req.levels[l], jobs, &n));
+        todo += (uint64_t)n * (uint64_t)(dn_evals(r->dn, r->req.levels[l]) + 1);
+    }
+    prog_begin("sample", todo);
+    for (int l = 0; l < r->req.n_levels; l++) {
+        int level = r->req.levels[l], per_job = dn_evals(r->dn, level) + 1;
+        ERR_GOTO(rc, sample_missing(r, level, jobs, &n));
+        for (int64_t j0 = 0; j0 < n; j0 += r->sc->batch) {
+            int nb = (int)(n - j0 < r->sc->batch ? n - j0 : r->sc->batch);
+            ERR_GOTO(rc, dn_run(r->dn, jobs + j0, nb, level, r->out));
+            ERR_GOTO(rc, sample_put_batch(r, jobs + j0, nb, level));
+            r->computed += (uint64_t)nb;
+            done += (uint64_t)nb * (uint64_t)per_job;
+            prog_update(done, "level %d, %llu samples", level, (unsigned long long)r->computed);
+            ERR_GOTO(rc, cli_check_interrupt());
+        }
+    }
+fail:
+    prog_end();
+    free(jobs);
+    return rc;
+}
+
+// --- opening the stores --------------------------------------------------------------------------
+
+// The store that holds the records: the samples store itself, or the cache entry it names (or
+// that --cache gives a fresh store).
+static int sample_records_store(ts_store *out, const char *out_path, const char *cache, const stage_id *base_id,
+                                const char *base_key, ts_store **rec) {
+    char *records = NULL, *entry = NULL;
+    int rc = ts_meta_get(out, "records", &records), own;
+    if (rc == ERR_NOTFOUND) {
+        err_clear();
+        ERR_GOTO(rc, own = ts_table_exists(out, "sample"));
+        if (!cache || own) {
+            if (cache) log_warn("%s holds its own records (made without --cache): --cache ignored", out_path);
+            *rec = out;
+            rc = 0;
+            goto fail;
+        }
+        size_t len = strlen(cache) + 64;
+        entry = malloc(len);
+        ERR_GOTO_IF(rc, !entry, ERR_NOMEM, "out of memory");
+        snprintf(entry, len, "%s/sample-%s.store", cache, base_key);
+    } else {
+        ERR_GOTO(rc, rc);
+    }
+    const char *path = records ? records : entry;
+    stage_id eid = *base_id;
+    eid.stage = "sample-cache";
+    eid.request = NULL;
+    stage_state st;
+    rc = stage_open_output(rec, path, &eid, 0, &st);
+    if (rc < 0) {
+        err_prefix(rc, "%s: cache entry: ", out_path);
+        goto fail;
+    }
+    if (!records) {
+        char real[PATH_MAX];
+        ERR_GOTO_IF(rc, !realpath(path, real), ERR_IO, "%s: cannot resolve the path", path);
+        ERR_GOTO(rc, ts_meta_put(out, "records", real));
+    }
+    log_info("%s: records in the cache entry %s", out_path, path);
+fail:
+    free(records);
+    free(entry);
+    return rc;
+}
+
+static int sample_summary(const char *status, const char *out, const smp_request *q, uint64_t computed,
+                          double seconds) {
+    cJSON *x = cJSON_CreateObject();
+    ERR_IF(!x, ERR_NOMEM, "out of memory");
+    cJSON_AddStringToObject(x, "out", out);
+    cJSON_AddNumberToObject(x, "images", (double)(q->end - q->begin));
+    cJSON_AddNumberToObject(x, "levels", q->n_levels);
+    cJSON_AddNumberToObject(x, "repeats", q->repeats);
+    cJSON_AddNumberToObject(x, "computed", (double)computed);
+    cJSON_AddNumberToObject(x, "seconds", seconds);
+    int rc = cli_summary(stdout, status, x);
+    cJSON_Delete(x);
+    return rc;
+}
+
+// --- pictures from pure noise (--generate) -----------------------------------------------------
+
+static double sample_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+// Writes STORE/grid.png from the `generated` records 0..n-1 (10 per row).
+static int sample_grid_png(ts_store *st, const char *out, int n, int ch, int size) {
+    size_t per = (size_t)ch * size * size;
+    png_grid_shape g = {(n + 9) / 10, n < 10 ? n : 10, ch, size, size, 2, 255};
+    uint8_t *tiles = malloc(per * (size_t)n), *pic = malloc((size_t)ch * png_grid_height(&g) * png_grid_width(&g));
+    const uint8_t **tp = malloc(sizeof(uint8_t *) * (size_t)n);
+    float *f = malloc(sizeof(float) * per);
+    char *path = malloc(strlen(out) + 16);
+    int rc = 0;
+    ERR_GOTO_IF(rc, !tiles || !pic || !tp || !f || !path, ERR_NOMEM, "out of memory");
+    for (int i = 0; i < n; i++) {
+        ts_key k;
+        ts_tensor t;
+        ts_key_u64(&k, (uint64_t)i);
+        ERR_GOTO(rc, ts_get_into(st, "generated", &k, &t, f, sizeof(float) * per));
+        for (size_t j = 0; j < per; j++) tiles[(size_t)i * per + j] = (uint8_t)lrintf(f[j] * 255.0f);
+        tp[i] = tiles + (size_t)i * per;
+    }
+    ERR_GOTO(rc, png_grid_compose(pic, &g, tp));
+    sprintf(path, "%s/grid.png", out);
+    ERR_GOTO(rc, png_write(path, pic, ch, png_grid_height(&g), png_grid_width(&g)));
+    log_info("%s: picture %s", out, path);
+fail:
+    free(tiles);
+    free(pic);
+    free(tp);
+    free(f);
+    free(path);
+    return rc;
+}
+
+static int sample_generate(const cli_args *a, const cfg *c) {
+    const char *den = cli_get(a, "denoiser"), *out = cli_get(a, "out"), *lab = cli_get(a, "label");
+    ERR_IF(!den || !out, ERR_USAGE, "--generate needs --denoiser and --out");
+    long n = 0;
+    ERR_TRY(cli_get_int(a, "generate", 0, &n));
+    ERR_IF(n < 1 || n > 100000, ERR_USAGE, "--generate %ld: between 1 and 100000 images", n);
+    sample_cfg sc;
+    ERR_TRY(sample_read_cfg(c, &sc));
+    char keys[3][HASH_HEX_LEN + 1];
+    char *params = NULL, *inputs = NULL, *ptext = NULL;
+    ts_store *st = NULL;
+    ops_ctx *ctx = NULL;
+    ckpt_denoiser d;
+    memset(&d, 0, sizeof d);
+    dn_ctx *dn = NULL;
+    float *buf = NULL;
+    int32_t *labels = NULL;
+    int rc = 0;
+    double t0 = sample_now();
+    ERR_GOTO(rc, sample_params(c, &params));
+    ERR_GOTO(rc, sample_inputs(NULL, den, NULL, keys, &inputs));
+    cJSON *pj = cJSON_Parse(params);
+    ERR_GOTO_IF(rc, !pj, ERR_NOMEM, "out of memory");
+    cJSON_AddNumberToObject(pj, "generate", (double)n);
+    cJSON_AddStringToObject(pj, "label", lab ? lab : "null");
+    rc = stage_canonical_json(pj, &ptext);
+    cJSON_Delete(pj);
+    ERR_GOTO(rc, rc);
+    stage_id id = {"sample-generate", SAMPLE_VERSION, ptext, inputs, NULL};
+    stage_state state;
+    smp_request q = {.n_levels = 0, .repeats = 1, .begin = 0, .end = n, .shard_n = 1};
+    ERR_GOTO(rc, stage_probe(out, &id, cli_has(a, "force"), &state));
+    if (state == STAGE_UP_TO_DATE) {
+        log_info("%s: up to date", out);
+        ERR_GOTO(rc, sample_summary("up to date", out, &q, 0, sample_now() - t0));
+        goto fail;
+    }
+    ops_options oo = ops_options_default();
+    oo.threads = cli_threads(a);
+    ERR_GOTO(rc, ops_ctx_create_named(&ctx, cli_device(a), &oo));
+    ERR_GOTO(rc, ckpt_denoiser_open(&d, den, ctx, 2 * sc.batch));
+    int K = d.cfg.num_classes, y = K, ch = d.cfg.in_channels, size = d.cfg.image_size;
+    if (lab && strcmp(lab, "null") != 0) {
+        char *e = NULL;
+        long v = strtol(lab, &e, 10);
+        ERR_GOTO_IF(rc, e == lab || *e || v < 0 || v >= K, ERR_USAGE, "--label '%s': a class 0..%d or null", lab, K - 1);
+        y = (int)v;
+    }
+    dn_params dp = {sc.method, sc.sample_step, sc.quirk, (float)sc.guidance, (uint64_t)sc.seed, rng_id_str("generate")};
+    ERR_GOTO(rc, dn_create(&dn, ctx, d.model, &d.sch, &dp, sc.batch));
+    size_t per = (size_t)ch * size * size;
+    buf = malloc(sizeof(float) * per * (size_t)sc.batch);
+    labels = malloc(sizeof(int32_t) * (size_t)sc.batch);
+    ERR_GOTO_IF(rc, !buf || !labels, ERR_NOMEM, "out of memory");
+    for (int i = 0; i < sc.batch; i++) labels[i] = y;
+    ERR_GOTO(rc, stage_open_output(&st, out, &id, cli_has(a, "force"), &state));
+    prog_begin("generate", (uint64_t)n);
+    uint64_t computed = 0;
+    for (long i0 = 0; i0 < n; i0 += sc.batch) {
+        int nb = (int)(n - i0 < sc.batch ? n - i0 : sc.batch);
+        ts_key k;
+        ts_key_u64(&k, (uint64_t)(i0 + nb - 1));
+        int h = ts_has(st, "generated", &k);
+        ERR_GOTO(rc, h);
+        if (h) continue;
+        ERR_GOTO(rc, dn_generate(dn, labels, (uint32_t)i0, nb, buf));
+        ERR_GOTO(rc, ts_begin_write(st));
+        for (int i = 0; i < nb && rc >= 0; i++) {
+            ts_tensor t;
+            ts_key_u64(&k, (uint64_t)(i0 + i));
+            ts_tensor_init(&t, TS_F32, 3, (int64_t[]){ch, size, size}, buf + (size_t)i * per);
+            rc = ts_put(st, "generated", &k, &t, TS_CODEC_SHUFFLE_ZSTD);
+        }
+        if (rc < 0) {
+            ts_abort(st);
+            goto fail;
+        }
+        ERR_GOTO(rc, ts_commit(st));
+        computed += (uint64_t)nb;
+        prog_update((uint64_t)(i0 + nb), NULL);
+        ERR_GOTO(rc, cli_check_interrupt());
+    }
+    prog_end();
+    ERR_GOTO(rc, sample_grid_png(st, out, (int)n, ch, size));
+    ERR_GOTO(rc, stage_mark_complete(st));
+    ERR_GOTO(rc, sample_summary("ok", out, &q, computed, sample_now() - t0));
+fail:
+    ts_close(st);
+    dn_destroy(dn);
+    ckpt_denoiser_close(&d);
+    ops_ctx_destroy(ctx);
+    free(buf);
+    free(labels);
+    free(params);
+    free(inputs);
+    free(ptext);
+    return rc;
+}
+
+static int sample_main(const cli_args *a, const cfg *c) {
+    const char *images = cli_get(a, "images"), *den = cli_get(a, "denoiser"), *cls = cli_get(a, "classifier"),
+               *out = cli_get(a, "out"), *cache = cli_get(a, "cache");
+    ERR_IF(!images || !den || !cls || !out, ERR_USAGE,
+           "--images, --denoiser, --classifier and --out are required (see 'sample --help')");
+    sample_cfg sc;
+    ERR_TRY(sample_read_cfg(c, &sc));
+    long limit = 0;
+    int shard_i = 0, shard_n = 1;
+    ERR_TRY(cli_get_int(a, "limit", 0, &limit));
+    ERR_IF(limit < 0, ERR_USAGE, "--limit %ld: must be >= 0", limit);
+    if (cli_get(a, "shard")) ERR_TRY(smp_shard_parse(cli_get(a, "shard"), &shard_i, &shard_n));
+
+    char keys[3][HASH_HEX_LEN + 1], base_key[HASH_HEX_LEN + 1];
+    char *params = NULL, *inputs = NULL, *req_text = NULL;
+    ts_store *st = NULL, *rec = NULL;
+    uint8_t *img = NULL;
+    int32_t *pred = NULL;
+    float *outbuf = NULL, *logits = NULL;
+    sample_run r;
+    memset(&r, 0, sizeof r);
+    ops_ctx *ctx = NULL;
+    int rc = 0, ch = 0, size = 0;
+    int64_t count = 0;
+    double t0 = sample_now();
+    ERR_GOTO(rc, sample_params(c, &params));
+    ERR_GOTO(rc, sample_inputs(images, den, cls, keys, &inputs));
+    ERR_GOTO(rc, sample_image_count(images, &count, &ch, &size));
+    int64_t n_img = limit > 0 && limit < count ? limit : count;
+    smp_request q = {.n_levels = sc.n_levels, .repeats = sc.repeats, .shard_i = shard_i, .shard_n = shard_n};
+    memcpy(q.levels, sc.levels, sizeof q.levels);
+    smp_shard_range(n_img, shard_i, shard_n, &q.begin, &q.end);
+    ERR_GOTO(rc, smp_request_text(&q, &req_text));
+    stage_id id = {"sample", SAMPLE_VERSION, params, inputs, req_text};
+    ERR_GOTO(rc, stage_key(&id, base_key));
+    stage_state state;
+    ERR_GOTO(rc, stage_probe(out, &id, cli_has(a, "force"), &state));
+    if (state == STAGE_UP_TO_DATE) {
+        log_info("%s: up to date", out);
+        ERR_GOTO(rc, sample_summary("up to date", out, &q, 0, sample_now() - t0));
+        goto fail;
+    }
+
+    // inputs, checked before the output store is touched
+    ops_options oo = ops_options_default();
+    oo.threads = cli_threads(a);
+    ERR_GOTO(rc, ops_ctx_create_named(&ctx, cli_device(a), &oo));
+    ERR_GOTO(rc, ckpt_classifier_open(&r.cls, cls, ctx, ch, size, sc.batch));
+    ERR_GOTO(rc, ckpt_denoiser_open(&r.den, den, ctx, 2 * sc.batch));
+    const unet_config *uc = &r.den.cfg;
+    r.K = ckpt_classifier_classes(&r.cls);
+    ERR_GOTO_IF(rc, uc->num_classes != r.K, ERR_INPUT,
+                "%s has %d classes but the denoiser %s was trained with %d: they must be of one dataset", cls, r.K,
+                den, uc->num_classes);
+    ERR_GOTO_IF(rc, uc->in_channels != ch || uc->image_size != size, ERR_INPUT,
+                "%s: images %d x %d x %d do not fit the denoiser %s (%d x %d x %d)", images, ch, size, size, den,
+                uc->in_channels, uc->image_size, uc->image_size);
+    for (int i = 0; i < sc.n_levels; i++)
+        ERR_GOTO_IF(rc, sc.levels[i] >= r.den.sch.T, ERR_CONFIG,
+                    "sample.timesteps: level %d is not below the denoiser's T = %d (%s)", sc.levels[i], r.den.sch.T, den);
+    ERR_GOTO_IF(rc, sc.sample_step > r.den.sch.T, ERR_CONFIG, "sample.sample_step %d exceeds T = %d", sc.sample_step,
+                r.den.sch.T);
+    dn_params dp = {sc.method, sc.sample_step, sc.quirk, (float)sc.guidance, (uint64_t)sc.seed, rng_id_str(keys[0])};
+    ERR_GOTO(rc, dn_create(&r.dn, ctx, r.den.model, &r.den.sch, &dp, sc.batch));
+    r.per = (size_t)ch * size * size;
+    int64_t nq = q.end - q.begin;
+    img = malloc(r.per * (size_t)(nq > 0 ? nq : 1));
+    pred = malloc(sizeof(int32_t) * (size_t)(nq > 0 ? nq : 1));
+    outbuf = malloc(sizeof(float) * r.per * (size_t)sc.batch);
+    logits = malloc(sizeof(float) * (size_t)r.K * sc.batch);
+    ERR_GOTO_IF(rc, !img || !pred || !outbuf || !logits, ERR_NOMEM, "out of memory for %lld images", (long long)nq);
+    ERR_GOTO(rc, sample_load_images(images, q.begin, q.end, r.per, img));
+
+    ERR_GOTO(rc, stage_open_output(&st, out, &id, cli_has(a, "force"), &state));
+    ERR_GOTO(rc, ts_begin_write(st));
+    char abs_images[PATH_MAX];
+    ERR_GOTO_IF(rc, !realpath(images, abs_images), ERR_IO, "%s: cannot resolve the path", images);
+    ERR_GOTO(rc, ts_meta_put(st, "images", abs_images));
+    ERR_GOTO(rc, ts_meta_put(st, "images_key", keys[0]));
+    ERR_GOTO(rc, ts_meta_put(st, "denoiser_key", keys[1]));
+    ERR_GOTO(rc, ts_meta_put(st, "classifier_key", keys[2]));
+    ERR_GOTO(rc, ts_meta_put(st, "cache_key", base_key));
+    ERR_GOTO(rc, ts_commit(st));
+    ERR_GOTO(rc, sample_records_store(st, out, cache, &id, base_key, &rec));
+    ts_set_zstd_level(rec, 1);
+    log_info("%s: %s, %lld images x %d levels x %d repeats (%s %d steps, guidance %g, %s)", out,
+             stage_state_name(state), (long long)nq, q.n_levels, q.repeats, sc.method_name, sc.sample_step,
+             sc.guidance, ops_device_name(ops_ctx_device(ctx)));
+    r.rec = rec;
+    r.sc = &sc;
+    r.req = q;
+    r.img = img;
+    r.pred = pred;
+    r.out = outbuf;
+    r.logits = logits;
+    ERR_GOTO(rc, sample_preds(&r));
+    ERR_GOTO(rc, sample_compute(&r));
+    ERR_GOTO(rc, stage_mark_complete(st));
+    log_info("%s: done, %llu samples computed", out, (unsigned long long)r.computed);
+    ERR_GOTO(rc, sample_summary("ok", out, &q, r.computed, sample_now() - t0));
+fail:
+    if (rc == ERR_INTERRUPTED)
+        log_warn("%s: interrupted after %llu samples; rerun the same command to continue", out,
+                 (unsigned long long)r.computed);
+    if (rec && rec != st) ts_close(rec);
+    ts_close(st);
+    dn_destroy(r.dn);
+    ckpt_denoiser_close(&r.den);
+    ckpt_classifier_close(&r.cls);
+    ops_ctx_destroy(ctx);
+    free(img);
+    free(pred);
+    free(outbuf);
+    free(logits);
+    free(params);
+    free(inputs);
+    free(req_text);
+    return rc;
+}
+
+int main(int argc, char **argv) {
+    cli_args *a = NULL;
+    cfg *c = NULL;
+    int rc = cli_parse(&a, &sample_spec, argc, argv);
+    if (rc == CLI_HELP) {
+        cli_print_help(stdout, &sample_spec);
+        cli_args_free(a);
+        return 0;
+    }
+    if (rc < 0) goto fail;
+    ERR_GOTO(rc, cli_load_config(a, &c));
+    ERR_GOTO(rc, cli_install_interrupt());
+    if (cli_get(a, "generate"))
+        rc = sample_generate(a, c);
+    else
+        rc = sample_main(a, c);
+fail:
+    cfg_free(c);
+    cli_args_free(a);
+    return rc < 0 ? cli_fail(rc) : 0;
+}
