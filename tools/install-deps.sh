@@ -4,7 +4,7 @@
 set -euo pipefail
 pkgs=(build-essential pkg-config liblmdb-dev lmdb-utils libzstd-dev libyaml-dev check libsubunit-dev
       libopenblas-dev zlib1g-dev libpng-dev libjpeg62-turbo-dev libxxhash-dev libcjson-dev
-      python3-numpy python3-torch python3-sklearn)
+      python3-numpy python3-torch python3-sklearn python3-xxhash)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

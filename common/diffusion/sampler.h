@@ -12,6 +12,10 @@
 // happens for t_start <= T - 2) while the network gets the time value t; without it a_t =
 // abar[t], a_n = abar[t_next] (abar[-1] = 1). The DDIM transfer, PNDM2 and PNDM4 (RK4 warm-up
 // for the first three steps, t_mid = (t + t_next) / 2 truncated) are exactly METHOD.md 6.
+// The network also gets the truncated t_mid (the reference passes the float (t + t_next) / 2,
+// which differs only when t - t_next is odd: never for levels that are multiples of the skip).
+// The transfer's coefficients are computed in double from the float32 abar and applied with
+// ops_axpby as floats.
 #ifndef DIFFOOD_SAMPLER_H
 #define DIFFOOD_SAMPLER_H
 

@@ -8,4 +8,6 @@ root="$(cd "$(dirname "$0")/../.." && pwd)"
 py="${PYTHON:-/usr/bin/python3}"
 "$py" "$root/tools/torchref/make_golden.py" "$root/tests/data/nn"
 "$py" "$root/tools/torchref/check_names.py" "$root/tests/data/nn"
-du -sh "$root/tests/data/nn"
+# the sampler (METHOD.md 6) and the detection noise (tests/test_sampler.c); needs python3-xxhash
+"$py" "$root/tools/torchref/make_sampler_golden.py" "$root/tests/data/sampler"
+du -sh "$root/tests/data/nn" "$root/tests/data/sampler"
