@@ -184,24 +184,37 @@ typedef struct {
 } sample_run;
 
 // The classifier's prediction on every clean image without one (table pred), then all of them.
-static int sample_preds(sample_run *r) {
+// The classifier runs on fixed blocks of SAMPLE_PRED_BLOCK images of the whole image store
+// (whatever the shard, limit, batch or resume point): its float results depend slightly on the
+// batch's composition, and a record must not.
+#define SAMPLE_PRED_BLOCK 64
+static int sample_preds(sample_run *r, const char *images, int64_t count) {
     int64_t B = r->req.begin, E = r->req.end;
-    int bs = r->sc->batch;
-    for (int64_t i0 = B; i0 < E; i0 += bs) {
-        int nb = (int)(E - i0 < bs ? E - i0 : bs), have = 1;
-        for (int i = 0; i < nb && have; i++) {
+    ts_store *im = NULL;
+    uint8_t *blk = malloc(r->per * SAMPLE_PRED_BLOCK);
+    int rc = 0;
+    ERR_GOTO_IF(rc, !blk, ERR_NOMEM, "out of memory");
+    ERR_GOTO(rc, ts_open(&im, images, TS_RDONLY));
+    for (int64_t lo = B / SAMPLE_PRED_BLOCK * SAMPLE_PRED_BLOCK; lo < E; lo += SAMPLE_PRED_BLOCK) {
+        int64_t hi = lo + SAMPLE_PRED_BLOCK < count ? lo + SAMPLE_PRED_BLOCK : count;
+        int64_t a = lo > B ? lo : B, b = hi < E ? hi : E;
+        int have = 1;
+        for (int64_t i = a; i < b && have; i++) {
             ts_key k;
-            ts_key_u64(&k, (uint64_t)(i0 + i));
-            int h = ts_has(r->rec, "pred", &k);
-            ERR_TRY(h);
-            have = h;
+            ts_key_u64(&k, (uint64_t)i);
+            ERR_GOTO(rc, have = ts_has(r->rec, "pred", &k));
         }
         if (have) continue;
-        ERR_TRY(ckpt_classifier_run(&r->cls, r->img + (size_t)(i0 - B) * r->per, NULL, nb, r->logits, NULL));
-        ERR_TRY(ts_begin_write(r->rec));
-        int rc = 0;
-        for (int i = 0; i < nb && rc >= 0; i++) {
-            const float *l = r->logits + (size_t)i * r->K;
+        for (int64_t i = lo; i < hi; i++) {
+            ts_key k;
+            ts_tensor t;
+            ts_key_u64(&k, (uint64_t)i);
+            ERR_GOTO(rc, ts_get_into(im, "image", &k, &t, blk + (size_t)(i - lo) * r->per, r->per));
+        }
+        ERR_GOTO(rc, ckpt_classifier_run(&r->cls, blk, NULL, (int)(hi - lo), r->logits, NULL));
+        ERR_GOTO(rc, ts_begin_write(r->rec));
+        for (int64_t i = a; i < b && rc >= 0; i++) {
+            const float *l = r->logits + (size_t)(i - lo) * r->K;
             int best = 0;
             for (int k = 1; k < r->K; k++)
                 if (l[k] > l[best]) best = k;
@@ -210,26 +223,29 @@ static int sample_preds(sample_run *r) {
             float v[2] = {(float)best, (float)(1.0 / z)};
             ts_key k;
             ts_tensor t;
-            ts_key_u64(&k, (uint64_t)(i0 + i));
+            ts_key_u64(&k, (uint64_t)i);
             ts_tensor_init(&t, TS_F32, 1, (int64_t[]){2}, v);
             rc = ts_put(r->rec, "pred", &k, &t, TS_CODEC_RAW);
         }
         if (rc < 0) {
             ts_abort(r->rec);
-            return rc;
+            goto fail;
         }
-        ERR_TRY(ts_commit(r->rec));
-        ERR_TRY(cli_check_interrupt());
+        ERR_GOTO(rc, ts_commit(r->rec));
+        ERR_GOTO(rc, cli_check_interrupt());
     }
     for (int64_t i = B; i < E; i++) {
         ts_key k;
         ts_tensor t;
         float v[2];
         ts_key_u64(&k, (uint64_t)i);
-        ERR_TRY(ts_get_into(r->rec, "pred", &k, &t, v, sizeof v));
+        ERR_GOTO(rc, ts_get_into(r->rec, "pred", &k, &t, v, sizeof v));
         r->pred[i - B] = (int32_t)v[0];
     }
-    return 0;
+fail:
+    ts_close(im);
+    free(blk);
+    return rc;
 }
 
 // The jobs of one level that have no record yet.
@@ -542,7 +558,7 @@ static int sample_main(const cli_args *a, const cfg *c) {
     ops_options oo = ops_options_default();
     oo.threads = cli_threads(a);
     ERR_GOTO(rc, ops_ctx_create_named(&ctx, cli_device(a), &oo));
-    ERR_GOTO(rc, ckpt_classifier_open(&r.cls, cls, ctx, ch, size, sc.batch));
+    ERR_GOTO(rc, ckpt_classifier_open(&r.cls, cls, ctx, ch, size, SAMPLE_PRED_BLOCK));
     ERR_GOTO(rc, ckpt_denoiser_open(&r.den, den, ctx, 2 * sc.batch));
     const unet_config *uc = &r.den.cfg;
     r.K = ckpt_classifier_classes(&r.cls);
@@ -564,7 +580,7 @@ static int sample_main(const cli_args *a, const cfg *c) {
     img = malloc(r.per * (size_t)(nq > 0 ? nq : 1));
     pred = malloc(sizeof(int32_t) * (size_t)(nq > 0 ? nq : 1));
     outbuf = malloc(sizeof(float) * r.per * (size_t)sc.batch);
-    logits = malloc(sizeof(float) * (size_t)r.K * sc.batch);
+    logits = malloc(sizeof(float) * (size_t)r.K * SAMPLE_PRED_BLOCK);
     ERR_GOTO_IF(rc, !img || !pred || !outbuf || !logits, ERR_NOMEM, "out of memory for %lld images", (long long)nq);
     ERR_GOTO(rc, sample_load_images(images, q.begin, q.end, r.per, img));
 
@@ -590,7 +606,7 @@ static int sample_main(const cli_args *a, const cfg *c) {
     r.pred = pred;
     r.out = outbuf;
     r.logits = logits;
-    ERR_GOTO(rc, sample_preds(&r));
+    ERR_GOTO(rc, sample_preds(&r, images, count));
     ERR_GOTO(rc, sample_compute(&r));
     ERR_GOTO(rc, stage_mark_complete(st));
     log_info("%s: done, %llu samples computed", out, (unsigned long long)r.computed);

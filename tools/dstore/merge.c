@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "common/err.h"
+#include "common/stage.h"
 #include "tools/dstore/dstore.h"
 
 #define MERGE_BATCH 1000
@@ -82,6 +83,95 @@ static int merge_meta(ts_store *out, ts_store *in, merge_counts *mc) {
     return rc < 0 ? rc : 0;
 }
 
+// --- shards of an incremental stage (common/stage.h: meta base_key and request) -----------------
+
+typedef struct {
+    int n, complete;
+    int64_t begin, end; // the union so far (when contiguous)
+    int contiguous, shard_n, seen_mask_ok;
+    char base[64];
+    unsigned char *seen; // shard i present
+} merge_shards;
+
+static char *merge_meta_or_null(ts_store *s, const char *key) {
+    char *t = NULL;
+    if (ts_meta_get(s, key, &t) < 0) {
+        err_clear();
+        return NULL;
+    }
+    return t;
+}
+
+// Records what an input says of its shard; inputs that are not shards make the join moot.
+static void merge_shard_note(merge_shards *m, ts_store *in) {
+    char *base = merge_meta_or_null(in, "base_key"), *req = merge_meta_or_null(in, "request");
+    cJSON *j = req ? cJSON_Parse(req) : NULL;
+    const cJSON *b = j ? cJSON_GetObjectItemCaseSensitive(j, "begin") : NULL,
+                *e = j ? cJSON_GetObjectItemCaseSensitive(j, "end") : NULL,
+                *sh = j ? cJSON_GetObjectItemCaseSensitive(j, "shard") : NULL;
+    int ok = base && cJSON_IsNumber(b) && cJSON_IsNumber(e) && cJSON_IsArray(sh) && cJSON_GetArraySize(sh) == 2;
+    if (ok && m->n == 0) {
+        snprintf(m->base, sizeof m->base, "%s", base);
+        m->shard_n = (int)cJSON_GetArrayItem(sh, 1)->valuedouble;
+        m->seen = calloc((size_t)(m->shard_n > 0 ? m->shard_n : 1), 1);
+        m->contiguous = m->seen != NULL && m->shard_n > 0;
+        m->complete = 1;
+        m->begin = (int64_t)b->valuedouble;
+        m->end = (int64_t)b->valuedouble;
+    }
+    if (!ok || strcmp(m->base, base) || (int)cJSON_GetArrayItem(sh, 1)->valuedouble != m->shard_n) m->contiguous = 0;
+    if (m->contiguous) {
+        int i = (int)cJSON_GetArrayItem(sh, 0)->valuedouble;
+        if (i < 0 || i >= m->shard_n || m->seen[i] || (int64_t)b->valuedouble != m->end) m->contiguous = 0;
+        else {
+            m->seen[i] = 1;
+            m->end = (int64_t)e->valuedouble;
+        }
+        char *c = merge_meta_or_null(in, "complete");
+        m->complete = m->complete && c && !strcmp(c, "true");
+        free(c);
+    }
+    m->n++;
+    cJSON_Delete(j);
+    free(base);
+    free(req);
+}
+
+// When the inputs were all the shards of one request, in order: OUT gets the joined request,
+// its key (as the unsharded run computes it) and the completion of the shards.
+static int merge_shard_join(merge_shards *m, ts_store *out) {
+    for (int i = 0; m->contiguous && i < m->shard_n; i++)
+        if (!m->seen[i]) m->contiguous = 0;
+    if (!m->contiguous) return 0;
+    char *stage = merge_meta_or_null(out, "stage"), *ver = merge_meta_or_null(out, "stage_version"),
+         *params = merge_meta_or_null(out, "params"), *inputs = merge_meta_or_null(out, "inputs"),
+         *req = merge_meta_or_null(out, "request"), *text = NULL;
+    cJSON *j = req ? cJSON_Parse(req) : NULL;
+    int rc = 0;
+    if (!stage || !ver || !params || !inputs || !j) goto fail; // not a stage store: leave it
+    cJSON_DeleteItemFromObjectCaseSensitive(j, "shard");
+    cJSON_ReplaceItemInObjectCaseSensitive(j, "begin", cJSON_CreateNumber((double)m->begin));
+    cJSON_ReplaceItemInObjectCaseSensitive(j, "end", cJSON_CreateNumber((double)m->end));
+    ERR_GOTO(rc, stage_canonical_json(j, &text));
+    stage_id id = {stage, atoi(ver), params, inputs, text};
+    char key[HASH_HEX_LEN + 1];
+    ERR_GOTO(rc, stage_full_key(&id, key));
+    ERR_GOTO(rc, ts_meta_put(out, "request", text));
+    ERR_GOTO(rc, ts_meta_put(out, "key", key));
+    ERR_GOTO(rc, ts_meta_put(out, "complete", m->complete ? "true" : "false"));
+    fprintf(stderr, "dstore merge: joined %d shards of %s: images %lld..%lld%s\n", m->shard_n, stage,
+            (long long)m->begin, (long long)m->end, m->complete ? "" : " (some shard is incomplete)");
+fail:
+    cJSON_Delete(j);
+    free(stage);
+    free(ver);
+    free(params);
+    free(inputs);
+    free(req);
+    free(text);
+    return rc;
+}
+
 int dst_merge(int argc, char **argv) {
     static const cli_opt opts[] = {
         {"codec", "C", 0, "re-encode records with raw, zstd or shuffle-zstd (default: as stored)"},
@@ -111,9 +201,11 @@ int dst_merge(int argc, char **argv) {
             ERR_GOTO_IF(rc, !strcmp(ro, ri), ERR_USAGE, "%s is both the output and an input", cli_pos(a, i));
     }
     merge_counts mc = {0};
+    merge_shards ms = {0};
     ERR_GOTO(rc, dst_open(&out, opath, TS_CREATE));
     for (size_t i = 1; i < cli_npos(a); i++) {
         ERR_GOTO(rc, dst_open(&in, cli_pos(a, i), TS_RDONLY));
+        merge_shard_note(&ms, in);
         ERR_GOTO(rc, ts_tables(in, &names, &n));
         ERR_GOTO(rc, ts_begin_write(out));
         for (int j = 0; j < n; j++) ERR_GOTO(rc, merge_table(out, in, names[j], have_codec, codec, &mc));
@@ -125,6 +217,9 @@ int dst_merge(int argc, char **argv) {
         ts_close(in);
         in = NULL;
     }
+    ERR_GOTO(rc, ts_begin_write(out));
+    ERR_GOTO(rc, merge_shard_join(&ms, out));
+    ERR_GOTO(rc, ts_commit(out));
     if (cli_has(a, "json")) {
         cJSON *j = cJSON_CreateObject();
         cJSON_AddStringToObject(j, "out", opath);
@@ -141,6 +236,7 @@ int dst_merge(int argc, char **argv) {
                mc.meta_differ);
 fail:
     if (out && ts_in_write(out)) ts_abort(out);
+    free(ms.seen);
     status = rc < 0 ? cli_fail(rc) : 0;
 done:
     ts_names_free(names, n);
