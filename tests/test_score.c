@@ -13,6 +13,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "common/err.h"
 #include "common/npy.h"
 #include "common/ood/scores.h"
 #include "common/stage.h"
@@ -120,7 +121,7 @@ START_TEST(test_score_golden_lib) {
     oscore_vim_free(&vim);
     // k beyond the train set is an input error
     double x;
-    ck_assert_int_eq(oscore_knn_score(&knn, trf.data, 1, 1, &x), -3);
+    ck_assert_int_eq(oscore_knn_score(&knn, trf.data, 1, 1, &x), ERR_INPUT);
     free(trf.data);
     free(trl.data);
     free(W.data);
@@ -412,6 +413,10 @@ START_TEST(test_score_bad_inputs) {
     expect_bad(id, b2, NULL, tr, "another classifier");
     snprintf(b2, sizeof b2, "x=%s", tu_path("missing"));
     expect_bad(id, b2, NULL, tr, "missing");
+    const char *help[] = {"--help", NULL}, *noood[] = {"--id", id, "--train", tr, "--out", tu_path("o"), NULL};
+    ck_assert_int_eq(run_score(help), 0);
+    ck_assert_int_eq(run_score(noood), 2);
+    ck_assert_ptr_nonnull(strstr(errbuf, "--ood"));
 }
 END_TEST
 

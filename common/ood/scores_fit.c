@@ -14,7 +14,7 @@ extern void dpotrf_(const char *uplo, const int *n, double *a, const int *lda, i
 extern void dpotri_(const char *uplo, const int *n, double *a, const int *lda, int *info);
 
 #define OSCORE_BLOCK 1024 // rows per BLAS block
-#define OSCORE_KNN_BLOCK 64 // queries per dgemm against the whole train set
+#define OSCORE_KNN_BLOCK 256 // queries per dgemm against the whole train set
 
 // --- MDS -------------------------------------------------------------------------------------
 
