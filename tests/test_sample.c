@@ -1,0 +1,335 @@
+// End-to-end tests of bin/sample ($DIFFOOD_BIN) on Fashion-MNIST test images with tiny trained
+// networks (config tiny): the stage contract (up to date, SIGKILL/SIGTERM resume to identical
+// records, incremental repeats/levels/images), the cache across experiments (no second copy),
+// refusal of changed parameters, shards joined by dstore merge equal to an unsharded run, bad
+// input (exit 2) and --generate.
+#define _GNU_SOURCE
+#include <check.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/store.h"
+#include "tests/test_util.h"
+
+// Networks and images shared by every test of the suite (made once, in the parent).
+static char fx[256];
+
+static const char *fx_path(const char *name) {
+    static char buf[8][512];
+    static int k;
+    k = (k + 1) % 8;
+    snprintf(buf[k], sizeof buf[k], "%s/%s", fx, name);
+    return buf[k];
+}
+
+static void fx_setup(void) {
+    snprintf(fx, sizeof fx, "/tmp/diffood-sample-fx-XXXXXX");
+    if (!mkdtemp(fx)) abort();
+    const char *bin = getenv("DIFFOOD_BIN");
+    const char *F = "/usr/share/datasets/fashion-mnist";
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd,
+             "set -e; B=%s; D=%s;"
+             "$B/ingest --format idx --images %s/train-images-idx3-ubyte.gz --labels %s/train-labels-idx1-ubyte.gz "
+             "--limit 600 --pad 2 --out $D/train.store --quiet >/dev/null;"
+             "$B/ingest --format idx --images %s/t10k-images-idx3-ubyte.gz --labels %s/t10k-labels-idx1-ubyte.gz "
+             "--limit 100 --pad 2 --out $D/test.store --quiet >/dev/null;"
+             "$B/train --model classifier --data $D/train.store --out $D/cls.store --config tiny --threads 1 --quiet "
+             ">/dev/null;"
+             "$B/train --model classifier --data $D/train.store --out $D/cls12.store --config tiny --threads 1 "
+             "--set resnet.num_classes=12 --quiet >/dev/null;"
+             "$B/train --model diffusion --data $D/train.store --out $D/den.store --config tiny --threads 1 --quiet "
+             ">/dev/null",
+             bin, fx, F, F, F, F);
+    if (system(cmd) != 0) {
+        fprintf(stderr, "sample suite: fixture failed: %s\n", cmd);
+        abort();
+    }
+}
+
+static void fx_teardown(void) {
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", fx);
+    if (system(cmd) != 0) fprintf(stderr, "sample suite: could not remove %s\n", fx);
+}
+
+// Runs bin/sample on the shared networks with `extra` (NULL-terminated) into out; exit status.
+static int run_sample(const char *out, const char *const *extra) {
+    const char *args[64] = {"--images",    fx_path("test.store"), "--denoiser", fx_path("den.store"),
+                            "--classifier", fx_path("cls.store"),  "--out",      out,
+                            "--config",    "tiny",                "--threads",  "1"};
+    int n = 12;
+    for (int i = 0; extra && extra[i]; i++) args[n++] = extra[i];
+    args[n] = NULL;
+    return tu_run("sample", args, NULL);
+}
+
+// "computed" of the last run's JSON summary (-1 when absent).
+static long last_computed(void) {
+    static char buf[8192];
+    tu_read_text(tu_path("stdout.txt"), buf, sizeof buf);
+    const char *p = strstr(buf, "\"computed\":");
+    return p ? atol(p + 11) : -1;
+}
+
+static const char *last_stderr(void) {
+    static char buf[16384];
+    return tu_read_text(tu_path("stderr.txt"), buf, sizeof buf);
+}
+
+// 0 when `dstore diff a b` finds them equal.
+static int stores_differ(const char *a, const char *b) {
+    char cmd[2048], out[8192];
+    snprintf(cmd, sizeof cmd, "%s/dstore diff '%s' '%s'", tu_bin(), a, b);
+    int st = tu_capture(cmd, out, sizeof out);
+    if (st != 0) fprintf(stderr, "dstore diff %s %s:\n%s\n", a, b, out);
+    return st;
+}
+
+static uint64_t count_records(const char *path, const char *table) {
+    ts_store *s = NULL;
+    uint64_t n = 0;
+    if (ts_open(&s, path, TS_RDONLY) < 0) return 0; // not there yet (or being created)
+    if (ts_count(s, table, &n) < 0) n = 0;
+    ts_close(s);
+    return n;
+}
+
+#define LV2 "--set", "sample.timesteps=[0,40]"
+
+START_TEST(test_sample_up_to_date_and_incremental) {
+    const char *out = tu_path("s.store");
+    const char *a1[] = {"--limit", "12", LV2, "--set", "sample.repeats=2", NULL};
+    ck_assert_int_eq(run_sample(out, a1), 0);
+    ck_assert_int_eq(last_computed(), 12 * 2 * 2);
+    double t0 = tu_now();
+    ck_assert_int_eq(run_sample(out, a1), 0);
+    ck_assert_double_lt(tu_now() - t0, 1.0);
+    ck_assert_int_eq(last_computed(), 0);
+    ck_assert_ptr_nonnull(strstr(last_stderr(), "up to date"));
+    // repeats 2 -> 4: only repeats 2 and 3
+    const char *a2[] = {"--limit", "12", LV2, "--set", "sample.repeats=4", NULL};
+    ck_assert_int_eq(run_sample(out, a2), 0);
+    ck_assert_int_eq(last_computed(), 12 * 2 * 2);
+    // one more level: only that level
+    const char *a3[] = {"--limit", "12", "--set", "sample.timesteps=[0,40,80]", "--set", "sample.repeats=4", NULL};
+    ck_assert_int_eq(run_sample(out, a3), 0);
+    ck_assert_int_eq(last_computed(), 12 * 4);
+    // more images: only the new ones
+    const char *a4[] = {"--limit", "16", "--set", "sample.timesteps=[0,40,80]", "--set", "sample.repeats=4", NULL};
+    ck_assert_int_eq(run_sample(out, a4), 0);
+    ck_assert_int_eq(last_computed(), 4 * 3 * 4);
+    ck_assert_uint_eq(count_records(out, "sample"), 16 * 3 * 4);
+    ck_assert_uint_eq(count_records(out, "pred"), 16);
+    // the grown store equals one computed in one go (another batch size too)
+    const char *a5[] = {"--limit", "16", "--set", "sample.timesteps=[0,40,80]", "--set", "sample.repeats=4",
+                        "--set", "sample.batch=5", NULL};
+    ck_assert_int_eq(run_sample(tu_path("one.store"), a5), 0);
+    ck_assert_int_eq(stores_differ(out, tu_path("one.store")), 0);
+}
+END_TEST
+
+START_TEST(test_sample_kill_resume) {
+    const char *ref = tu_path("ref.store"), *out = tu_path("k.store");
+    const char *a[] = {"--limit", "40", "--set", "sample.timesteps=[0,80]", "--set", "sample.repeats=3", "--set",
+                       "sample.batch=4", NULL};
+    ck_assert_int_eq(run_sample(ref, a), 0);
+    // SIGKILL once some batches are committed, then resume
+    const char *args[64] = {"--images",    fx_path("test.store"), "--denoiser", fx_path("den.store"),
+                            "--classifier", fx_path("cls.store"),  "--out",      out,
+                            "--config",    "tiny",                "--threads",  "1"};
+    int n = 12;
+    for (int i = 0; a[i]; i++) args[n++] = a[i];
+    args[n] = NULL;
+    pid_t pid = tu_start("sample", args, NULL);
+    for (int i = 0; i < 400; i++) {
+        usleep(20000);
+        struct stat st;
+        char p[600];
+        snprintf(p, sizeof p, "%s/data.mdb", out);
+        if (stat(p, &st) == 0 && count_records(out, "sample") >= 40) break;
+    }
+    kill(pid, SIGKILL);
+    ck_assert_int_eq(tu_wait(pid), 128 + SIGKILL);
+    uint64_t before = count_records(out, "sample");
+    ck_assert_uint_lt(before, 40 * 2 * 3);
+    tu_assert_not_complete(out);
+    ck_assert_int_eq(run_sample(out, a), 0);
+    ck_assert_int_eq(last_computed(), (long)(40 * 2 * 3 - before));
+    ck_assert_int_eq(stores_differ(out, ref), 0);
+    // SIGTERM: the current batch is committed, exit 3, and a rerun completes it
+    const char *out2 = tu_path("t.store");
+    args[7] = out2;
+    pid = tu_start("sample", args, NULL);
+    for (int i = 0; i < 400; i++) {
+        usleep(20000);
+        char p[600];
+        snprintf(p, sizeof p, "%s/data.mdb", out2);
+        if (access(p, R_OK) == 0 && count_records(out2, "sample") >= 8) break;
+    }
+    kill(pid, SIGTERM);
+    ck_assert_int_eq(tu_wait(pid), 3);
+    tu_assert_not_complete(out2);
+    ck_assert_int_eq(run_sample(out2, a), 0);
+    ck_assert_int_eq(stores_differ(out2, ref), 0);
+}
+END_TEST
+
+START_TEST(test_sample_cache_across_experiments) {
+    const char *cache = tu_path("cache");
+    const char *a2[] = {"--limit", "10", LV2, "--set", "sample.repeats=2", "--cache", cache, NULL};
+    const char *a4[] = {"--limit", "10", LV2, "--set", "sample.repeats=4", "--cache", cache, NULL};
+    ck_assert_int_eq(run_sample(tu_path("e1.store"), a2), 0);
+    ck_assert_int_eq(last_computed(), 10 * 2 * 2);
+    // another experiment with more repeats computes only the missing repeats
+    ck_assert_int_eq(run_sample(tu_path("e2.store"), a4), 0);
+    ck_assert_int_eq(last_computed(), 10 * 2 * 2);
+    // a third with the same settings computes nothing
+    ck_assert_int_eq(run_sample(tu_path("e3.store"), a4), 0);
+    ck_assert_int_eq(last_computed(), 0);
+    // the experiments hold no copy of the records: only meta naming the cache entry
+    ck_assert_uint_eq(count_records(tu_path("e2.store"), "sample"), 0);
+    ts_store *s = NULL;
+    ck_assert_int_eq(ts_open(&s, tu_path("e3.store"), TS_RDONLY), 0);
+    char *rec = tu_meta(s, "records");
+    ts_close(s);
+    ck_assert_ptr_nonnull(rec);
+    ck_assert_uint_eq(count_records(rec, "sample"), 10 * 2 * 4);
+    // the same records as a run without the cache
+    const char *plain[] = {"--limit", "10", LV2, "--set", "sample.repeats=4", NULL};
+    ck_assert_int_eq(run_sample(tu_path("plain.store"), plain), 0);
+    char cmd[1024], out[4096];
+    snprintf(cmd, sizeof cmd, "%s/dstore export %s sample --npy %s && %s/dstore export %s sample --npy %s && cmp %s %s",
+             tu_bin(), rec, tu_path("a.npy"), tu_bin(), tu_path("plain.store"), tu_path("b.npy"),
+             tu_path("a.npy"), tu_path("b.npy"));
+    ck_assert_msg(tu_capture(cmd, out, sizeof out) == 0, "%s", out);
+    free(rec);
+    // another guidance: a new cache entry, all computed, the old entry untouched
+    const char *g[] = {"--limit", "10", LV2, "--set", "sample.repeats=2", "--set", "sample.guidance=1.0", "--cache",
+                       cache, NULL};
+    ck_assert_int_eq(run_sample(tu_path("e4.store"), g), 0);
+    ck_assert_int_eq(last_computed(), 10 * 2 * 2);
+    snprintf(cmd, sizeof cmd, "ls -d %s/sample-*.store | wc -l", cache);
+    tu_capture(cmd, out, sizeof out);
+    ck_assert_int_eq(atoi(out), 2);
+}
+END_TEST
+
+START_TEST(test_sample_changed_params_refused) {
+    const char *out = tu_path("c.store");
+    const char *a[] = {"--limit", "6", LV2, "--set", "sample.repeats=1", NULL};
+    ck_assert_int_eq(run_sample(out, a), 0);
+    const char *b[] = {"--limit", "6", LV2, "--set", "sample.repeats=1", "--set", "sample.method=pndm2", NULL};
+    ck_assert_int_eq(run_sample(out, b), 2);
+    ck_assert_ptr_nonnull(strstr(last_stderr(), "--force"));
+    ck_assert_ptr_nonnull(strstr(last_stderr(), "method"));
+    const char *c[] = {"--limit", "6", LV2, "--set", "sample.repeats=1", "--set", "sample.method=pndm2", "--force", NULL};
+    ck_assert_int_eq(run_sample(out, c), 0);
+    ck_assert_int_eq(last_computed(), 6 * 2);
+}
+END_TEST
+
+START_TEST(test_sample_shards_merge) {
+    const char *a[] = {"--limit", "30", LV2, "--set", "sample.repeats=2", NULL};
+    ck_assert_int_eq(run_sample(tu_path("all.store"), a), 0);
+    char name[32];
+    for (int i = 0; i < 3; i++) {
+        char sh[8];
+        snprintf(sh, sizeof sh, "%d/3", i);
+        snprintf(name, sizeof name, "sh%d.store", i);
+        const char *b[] = {"--limit", "30", LV2, "--set", "sample.repeats=2", "--shard", sh, NULL};
+        ck_assert_int_eq(run_sample(tu_path(name), b), 0);
+        ck_assert_int_eq(last_computed(), 10 * 2 * 2);
+    }
+    char cmd[2048], out[4096];
+    snprintf(cmd, sizeof cmd, "%s/dstore merge %s %s %s %s", tu_bin(), tu_path("m.store"), tu_path("sh0.store"),
+             tu_path("sh1.store"), tu_path("sh2.store"));
+    ck_assert_msg(tu_capture(cmd, out, sizeof out) == 0, "%s", out);
+    ck_assert_int_eq(stores_differ(tu_path("m.store"), tu_path("all.store")), 0);
+}
+END_TEST
+
+START_TEST(test_sample_bad_input) {
+    const char *out = tu_path("bad.store");
+    struct {
+        const char *extra[8];
+        const char *says;
+    } cases[] = {
+        {{"--set", "sample.repeats=0", NULL}, "sample.repeats"},
+        {{"--set", "sample.method=euler", NULL}, "euler"},
+        {{"--set", "sample.timesteps=[0,1000]", NULL}, "level 1000"},
+        {{"--set", "sample.timesteps=[40,0]", NULL}, "ascending"},
+        {{"--shard", "3/3", NULL}, "--shard"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        ck_assert_int_eq(run_sample(out, cases[i].extra), 2);
+        ck_assert_msg(strstr(last_stderr(), cases[i].says), "case %zu: stderr lacks '%s':\n%s", i, cases[i].says,
+                      last_stderr());
+    }
+    // a classifier of another class count than the denoiser
+    const char *k[] = {"--images", fx_path("test.store"), "--denoiser", fx_path("den.store"), "--classifier",
+                       fx_path("cls12.store"), "--out", out, "--config", "tiny", NULL};
+    ck_assert_int_eq(tu_run("sample", k, NULL), 2);
+    ck_assert_ptr_nonnull(strstr(last_stderr(), "classes"));
+    // a missing store; the denoiser given as classifier
+    const char *m[] = {"--images", tu_path("nothing.store"), "--denoiser", fx_path("den.store"), "--classifier",
+                       fx_path("cls.store"), "--out", out, "--config", "tiny", NULL};
+    ck_assert_int_eq(tu_run("sample", m, NULL), 2);
+    ck_assert_ptr_nonnull(strstr(last_stderr(), "nothing.store"));
+    const char *w[] = {"--images", fx_path("test.store"), "--denoiser", fx_path("den.store"), "--classifier",
+                       fx_path("den.store"), "--out", out, "--config", "tiny", NULL};
+    ck_assert_int_eq(tu_run("sample", w, NULL), 2);
+    ck_assert_ptr_nonnull(strstr(last_stderr(), "den.store"));
+    // an incomplete denoiser checkpoint
+    char cmd[2048], o[4096];
+    snprintf(cmd, sizeof cmd, "cp -r %s %s", fx_path("den.store"), tu_path("half.store"));
+    ck_assert_int_eq(tu_capture(cmd, o, sizeof o), 0);
+    ts_store *s = NULL;
+    ck_assert_int_eq(ts_open(&s, tu_path("half.store"), 0), 0);
+    ck_assert_int_eq(ts_meta_put(s, "complete", "false"), 0);
+    ts_close(s);
+    const char *h[] = {"--images", fx_path("test.store"), "--denoiser", tu_path("half.store"), "--classifier",
+                       fx_path("cls.store"), "--out", out, "--config", "tiny", NULL};
+    ck_assert_int_eq(tu_run("sample", h, NULL), 2);
+    ck_assert_ptr_nonnull(strstr(last_stderr(), "incomplete"));
+    ck_assert_int_eq(access(out, F_OK), -1); // nothing was created
+}
+END_TEST
+
+START_TEST(test_sample_generate) {
+    const char *out = tu_path("g.store");
+    const char *a[] = {"--generate", "6", "--label", "3", "--denoiser", fx_path("den.store"), "--out", out,
+                       "--config", "tiny", "--threads", "1", NULL};
+    ck_assert_int_eq(tu_run("sample", a, NULL), 0);
+    ck_assert_uint_eq(count_records(out, "generated"), 6);
+    char p[600];
+    snprintf(p, sizeof p, "%s/grid.png", out);
+    ck_assert_int_eq(access(p, R_OK), 0);
+    ck_assert_int_eq(tu_run("sample", a, NULL), 0);
+    ck_assert_ptr_nonnull(strstr(last_stderr(), "up to date"));
+    const char *b[] = {"--generate", "2", "--label", "10", "--denoiser", fx_path("den.store"), "--out",
+                       tu_path("g2.store"), "--config", "tiny", NULL};
+    ck_assert_int_eq(tu_run("sample", b, NULL), 2);
+}
+END_TEST
+
+Suite *suite_sample(void) {
+    Suite *s = suite_create("sample");
+    TCase *tc = tcase_create("sample");
+    tcase_set_timeout(tc, 300);
+    tcase_add_unchecked_fixture(tc, fx_setup, fx_teardown);
+    tcase_add_checked_fixture(tc, tu_setup, tu_teardown);
+    tcase_add_test(tc, test_sample_up_to_date_and_incremental);
+    tcase_add_test(tc, test_sample_kill_resume);
+    tcase_add_test(tc, test_sample_cache_across_experiments);
+    tcase_add_test(tc, test_sample_changed_params_refused);
+    tcase_add_test(tc, test_sample_shards_merge);
+    tcase_add_test(tc, test_sample_bad_input);
+    tcase_add_test(tc, test_sample_generate);
+    suite_add_tcase(s, tc);
+    return s;
+}
