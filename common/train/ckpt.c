@@ -21,7 +21,7 @@ static int ckpt_open_store(ts_store **s, const char *path, const char *model, ch
     ERR_TRY(ts_open(s, path, TS_RDONLY));
     rc = ts_meta_get(*s, "model", &text);
     if (rc == ERR_NOTFOUND) {
-        rc = err_set(ERR_INPUT, "%s: not a checkpoint store (no meta model; expected model=%s)", path, model);
+        rc = err_set(ERR_INPUT, "%s: not a %s checkpoint (no meta model)", path, model);
         goto fail;
     }
     ERR_GOTO(rc, rc);
