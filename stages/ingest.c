@@ -18,6 +18,7 @@
 #include "common/cli.h"
 #include "common/err.h"
 #include "common/log.h"
+#include "common/rng.h"
 #include "common/stage.h"
 #include "common/store.h"
 #include "datasets/source.h"
@@ -37,7 +38,9 @@ static const cli_opt ingest_opts[] = {
     {"root", "DIR", 0, "imglist: directory the listed paths are relative to"},
     {"size", "S", 0, "imglist: resize the shorter side to S (bilinear) and centre-crop S x S"},
     {"out", "STORE", 0, "output store (created; required)"},
-    {"limit", "N", 0, "keep only the first N images (after --classes)"},
+    {"limit", "N", 0, "keep only the first N images (after --classes and --shuffle)"},
+    {"shuffle", "SEED", 0, "take the images in a random order drawn from SEED (with --limit: a random subset; "
+                           "MNIST's JSON files are sorted by digit)"},
     {"classes", "LIST", 0, "keep only these labels, e.g. 0,3,7 or 0-4"},
     {"pad", "P", 0, "zero-pad P pixels on every side (default 0)"},
     {"channels", "C", 0, "convert to 1 or 3 channels (default: as the source; imglist 3)"},
@@ -58,7 +61,7 @@ static const cli_spec ingest_spec = {
 typedef struct {
     ds_source_spec spec;
     const char *out, *classes, *name;
-    long limit, pad, batch;
+    long limit, pad, batch, shuffle; // shuffle -1: source order
     int force;
     char *name_buf;     // default name (owned)
     const char **paths; // --path values then positional words (cifar)
@@ -116,6 +119,8 @@ static int ingest_parse(const cli_args *a, const cfg *c, ingest_opts_t *o) {
     o->spec.channels = (int)channels;
     ERR_TRY(ingest_int_opt(a, c, "pad", 0, 0, INGEST_MAX_PAD, &o->pad));
     ERR_TRY(ingest_int_opt(a, c, "limit", 0, 0, INT64_MAX / 2, &o->limit));
+    ERR_TRY(cli_get_int(a, "shuffle", -1, &o->shuffle));
+    ERR_IF(cli_has(a, "shuffle") && o->shuffle < 0, ERR_USAGE, "--shuffle SEED must be >= 0, not %ld", o->shuffle);
     ERR_TRY(cli_get_int(a, "batch", 1000, &o->batch));
     ERR_IF(o->batch < 1 || o->batch > 1000000, ERR_USAGE, "--batch must be 1..1000000, not %ld", o->batch);
     o->classes = ingest_str_opt(a, c, "classes");
@@ -149,6 +154,7 @@ static cJSON *ingest_params(const ingest_opts_t *o) {
     cJSON_AddStringToObject(p, "name", o->name);
     cJSON_AddNumberToObject(p, "limit", (double)o->limit);
     cJSON_AddStringToObject(p, "classes", o->classes ? o->classes : "all");
+    if (o->shuffle >= 0) cJSON_AddNumberToObject(p, "shuffle", (double)o->shuffle);
     cJSON_AddNumberToObject(p, "pad", (double)o->pad);
     cJSON_AddNumberToObject(p, "channels", o->spec.channels);
     if (o->spec.format == DS_FMT_IMGLIST) cJSON_AddNumberToObject(p, "size", o->spec.size);
@@ -259,12 +265,22 @@ static int ingest_select(const ds_source *src, const ingest_opts_t *o, int64_t *
         }
     }
     int64_t n = 0;
-    for (int64_t i = 0; i < src->n && (o->limit == 0 || n < o->limit); i++) {
+    for (int64_t i = 0; i < src->n && (o->shuffle >= 0 || o->limit == 0 || n < o->limit); i++) {
         int32_t lab = ds_source_label(src, i);
         if (mask && (lab < 0 || lab >= INGEST_MAX_CLASS || !mask[lab])) continue;
         (*sel)[n++] = i;
     }
     free(mask);
+    if (o->shuffle >= 0 && n > 1) { // Fisher-Yates over the candidates (RNG_SUBSET of the seed)
+        ERR_IF(n > UINT32_MAX, ERR_INPUT, "--shuffle: too many images (%lld)", (long long)n);
+        philox_key k = rng_stream((uint64_t)o->shuffle, RNG_SUBSET, 0, 0, 0);
+        for (int64_t i = n - 1; i > 0; i--) {
+            int64_t j = rng_randint(k, (uint64_t)i, (uint32_t)(i + 1)), t = (*sel)[i];
+            (*sel)[i] = (*sel)[j];
+            (*sel)[j] = t;
+        }
+        if (o->limit > 0 && n > o->limit) n = o->limit;
+    }
     *n_sel = n;
     ERR_IF(n == 0, ERR_INPUT, "no images left to store (classes: %s)", o->classes ? o->classes : "all");
     return 0;

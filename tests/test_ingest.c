@@ -323,6 +323,43 @@ START_TEST(test_classes_limit) {
 }
 END_TEST
 
+// --shuffle: a random subset of every digit, the same for the same seed, another for another
+static int32_t *shuffled_labels(const char *out, const char *seed, uint64_t *n) {
+    const char *args[] = {"--format", "mnist-json", "--path", MNIST_DIGITS, "--out", out, "--shuffle", seed,
+                          "--limit", "500", "--quiet", NULL};
+    ck_assert_msg(run_ingest(args) == 0, "ingest failed: %s", errbuf);
+    ts_store *s = NULL;
+    ck_assert_int_eq(ts_open(&s, out, TS_RDONLY), 0);
+    ck_assert_int_eq(ts_count(s, "label", n), 0);
+    int32_t *lab = malloc(sizeof(int32_t) * *n);
+    for (uint64_t i = 0; i < *n; i++) {
+        ts_key k;
+        ts_tensor t;
+        ts_key_u64(&k, i);
+        ck_assert_int_eq(ts_get(s, "label", &k, &t), 0);
+        lab[i] = *(int32_t *)t.data;
+        ts_tensor_free(&t);
+    }
+    ts_close(s);
+    return lab;
+}
+
+START_TEST(test_shuffle_subset) {
+    uint64_t n1, n2, n3;
+    int32_t *a = shuffled_labels(tu_path("a.store"), "7", &n1), *b = shuffled_labels(tu_path("b.store"), "7", &n2),
+            *c = shuffled_labels(tu_path("c.store"), "8", &n3);
+    ck_assert_uint_eq(n1, 500);
+    ck_assert_int_eq(memcmp(a, b, sizeof(int32_t) * n1), 0);
+    ck_assert_int_ne(memcmp(a, c, sizeof(int32_t) * n1), 0);
+    int seen[10] = {0};
+    for (uint64_t i = 0; i < n1; i++) seen[a[i]]++;
+    for (int d = 0; d < 10; d++) ck_assert_msg(seen[d] > 20, "digit %d: %d of 500", d, seen[d]);
+    free(a);
+    free(b);
+    free(c);
+}
+END_TEST
+
 // --- bad input -----------------------------------------------------------------------------
 
 static void put_be32(unsigned char *b, uint32_t v) {
@@ -400,6 +437,7 @@ Suite *suite_ingest(void) {
         const TTest *tests[4];
     } cases[] = {
         {"real_data", {test_fmnist_test_padded, test_mnist_json, test_classes_limit, NULL}},
+        {"shuffle", {test_shuffle_subset, NULL}},
         {"resume", {test_fmnist_train_and_resume, NULL}},
         {"bad_input", {test_bad_inputs, NULL}},
     };
