@@ -311,9 +311,14 @@ START_TEST(test_report_three_sets) {
     ck_assert_int_eq(rt_count(html, "<svg class=\"acc\""), 1);
     ck_assert_int_eq(rt_count(html, "src=\"data:image/png;base64,"), 2);
     ck_assert_int_eq(rt_count(html, "<tr class=\"diffood best\">") >= 1, 1);
-    const char *keep = getenv("DIFFOOD_REPORT_KEEP");
-    if (keep && *keep) tu_write_file(keep, html, strlen(html));
     free(html);
+    // DIFFOOD_REPORT_KEEP=DIR (an existing folder): keep the outputs to look at them
+    const char *keep = getenv("DIFFOOD_REPORT_KEEP");
+    if (keep && *keep) {
+        char cmd[2048], o[256];
+        snprintf(cmd, sizeof cmd, "cp -r %s/out/. %s/stdout.txt '%s'/", tu_dir, tu_dir, keep);
+        ck_assert_int_eq(tu_capture(cmd, o, sizeof o), 0);
+    }
 
     char *md = tu_read_file(tu_path("out/report.md"), &n);
     ck_assert_ptr_nonnull(strstr(md, "| kmnist |"));

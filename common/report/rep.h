@@ -63,6 +63,7 @@ typedef struct {
     char *set;             // set name
     char *png_path;        // the grid picture written (DIR/pictures/samples-SET.png)
     int rows, repeats, nlevels;
+    int width, height;     // of the grid picture, pixels
     int levels[16];
 } rep_pictures;
 

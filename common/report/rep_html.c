@@ -19,7 +19,7 @@ static const char rep_css[] =
     "td.top{text-decoration:underline}"
     ".charts{display:flex;flex-wrap:wrap;gap:12px}.charts svg{border:1px solid #ddd}"
     "figure{margin:0 0 16px}figcaption{color:#555;font-size:13px;max-width:1100px}"
-    "img.grid{image-rendering:pixelated;border:1px solid #ddd;max-width:100%}.note{color:#555;font-size:13px}";
+    "img.grid{image-rendering:pixelated;border:1px solid #ddd;max-width:100%;height:auto}.note{color:#555;font-size:13px}";
 
 static void rep_method_label(const rep_method *m, char *buf, size_t cap) {
     if (m->level >= 0)
@@ -165,7 +165,10 @@ static void rep_html_hist(const rep_report *r, rep_buf *b) {
             rep_method_label(m, lab, sizeof lab);
             snprintf(title, sizeof title, "%s: %s vs %s", lab, r->sets[0].name, r->sets[s].name);
             rep_chart c = {"hist", title, "score (larger = more OOD)", "density", 0, 0, 0, 0, 0, 1};
-            rep_svg_hist(b, &c, m->scores[0], m->n[0], r->sets[0].name, m->scores[s], m->n[s], r->sets[s].name, 40);
+            char la[160], lo[160];
+            snprintf(la, sizeof la, "%s (ID)", r->sets[0].name);
+            snprintf(lo, sizeof lo, "%s (OOD)", r->sets[s].name);
+            rep_svg_hist(b, &c, m->scores[0], m->n[0], la, m->scores[s], m->n[s], lo, 40);
         }
     rep_buf_printf(b, "</div>\n");
 }
@@ -219,7 +222,10 @@ static int rep_html_pictures(const rep_report *r, rep_buf *b) {
         rep_buf_printf(b, "\" src=\"data:image/png;base64,");
         rep_buf_base64(b, data, (size_t)n);
         free(data);
-        rep_buf_printf(b, "\"><figcaption>");
+        // enlarge small pictures (pixelated) up to ~1100 pixels wide
+        int scale = p->width > 0 ? 1100 / p->width : 1;
+        scale = scale < 1 ? 1 : scale > 4 ? 4 : scale;
+        rep_buf_printf(b, "\" width=\"%d\" height=\"%d\"><figcaption>", p->width * scale, p->height * scale);
         rep_buf_escape(b, p->set);
         rep_buf_printf(b, " (%s): %d images, one per row; first column the original, then %d repeat%s at each level t =",
                        strcmp(p->set, r->sets[0].name) == 0 ? "ID" : "OOD", p->rows, p->repeats, p->repeats > 1 ? "s" : "");

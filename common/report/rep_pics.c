@@ -126,6 +126,7 @@ int rep_load_samples(rep_report *r, const char *path, const char *set, int count
     ERR_GOTO_IF(rc, !np, ERR_NOMEM, "out of memory");
     r->pics = np;
     p.set = name, p.png_path = png_path;
+    p.width = png_grid_width(&g), p.height = png_grid_height(&g);
     name = png_path = NULL;
     r->pics[r->npics++] = p;
 fail:

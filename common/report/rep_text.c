@@ -66,8 +66,8 @@ void rep_render_md(const rep_report *r, rep_buf *b) {
     char lab[256];
     rep_buf_printf(b, "# DiffOOD report\n\nScores: `%s`\n\n", r->scores_path);
     if (r->has_accuracy) rep_buf_printf(b, "Classifier accuracy on the ID test set: %.*f%%\n\n", d, 100 * r->accuracy);
-    rep_buf_printf(b, "Repeats: %d; levels: %s%s\n\n| set | role | images scored |\n|---|---|---:|\n", r->repeats,
-                   r->levels, r->best_level >= 0 ? "" : "");
+    rep_buf_printf(b, "Repeats: %d; levels: %s\n\n| set | role | images scored |\n|---|---|---:|\n", r->repeats,
+                   r->levels);
     for (int s = 0; s < r->nsets; s++)
         rep_buf_printf(b, "| %s | %s | %zu |\n", r->sets[s].name, r->sets[s].role, r->sets[s].n);
     if (r->best_level >= 0) rep_buf_printf(b, "\nBest DiffOOD level: t = %d (in bold).\n", r->best_level);
