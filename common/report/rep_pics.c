@@ -63,8 +63,8 @@ int rep_load_samples(rep_report *r, const char *path, const char *set, int count
     if (set) {
         name = strdup(set);
     } else {
-        rc = ts_meta_get(img, "name", &name);
-        ERR_GOTO_IF(rc, rc == ERR_NOTFOUND, ERR_INPUT, "%s: image store %s has no meta 'name': give --samples NAME=%s",
+        rc = ts_meta_get(img, "dataset", &name);
+        ERR_GOTO_IF(rc, rc == ERR_NOTFOUND, ERR_INPUT, "%s: image store %s has no meta 'dataset': give --samples NAME=%s",
                     path, images, path);
         ERR_GOTO(rc, rc);
     }
