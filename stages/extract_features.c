@@ -13,9 +13,9 @@
 // larger --limit or a samples store with more repeats computes only the records not yet there.
 // The index range: the image store's 0..n-1 (a samples store's [begin, end)), cut to its first
 // --limit indexes, then --shard I/N takes the contiguous part [I*n/N, (I+1)*n/N) of it.
-// features.batch is part of the key: the kernels' numbers depend on the batch size, so every
-// call holds exactly features.batch slots at fixed places (fe_pass) and a resumed or extended
-// store equals a fresh one bit for bit.
+// features.batch (at most the image store's size) is part of the key: the kernels' numbers
+// depend on the batch size, so every call holds exactly that many slots at fixed places
+// (fe_pass) and a resumed or extended store equals a fresh one bit for bit.
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -489,6 +489,7 @@ int main(int argc, char **argv) {
         in.begin = 0;
         in.end = in.count;
     }
+    if (batch > in.count) batch = (int)in.count; // fewer slots than images in the store: a fixed layout too
     if (limit > 0 && in.end - in.begin > limit) in.end = in.begin + limit;
     int64_t n0 = in.end - in.begin, b0 = in.begin;
     in.begin = b0 + n0 * si / sn;
