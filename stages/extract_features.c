@@ -116,7 +116,7 @@ static int fe_read_images(fe_input *in) {
     rc = ts_table_exists(s, "label");
     ERR_GOTO(rc, rc);
     in->has_labels = rc;
-    ERR_GOTO(rc, fe_meta_opt(s, "name", &in->set));
+    ERR_GOTO(rc, fe_meta_opt(s, "dataset", &in->set));
     if (!in->set) { // the directory's base name
         in->set = strdup(in->images_path);
         ERR_GOTO_IF(rc, !in->set, ERR_NOMEM, "out of memory");

@@ -278,12 +278,13 @@ int rep_load_trainlog(rep_report *r, const char *path) {
     rep_trainlog *l = &r->logs[r->nlogs++];
     memset(l, 0, sizeof *l);
     l->path = strdup(path);
-    if (ts_meta_get(s, "model", &l->model) < 0) l->model = strdup("?");
-    ERR_GOTO_IF(rc, !l->path || !l->model, ERR_NOMEM, "out of memory");
-    rc = ts_table_exists(s, "log");
-    ERR_GOTO_IF(rc, rc == 0, ERR_INPUT, "%s: no table 'log' (not a training checkpoint store)", path);
+    rc = ts_meta_get(s, "model", &l->model);
+    ERR_GOTO_IF(rc, rc == ERR_NOTFOUND, ERR_INPUT, "%s: no meta 'model' (not a training checkpoint store)", path);
     ERR_GOTO(rc, rc);
-    ERR_GOTO(rc, rep_read_rows(s, "log", 1, &l->step, &l->loss, &l->n));
+    ERR_GOTO_IF(rc, !l->path, ERR_NOMEM, "out of memory");
+    rc = ts_table_exists(s, "log"); // a run shorter than log_every steps has no rows
+    ERR_GOTO(rc, rc);
+    if (rc == 1) ERR_GOTO(rc, rep_read_rows(s, "log", 1, &l->step, &l->loss, &l->n));
     if (ts_table_exists(s, "val_acc") == 1) ERR_GOTO(rc, rep_read_rows(s, "val_acc", 1, &l->epoch, &l->acc, &l->n_acc));
 fail:
     ts_close(s);

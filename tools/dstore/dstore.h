@@ -21,6 +21,7 @@ int dst_import(int argc, char **argv);
 int dst_verify(int argc, char **argv);
 int dst_diff(int argc, char **argv);
 int dst_merge(int argc, char **argv);
+int dst_config(int argc, char **argv);
 
 // ts_open, remembering the path for the message dstore prints if LMDB faults on a damaged
 // data.mdb (exit 1 for verify, 2 otherwise).

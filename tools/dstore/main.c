@@ -24,6 +24,7 @@ static const struct {
     {"verify", dst_verify, "verify STORE: decode every record and check its checksum"},
     {"diff", dst_diff, "diff A B [--tol X]: tables, keys and values that differ"},
     {"merge", dst_merge, "merge OUT IN...: join stores (shards) into one; differing keys conflict"},
+    {"config", dst_config, "config [--config FILE] [--set K=V]: the effective configuration (canonical JSON)"},
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 
