@@ -48,16 +48,18 @@ typedef int (*sampler_eps_fn)(void *user, float *eps, const float *x, int t, int
 typedef struct sampler sampler;
 
 // Creates a sampler; `sch` is borrowed (must outlive the sampler). ERR_CONFIG for sample_step
-// outside 1..T or not dividing... (T / sample_step is an integer division, as the reference),
-// ERR_USAGE for max_n < 1 or per < 1, ERR_NOMEM / device errors.
+// outside 1..T (T / sample_step is an integer division, as the reference; it need not divide T),
+// ERR_USAGE for max_n < 1, per < 1 or a bad method, ERR_NOMEM / device errors. *out is owned by
+// the caller (sampler_destroy; NULL-safe).
 int sampler_create(sampler **out, ops_ctx *ctx, const sched *sch, sampler_method method, int sample_step,
                    int index_quirk, int max_n, size_t per);
 void sampler_destroy(sampler *s);
 
 // Denoises x (n, per) in place from t_start down to t_end (METHOD.md 6: an image noised to
 // integer step t uses t_start = t - 1, t_end = -1). t_start <= t_end does nothing. Calls eps_fn
-// once per network evaluation. ERR_USAGE for n outside 1..max_n or t_start >= T - 1 with the
-// quirk (abar[t_start + 1] would be out of range); errors of eps_fn and ops pass through.
+// once per network evaluation. ERR_USAGE for n outside 1..max_n, t_end < -1, t_start > T - 2
+// with the quirk (abar[t_start + 1] would be out of range) or > T - 1 without it; errors of
+// eps_fn and ops pass through (x is then partly updated).
 int sampler_run(sampler *s, float *x, int n, int t_start, int t_end, sampler_eps_fn eps_fn, void *user);
 
 // Number of network evaluations sampler_run makes for (t_start, t_end) (for progress and
@@ -65,7 +67,8 @@ int sampler_run(sampler *s, float *x, int n, int t_start, int t_end, sampler_eps
 // the first three steps then one.
 int sampler_evals(const sampler *s, int t_start, int t_end);
 
-// x_t = sqrt(abar[t]) x0 + sqrt(1 - abar[t]) noise for n*per floats (device; x may alias x0).
+// x_t = sqrt(abar[t]) x0 + sqrt(1 - abar[t]) noise for n floats (device; x may alias x0).
+// ERR_USAGE for t outside 0..T-1.
 int sampler_noise_to(ops_ctx *ctx, const sched *sch, float *x, const float *x0, const float *noise, size_t n,
                      int t);
 
