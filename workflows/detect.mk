@@ -44,7 +44,9 @@ SUBSET_SEED ?= 1234
 # the config's own data.test_subset when TEST_N is not given (0 = all)
 TEST_N ?= $(shell sed -n '/^data:/,/^[a-z]/s/^ *test_subset: *\([0-9]*\).*/\1/p' $(CONFIG_FILE) 2>/dev/null | head -1)
 
-COMMON := --config $(CONFIG_FILE) $(foreach s,$(SET),--set $(s)) $(if $(THREADS),--threads $(THREADS)) \
+# WORKFLOW_SET: the workflow file's own overrides; SET: the user's (later, so they win)
+ALL_SET := $(WORKFLOW_SET) $(SET)
+COMMON := --config $(CONFIG_FILE) $(foreach s,$(ALL_SET),--set $(s)) $(if $(THREADS),--threads $(THREADS)) \
   $(if $(DEVICE),--device $(DEVICE))
 SAMPLE_SETS := $(if $(REPEATS),--set sample.repeats=$(REPEATS)) $(if $(LEVELS),--set sample.timesteps=$(LEVELS))
 SUBSET := $(if $(filter-out 0,$(TEST_N)),--shuffle $(SUBSET_SEED) --limit $(TEST_N))
@@ -75,9 +77,10 @@ FORCE:
 # after others ran), the raw files exist.
 check-inputs:
 	@test -n "$(CONFIG_FILE)" || { echo "workflow: config '$(CONFIG)' not found (config/$(CONFIG).yml)" >&2; exit 2; }
-	@for f in $(INPUT_FILES); do test -e "$$f" || { echo "workflow: missing input file $$f$(if $(INPUT_HINT), ($(INPUT_HINT)))" >&2; exit 2; }; done
+	@miss=0; for f in $(INPUT_FILES); do test -e "$$f" || { echo "workflow: missing input file $$f" >&2; miss=1; }; done; \
+	  if [ $$miss = 1 ]; then echo "workflow: no stage was run$(if $(INPUT_HINT), ($(INPUT_HINT)))" >&2; exit 2; fi
 	@$(BIN)/ingest --help >/dev/null || { echo "workflow: no stage binaries in $(BIN) (run make)" >&2; exit 2; }
-	@$(BIN)/dstore config --config $(CONFIG_FILE) $(foreach s,$(SET),--set $(s)) $(SAMPLE_SETS) >/dev/null
+	@$(BIN)/dstore config --config $(CONFIG_FILE) $(foreach s,$(ALL_SET),--set $(s)) $(SAMPLE_SETS) >/dev/null
 
 # --- data ------------------------------------------------------------------------------------------
 $(eval $(call stage,$(DATA)/train.store,$(BIN)/ingest,$(BIN)/ingest $(TRAIN_ARGS) --out $(DATA)/train.store --force --quiet))
@@ -108,4 +111,4 @@ $(eval $(call stage,$(OUT)/scores.store,$(foreach n,$(SETS) train,$(call stamp,$
 
 $(eval $(call stage,$(OUT)/report,$(call stamp,$(OUT)/scores.store) $(BIN)/report,\
   $(BIN)/report --scores $(OUT)/scores.store --train-log $(CLS) --train-log $(DEN) \
-  $(foreach n,$(SETS),--samples $(n)=$(OUT)/$(n).samples) --out $(OUT)/report --config $(CONFIG_FILE) $(foreach s,$(SET),--set $(s))))
+  $(foreach n,$(SETS),--samples $(n)=$(OUT)/$(n).samples) --out $(OUT)/report --config $(CONFIG_FILE) $(foreach s,$(ALL_SET),--set $(s))))

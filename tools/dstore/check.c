@@ -203,9 +203,10 @@ int dst_diff(int argc, char **argv) {
     static const cli_opt opts[] = {
         {"tol", "X", 0, "values differ when |a - b| > X (default 0: bit-exact)"},
         {"no-meta", NULL, 0, "ignore the meta table"},
+        {"skip", "TABLE", 1, "ignore this table (e.g. a checkpoint's log, whose images/s is wall-clock)"},
         {"json", NULL, 0, "print one line of JSON"},
         {0}};
-    static const cli_spec spec = {"dstore diff", "A B [--tol X] [--no-meta] [--json]",
+    static const cli_spec spec = {"dstore diff", "A B [--tol X] [--no-meta] [--skip TABLE ...] [--json]",
                                   "Compares two stores: tables, keys, meta and record values. Exit 0 when the same, 1 "
                                   "when they differ.",
                                   opts, 0, 2, 2};
@@ -251,7 +252,14 @@ int dst_diff(int argc, char **argv) {
     }
     ERR_GOTO(rc, ts_tables(a, &na, &cna));
     ERR_GOTO(rc, ts_tables(b, &nb, &cnb));
+    for (int i = 0; i < cna + cnb; i++) { // skipped tables count as absent on both sides
+        char **nm = i < cna ? na : nb;
+        int k = i < cna ? i : i - cna;
+        for (size_t q = 0; q < cli_count(args, "skip"); q++)
+            if (!strcmp(nm[k], cli_value(args, "skip", q))) nm[k][0] = '\0';
+    }
     for (int i = 0; i < cna; i++) {
+        if (!na[i][0]) continue;
         if (in_list(nb, cnb, na[i])) ERR_GOTO(rc, diff_table(&d, a, b, na[i]));
         else {
             d.differences++;
@@ -263,7 +271,7 @@ int dst_diff(int argc, char **argv) {
         }
     }
     for (int i = 0; i < cnb; i++)
-        if (!in_list(na, cna, nb[i])) {
+        if (nb[i][0] && !in_list(na, cna, nb[i])) {
             d.differences++;
             if (!d.json) printf("table %s: only in B\n", nb[i]);
             cJSON *o = cJSON_CreateObject();
