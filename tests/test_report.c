@@ -162,7 +162,7 @@ static void rt_make_samples(const char *dir, const char *name) {
     ts_store *s = NULL;
     ck_assert_int_eq(ts_open(&s, img, TS_CREATE | TS_NOSYNC), 0);
     ck_assert_int_eq(ts_begin_write(s), 0);
-    ck_assert_int_eq(ts_meta_put(s, "name", name), 0);
+    ck_assert_int_eq(ts_meta_put(s, "dataset", name), 0);
     int64_t shape[3] = {1, 8, 8};
     for (int i = 0; i < 10; i++) {
         uint8_t px[64];
