@@ -511,6 +511,31 @@ fail:
     return rc;
 }
 
+// 1 when the store names a cache entry (meta records) that no longer exists.
+static int sample_entry_lost(const char *out) {
+    ts_store *s = NULL;
+    char *rec = NULL;
+    int lost = 0;
+    if (ts_open(&s, out, TS_RDONLY) < 0) {
+        err_clear();
+        return 0;
+    }
+    if (ts_meta_get(s, "records", &rec) == 0) {
+        size_t len = strlen(rec) + 16;
+        char *p = malloc(len);
+        struct stat st;
+        if (p) {
+            snprintf(p, len, "%s/data.mdb", rec);
+            lost = stat(p, &st) != 0;
+        }
+        free(p);
+    } else
+        err_clear();
+    free(rec);
+    ts_close(s);
+    return lost;
+}
+
 static int sample_main(const cli_args *a, const cfg *c) {
     const char *images = cli_get(a, "images"), *den = cli_get(a, "denoiser"), *cls = cli_get(a, "classifier"),
                *out = cli_get(a, "out"), *cache = cli_get(a, "cache");
@@ -548,6 +573,10 @@ static int sample_main(const cli_args *a, const cfg *c) {
     ERR_GOTO(rc, stage_key(&id, base_key));
     stage_state state;
     ERR_GOTO(rc, stage_probe(out, &id, cli_has(a, "force"), &state));
+    if (state == STAGE_UP_TO_DATE && sample_entry_lost(out)) {
+        log_warn("%s: its cache entry is gone: computing the records again", out);
+        state = STAGE_RESUME;
+    }
     if (state == STAGE_UP_TO_DATE) {
         log_info("%s: up to date", out);
         ERR_GOTO(rc, sample_summary("up to date", out, &q, 0, sample_now() - t0));

@@ -216,6 +216,13 @@ START_TEST(test_sample_cache_across_experiments) {
     snprintf(cmd, sizeof cmd, "ls -d %s/sample-*.store | wc -l", cache);
     tu_capture(cmd, out, sizeof out);
     ck_assert_int_eq(atoi(out), 2);
+    // a deleted cache: the experiment's rerun computes its records again
+    snprintf(cmd, sizeof cmd, "rm -rf %s", cache);
+    ck_assert_int_eq(tu_capture(cmd, out, sizeof out), 0);
+    ck_assert_int_eq(run_sample(tu_path("e1.store"), a2), 0);
+    ck_assert_int_eq(last_computed(), 10 * 2 * 2);
+    ck_assert_int_eq(run_sample(tu_path("e1.store"), a2), 0);
+    ck_assert_int_eq(last_computed(), 0);
 }
 END_TEST
 
