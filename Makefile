@@ -118,8 +118,10 @@ all: deps check-found $(PROGS) $(CUDA_SO) $(CUDA_EMU) $(STATIC_COPY:%=$(LIBDIR)/
 check-found:
 	@echo "make: OpenBLAS $(if $(HAVE_OPENBLAS),found,MISSING); nvcc $(if $(NVCC),$(NVCC),not found: CPU-only build); cuDNN $(if $(CUDNN_FOUND),$(CUDNN_FOUND),not found)$(if $(CUDA_SO),; CUDA backend -> $(CUDA_SO),; no CUDA backend)"
 
+# DEPS=build: only the packages building and running need (make run); all: the tests' too
+DEPS ?= all
 deps:
-	@tools/install-deps.sh
+	@tools/install-deps.sh $(DEPS)
 
 data: deps
 	@tools/install-data.sh
@@ -208,7 +210,8 @@ test: all data $(TEST_RUNNER)
 # The main job (README): Fashion-MNIST vs MNIST from a fresh clone; WORKFLOW=ci-tiny etc. for others,
 # and any workflow variable passes through (make run OUT=runs/x REPEATS=8).
 WORKFLOW ?= fmnist-mnist
-run: all data
+run:
+	@$(MAKE) --no-print-directory -j$(shell nproc) DEPS=build all data
 	@$(MAKE) --no-print-directory -f workflows/$(WORKFLOW).mk BIN=$(abspath $(BIN))
 
 clean:
