@@ -27,6 +27,7 @@
 #include "common/cli.h"
 #include "common/err.h"
 #include "common/log.h"
+#include "common/samples.h"
 #include "common/stage.h"
 #include "common/store.h"
 #include "common/train/ckpt.h"
@@ -195,21 +196,6 @@ fail:
     free(text);
     ts_close(s);
     return rc;
-}
-
-// Parses "I/N".
-static int fe_shard_parse(const char *text, int *i, int *n) {
-    char *end = NULL;
-    long a = strtol(text, &end, 10), b = -1;
-    if (end != text && *end == '/') {
-        const char *p = end + 1;
-        b = strtol(p, &end, 10);
-        if (end == p || *end) b = -1;
-    }
-    ERR_IF(b < 1 || a < 0 || a >= b || b > 1000000, ERR_USAGE, "--shard '%s': expected I/N with 0 <= I < N", text);
-    *i = (int)a;
-    *n = (int)b;
-    return 0;
 }
 
 // The canonical request of this run.
@@ -470,7 +456,7 @@ int main(int argc, char **argv) {
     int si = 0, sn = 1;
     ERR_GOTO(rc, cli_get_int(a, "limit", 0, &limit));
     ERR_GOTO_IF(rc, cli_has(a, "limit") && limit < 1, ERR_USAGE, "--limit must be at least 1");
-    if (shard) ERR_GOTO(rc, fe_shard_parse(shard, &si, &sn));
+    if (shard) ERR_GOTO(rc, smp_shard_parse(shard, &si, &sn));
     ERR_GOTO(rc, cli_load_config(a, &c));
     int batch = 0;
     ERR_GOTO(rc, cfg_get_int(c, "features.batch", &batch));
