@@ -112,8 +112,10 @@ endif
 endif
 endif
 
-.PHONY: all deps data test check-found clean run
-all: deps check-found $(PROGS) $(CUDA_SO) $(CUDA_EMU) $(STATIC_COPY:%=$(LIBDIR)/%)
+.PHONY: all programs deps data test check-found clean run
+all: programs $(CUDA_EMU)
+# what running the stages needs (make run): the programs and, with nvcc, the CUDA backend
+programs: deps check-found $(PROGS) $(CUDA_SO) $(STATIC_COPY:%=$(LIBDIR)/%)
 
 check-found:
 	@echo "make: OpenBLAS $(if $(HAVE_OPENBLAS),found,MISSING); nvcc $(if $(NVCC),$(NVCC),not found: CPU-only build); cuDNN $(if $(CUDNN_FOUND),$(CUDNN_FOUND),not found)$(if $(CUDA_SO),; CUDA backend -> $(CUDA_SO),; no CUDA backend)"
@@ -211,7 +213,7 @@ test: all data $(TEST_RUNNER)
 # and any workflow variable passes through (make run OUT=runs/x REPEATS=8).
 WORKFLOW ?= fmnist-mnist
 run:
-	@$(MAKE) --no-print-directory -j$(shell nproc) DEPS=build all data
+	@$(MAKE) --no-print-directory -j$(shell nproc) DEPS=build programs data
 	@$(MAKE) --no-print-directory -f workflows/$(WORKFLOW).mk BIN=$(abspath $(BIN))
 
 clean:
