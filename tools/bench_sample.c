@@ -173,14 +173,17 @@ static int run_torch(const char *python, const cfg *c, const bs_plan *p, int thr
     return 0;
 }
 
-// The effective config: --config as given, else defaults.yml < config/fmnist.yml.
+// The effective config: --config as given, else defaults.yml < config/fmnist.yml; then --set.
 static int load_config(const cli_args *a, cfg **c) {
     if (cli_get(a, "config")) return cli_load_config(a, c);
     char dir[1024], def[1200], user[1200];
     ERR_TRY(cli_config_dir(dir, sizeof dir));
     snprintf(def, sizeof def, "%s/defaults.yml", dir);
     ERR_TRY(cli_resolve_config("fmnist", user, sizeof user));
-    return cfg_load_stack(c, def, user, NULL, 0);
+    size_t n = cli_count(a, "set");
+    const char *sets[n + 1];
+    for (size_t i = 0; i < n; i++) sets[i] = cli_value(a, "set", i);
+    return cfg_load_stack(c, def, user, sets, n);
 }
 
 int main(int argc, char **argv) {
