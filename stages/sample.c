@@ -92,7 +92,8 @@ static int sample_read_cfg(const cfg *c, sample_cfg *sc) {
     return 0;
 }
 
-// The parameters that determine a record: the sample section without timesteps, repeats, batch.
+// The parameters that determine a record: the sample section without timesteps and repeats
+// (batch stays: the blocks of sample_compute are batch-sized).
 static int sample_params(const cfg *c, char **text) {
     char *t = NULL;
     ERR_TRY(cfg_canonical(c, "sample", &t));
@@ -101,7 +102,6 @@ static int sample_params(const cfg *c, char **text) {
     ERR_IF(!j, ERR_NOMEM, "out of memory");
     cJSON_DeleteItemFromObjectCaseSensitive(j, "timesteps");
     cJSON_DeleteItemFromObjectCaseSensitive(j, "repeats");
-    cJSON_DeleteItemFromObjectCaseSensitive(j, "batch");
     int rc = stage_canonical_json(j, text);
     cJSON_Delete(j);
     return rc;
@@ -248,32 +248,40 @@ fail:
     return rc;
 }
 
-// The jobs of one level that have no record yet.
-static int sample_missing(sample_run *r, int level, dn_job *jobs, int64_t *n) {
-    *n = 0;
-    for (int64_t i = r->req.begin; i < r->req.end; i++)
-        for (int k = 0; k < r->req.repeats; k++) {
-            ts_key key;
-            smp_key(&key, (uint32_t)i, (uint32_t)level, (uint32_t)k);
-            int h = ts_has(r->rec, "sample", &key);
-            ERR_TRY(h);
-            if (h) continue;
-            int64_t j = i - r->req.begin;
-            jobs[(*n)++] = (dn_job){r->img + (size_t)j * r->per, (uint32_t)i, (uint32_t)k, r->pred[j]};
-        }
+// The work is cut into fixed blocks: block (level, repeat, b) is one denoising of images
+// [b G, (b + 1) G) of the image store at slots 0..G-1 (G = sample.batch), every call exactly G
+// images (slots outside the request or the store hold a black image). The CPU kernels' last bits
+// depend on a batch's size and an image's position in it, never on the other images' values, so
+// a record is the same whatever the request, shard, resume point or cache history; sample.batch
+// is therefore part of the base key.
+
+// 1 when a record of [a, e) x (level, repeat) is missing.
+static int sample_block_missing(sample_run *r, int64_t a, int64_t e, int level, int repeat) {
+    for (int64_t i = a; i < e; i++) {
+        ts_key key;
+        smp_key(&key, (uint32_t)i, (uint32_t)level, (uint32_t)repeat);
+        int h = ts_has(r->rec, "sample", &key);
+        ERR_TRY(h);
+        if (!h) return 1;
+    }
     return 0;
 }
 
-static int sample_put_batch(sample_run *r, const dn_job *jobs, int n, int level) {
+// Puts the block's records of [a, e) that are not there yet (slot i - lo); *put counts them.
+static int sample_put_block(sample_run *r, int64_t lo, int64_t a, int64_t e, int level, int repeat, uint64_t *put) {
     int rc = 0;
+    int64_t shape[3] = {r->cls.cfg.in_channels, r->cls.cfg.image_size, r->cls.cfg.image_size};
     ERR_TRY(ts_begin_write(r->rec));
-    for (int i = 0; i < n; i++) {
+    for (int64_t i = a; i < e; i++) {
         ts_key k;
         ts_tensor t;
-        int64_t shape[3] = {r->cls.cfg.in_channels, r->cls.cfg.image_size, r->cls.cfg.image_size};
-        smp_key(&k, jobs[i].index, (uint32_t)level, jobs[i].repeat);
-        ts_tensor_init(&t, TS_F32, 3, shape, r->out + (size_t)i * r->per);
+        smp_key(&k, (uint32_t)i, (uint32_t)level, (uint32_t)repeat);
+        int h = ts_has(r->rec, "sample", &k);
+        ERR_GOTO(rc, h);
+        if (h) continue; // a record already there is never rewritten
+        ts_tensor_init(&t, TS_F32, 3, shape, r->out + (size_t)(i - lo) * r->per);
         ERR_GOTO(rc, ts_put(r->rec, "sample", &k, &t, TS_CODEC_SHUFFLE_ZSTD));
+        (*put)++;
     }
     return ts_commit(r->rec);
 fail:
@@ -282,33 +290,44 @@ fail:
 }
 
 static int sample_compute(sample_run *r) {
-    int64_t total_jobs = (r->req.end - r->req.begin) * r->req.repeats, n = 0;
-    dn_job *jobs = malloc(sizeof(dn_job) * (size_t)total_jobs);
-    ERR_IF(!jobs, ERR_NOMEM, "out of memory");
+    const int G = r->sc->batch;
+    int64_t B = r->req.begin, E = r->req.end;
+    dn_job *jobs = malloc(sizeof(dn_job) * (size_t)G);
+    uint8_t *black = calloc(r->per, 1);
+    uint64_t todo = 0, done = 0; // progress in network evaluations (level 0: one unit per block)
     int rc = 0;
-    // progress in network evaluations per image (level 0: one unit)
-    uint64_t todo = 0, done = 0;
-    for (int l = 0; l < r->req.n_levels; l++) {
-        ERR_GOTO(rc, sample_missing(r, r->req.levels[l], jobs, &n));
-        todo += (uint64_t)n * (uint64_t)(dn_evals(r->dn, r->req.levels[l]) + 1);
-    }
-    prog_begin("sample", todo);
-    for (int l = 0; l < r->req.n_levels; l++) {
-        int level = r->req.levels[l], per_job = dn_evals(r->dn, level) + 1;
-        ERR_GOTO(rc, sample_missing(r, level, jobs, &n));
-        for (int64_t j0 = 0; j0 < n; j0 += r->sc->batch) {
-            int nb = (int)(n - j0 < r->sc->batch ? n - j0 : r->sc->batch);
-            ERR_GOTO(rc, dn_run(r->dn, jobs + j0, nb, level, r->out));
-            ERR_GOTO(rc, sample_put_batch(r, jobs + j0, nb, level));
-            r->computed += (uint64_t)nb;
-            done += (uint64_t)nb * (uint64_t)per_job;
-            prog_update(done, "level %d, %llu samples", level, (unsigned long long)r->computed);
-            ERR_GOTO(rc, cli_check_interrupt());
+    ERR_GOTO_IF(rc, !jobs || !black, ERR_NOMEM, "out of memory");
+    for (int pass = 0; pass < 2; pass++)
+        for (int l = 0; l < r->req.n_levels; l++) {
+            int level = r->req.levels[l], units = dn_evals(r->dn, level) + 1;
+            for (int k = 0; k < r->req.repeats; k++)
+                for (int64_t lo = B / G * G; lo < E; lo += G) {
+                    int64_t a = lo > B ? lo : B, e = lo + G < E ? lo + G : E;
+                    int miss = sample_block_missing(r, a, e, level, k);
+                    ERR_GOTO(rc, miss);
+                    if (!miss) continue;
+                    if (pass == 0) {
+                        todo += (uint64_t)units;
+                        continue;
+                    }
+                    if (done == 0) prog_begin("sample", todo);
+                    for (int s = 0; s < G; s++) {
+                        int64_t i = lo + s;
+                        int real = i >= B && i < E;
+                        jobs[s] = (dn_job){real ? r->img + (size_t)(i - B) * r->per : black, (uint32_t)i, (uint32_t)k,
+                                           real ? r->pred[i - B] : 0};
+                    }
+                    ERR_GOTO(rc, dn_run(r->dn, jobs, G, level, r->out));
+                    ERR_GOTO(rc, sample_put_block(r, lo, a, e, level, k, &r->computed));
+                    done += (uint64_t)units;
+                    prog_update(done, "level %d, %llu samples", level, (unsigned long long)r->computed);
+                    ERR_GOTO(rc, cli_check_interrupt());
+                }
         }
-    }
 fail:
-    prog_end();
+    if (done) prog_end();
     free(jobs);
+    free(black);
     return rc;
 }
 

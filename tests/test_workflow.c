@@ -148,7 +148,7 @@ END_TEST
 
 START_TEST(test_workflow_kill_resume_and_parallel) {
     char v[1024];
-    snprintf(v, sizeof v, "OUT=%s CACHE=%s", tu_path("ref"), tu_path("cache1"));
+    snprintf(v, sizeof v, "OUT=%s CACHE=%s SET=sample.batch=2", tu_path("ref"), tu_path("cache1"));
     ck_assert_msg(wf_make(v) == 0, "%s", wf_out);
     // SIGKILL the whole workflow once sampling has started, then rerun
     char script[4096], cmd[1024];
@@ -165,7 +165,7 @@ START_TEST(test_workflow_kill_resume_and_parallel) {
     ck_assert_msg(wf_make(v) == 0, "%s", wf_out);
     wf_same_stores(tu_path("ref"), tu_path("k"));
     // -j2 runs the sets side by side and makes the same stores
-    snprintf(v, sizeof v, "OUT=%s CACHE=%s -j2", tu_path("j2"), tu_path("cache3"));
+    snprintf(v, sizeof v, "OUT=%s CACHE=%s SET=sample.batch=2 -j2", tu_path("j2"), tu_path("cache3"));
     ck_assert_msg(wf_make(v) == 0, "%s", wf_out);
     wf_same_stores(tu_path("ref"), tu_path("j2"));
 }
