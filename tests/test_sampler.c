@@ -2,7 +2,7 @@
 // independent float64 PyTorch implementation of METHOD.md 6 (tools/torchref/
 // make_sampler_golden.py, golden files in tests/data/sampler/): a tiny UNet with fixed weights
 // under classifier-free guidance (one UNet call of 2n images, labels y then the null label K),
-// levels 0, 40 and 110, with the index quirk and with the corrected indexing, compared step by
+// levels 0, 40, 45 and 110, with the index quirk and with the corrected indexing, compared step by
 // step; the time values handed to the network; evaluation counts; error cases; and the
 // detection noise of METHOD.md 7 (rng_stream + Philox + Box-Muller) against a Python
 // re-implementation of the same addressing.
@@ -51,11 +51,11 @@ typedef struct {
     float w;
     int fail_at;         // return ERR_INTERRUPTED on this call (-1: never)
     int calls;
-    int ts[SG_MAXCALLS];
+    float ts[SG_MAXCALLS];
     float *inputs;       // (SG_MAXCALLS, n, per) host copies of every x the network saw
 } sg_net;
 
-static int sg_eps(void *user, float *eps, const float *x, int t, int n) {
+static int sg_eps(void *user, float *eps, const float *x, float t, int n) {
     sg_net *g = user;
     if (g->calls == g->fail_at) return err_set(ERR_INTERRUPTED, "test: stop at call %d", g->calls);
     size_t cnt = (size_t)n * g->per;
@@ -66,7 +66,7 @@ static int sg_eps(void *user, float *eps, const float *x, int t, int n) {
     g->calls++;
     ERR_TRY(ops_copy(g->ctx, g->xx, x, cnt * sizeof(float)));
     ERR_TRY(ops_copy(g->ctx, g->xx + cnt, x, cnt * sizeof(float)));
-    ERR_TRY(ops_fill(g->ctx, g->tt, (float)t, (size_t)2 * n));
+    ERR_TRY(ops_fill(g->ctx, g->tt, t, (size_t)2 * n));
     philox_key k0 = {0, 0, 0, 0}; // no dropout in eval mode
     ERR_TRY(unet_forward(g->m, g->e2, g->xx, g->tt, g->lab, 2 * n, 0, k0));
     return sampler_guide(g->ctx, eps, g->e2, g->e2 + cnt, cnt, g->w);
@@ -143,13 +143,15 @@ static void sg_close(sg_env *e) {
 
 // Fills the time values of every evaluation and marks the first evaluation of each step;
 // returns the number of evaluations.
-static int sg_expected_calls(sampler_method m, int t_start, int t_end, int *ts, int *first, int cap) {
+static int sg_expected_calls(sampler_method m, int t_start, int t_end, float *ts, int *first, int cap) {
     int seq[64], k = 0;
     for (int t = t_start; t > t_end; t -= 1000 / SG_STEP) seq[k++] = t;
     int c = 0;
     for (int i = 0; i < k; i++) {
-        int t = seq[i], tn = i + 1 < k ? seq[i + 1] : t_end, tm = (t + tn) / 2;
-        int step[4] = {t, t, t, t}, ns = 1;
+        int t = seq[i], tn = i + 1 < k ? seq[i + 1] : t_end;
+        float tm = (float)(t + tn) / 2; // the network gets the midpoint as is (a half when t - tn is odd)
+        float step[4] = {(float)t, (float)t, (float)t, (float)t};
+        int ns = 1;
         if (m == SAMPLER_PNDM2 && i == 0) step[ns++] = tn;
         if (m == SAMPLER_PNDM4 && i < 3) {
             step[ns++] = tm;
@@ -192,13 +194,14 @@ static void sg_check_traj(sg_env *e, sampler_method m, int quirk, int level) {
 
     g->calls = 0;
     ck_assert_msg(sampler_run(s, e->dx, SG_N, level - 1, -1, sg_eps, g) == 0, "%s: %s", file, err_msg());
-    int ts[SG_MAXCALLS], first[SG_MAXCALLS];
+    float ts[SG_MAXCALLS];
+    int first[SG_MAXCALLS];
     int want = sg_expected_calls(m, level - 1, -1, ts, first, SG_MAXCALLS);
     ck_assert_int_eq(g->calls, want);
     ck_assert_int_eq(sampler_evals(s, level - 1, -1), want);
     int seen = 0, step_call[SG_MAXCALLS];
     for (int c = 0; c < want; c++) {
-        ck_assert_msg(g->ts[c] == ts[c], "%s: call %d at t = %d, expected %d", file, c, g->ts[c], ts[c]);
+        ck_assert_msg(g->ts[c] == ts[c], "%s: call %d at t = %g, expected %g", file, c, g->ts[c], ts[c]);
         if (first[c] < 0) continue;
         step_call[first[c]] = c;
         snprintf(what, sizeof what, "%s step %d input", file, first[c]);
@@ -236,9 +239,9 @@ START_TEST(test_sampler_golden) {
     // _i: method; every level, with and without the quirk
     sg_env e;
     sg_open(&e);
-    static const int levels[] = {0, 40, 110};
+    static const int levels[] = {0, 40, 45, 110};
     for (int q = 1; q >= 0; q--)
-        for (int l = 0; l < 3; l++) sg_check_traj(&e, (sampler_method)_i, q, levels[l]);
+        for (int l = 0; l < 4; l++) sg_check_traj(&e, (sampler_method)_i, q, levels[l]);
     sg_close(&e);
 }
 END_TEST
@@ -307,7 +310,7 @@ typedef struct {
     int calls, stop;
 } stop_net;
 
-static int stop_eps(void *user, float *eps, const float *x, int t, int n) {
+static int stop_eps(void *user, float *eps, const float *x, float t, int n) {
     (void)x;
     (void)t;
     stop_net *sn = user;

@@ -53,12 +53,12 @@ typedef struct {
 } bs_net;
 
 // The sampler callback: one UNet call on [x; x] with labels [y; K], then guidance.
-static int bs_eps(void *user, float *eps, const float *x, int t, int n) {
+static int bs_eps(void *user, float *eps, const float *x, float t, int n) {
     bs_net *g = user;
     size_t cnt = (size_t)n * g->per;
     ERR_TRY(ops_copy(g->ctx, g->xx, x, cnt * sizeof(float)));
     ERR_TRY(ops_copy(g->ctx, g->xx + cnt, x, cnt * sizeof(float)));
-    ERR_TRY(ops_fill(g->ctx, g->tt, (float)t, (size_t)2 * n));
+    ERR_TRY(ops_fill(g->ctx, g->tt, t, (size_t)2 * n));
     // labels [y_0..y_{n-1}, K, ..., K] (2n int32 uploaded per call: a short last batch has its own
     // layout, and the upload is negligible beside the UNet)
     int32_t hl[2 * 4096];

@@ -29,12 +29,12 @@ struct dn_ctx {
 
 // --- the guided noise prediction (the sampler's callback) -------------------------------------
 
-static int dn_eps(void *user, float *eps, const float *x, int t, int n) {
+static int dn_eps(void *user, float *eps, const float *x, float t, int n) {
     dn_ctx *d = user;
     size_t half = (size_t)n * d->per;
     ERR_TRY(ops_copy(d->ctx, d->d_x2, x, sizeof(float) * half));
     ERR_TRY(ops_copy(d->ctx, d->d_x2 + half, x, sizeof(float) * half));
-    for (int i = 0; i < 2 * n; i++) d->h_t2[i] = (float)t;
+    for (int i = 0; i < 2 * n; i++) d->h_t2[i] = t;
     ERR_TRY(ops_upload(d->ctx, d->d_t2, d->h_t2, sizeof(float) * 2 * (size_t)n));
     philox_key none;
     memset(&none, 0, sizeof none);

@@ -162,13 +162,14 @@ int sampler_run(sampler *s, float *x, int n, int t_start, int t_end, sampler_eps
             continue;
         }
         // PNDM4
-        if (nh < SAMPLER_HIST) { // RK4 with t_mid = (t + t_next) / 2 truncated
-            int tm = (t + tn) / 2;
+        if (nh < SAMPLER_HIST) { // RK4 at t_mid = (t + t_next) / 2: the network gets it as is,
+            int tm = (t + tn) / 2;  // the schedule index truncated (C division truncates toward 0)
+            float tmv = 0.5f * (float)(t + tn);
             ERR_TRY(transfer(s, s->xt, x, s->e1, t, tm, cnt));
-            ERR_TRY(eps_fn(user, s->e, s->xt, tm, n));
+            ERR_TRY(eps_fn(user, s->e, s->xt, tmv, n));
             ERR_TRY(ops_axpby(ctx, s->acc, 1.0f / 6.0f, s->e1, 2.0f / 6.0f, s->e, cnt));
             ERR_TRY(transfer(s, s->xt, x, s->e, t, tm, cnt));
-            ERR_TRY(eps_fn(user, s->e, s->xt, tm, n));
+            ERR_TRY(eps_fn(user, s->e, s->xt, tmv, n));
             ERR_TRY(ops_axpy(ctx, s->acc, 2.0f / 6.0f, s->e, cnt));
             ERR_TRY(transfer(s, s->xt, x, s->e, t, tn, cnt));
             ERR_TRY(eps_fn(user, s->e, s->xt, tn, n));

@@ -40,10 +40,11 @@ const char *sampler_method_name(sampler_method m);
 // Parses a method name: 0 or ERR_CONFIG listing the choices.
 int sampler_method_from_name(const char *name, sampler_method *out);
 
-// The noise prediction for n images x (n, per) (device) at integer time value t (the same for
-// every image of the call): writes eps (n, per) (device). Returns 0 or a negative err.h code,
+// The noise prediction for n images x (n, per) (device) at time value t (the same for every image
+// of the call): an integer step, or PNDM4's midpoint (t + t_next) / 2, which may be a half (the
+// reference gives the network the float and truncates it only as an index): writes eps (n, per) (device). Returns 0 or a negative err.h code,
 // which sampler_run returns unchanged.
-typedef int (*sampler_eps_fn)(void *user, float *eps, const float *x, int t, int n);
+typedef int (*sampler_eps_fn)(void *user, float *eps, const float *x, float t, int n);
 
 typedef struct sampler sampler;
 

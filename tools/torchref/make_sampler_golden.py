@@ -39,7 +39,8 @@ LABELS = [3, 7, 0]
 T, BETA_START, BETA_END = 1000, 1e-4, 0.02
 SAMPLE_STEP = 50  # skip 20
 GUIDANCE = 2.0
-LEVELS = (0, 40, 110)  # 110: six steps (PNDM's multistep phase), not a multiple of the skip
+LEVELS = (0, 40, 45, 110)  # 110: six steps (PNDM's multistep phase), not a multiple of the skip;
+# 45: three RK steps, the last 4 -> -1 with the midpoint 1.5 (the network gets 1.5, the index 1)
 METHODS = ("ddim", "pndm2", "pndm4")
 
 NOISE_STORE_KEY = "3f9a0c17d2b84e6590a1b2c3d4e5f607"
@@ -91,9 +92,10 @@ class Sampler:
                     e = 0.5 * (3 * e1 - hist[-1])
             else:
                 if len(hist) < 3:
-                    tm = int((t + tn) / 2)  # truncated toward zero, as .long() (an integer here)
-                    e2 = eps(self.transfer(x, e1, t, tm), tm)
-                    e3 = eps(self.transfer(x, e2, t, tm), tm)
+                    tmv = (t + tn) / 2  # the network gets the float midpoint (PNDM's t_list)
+                    tm = int(tmv)       # the schedule index: truncated toward zero, as .long()
+                    e2 = eps(self.transfer(x, e1, t, tm), tmv)
+                    e3 = eps(self.transfer(x, e2, t, tm), tmv)
                     e4 = eps(self.transfer(x, e3, t, tn), tn)
                     e = (e1 + 2 * e2 + 2 * e3 + e4) / 6
                 else:
