@@ -140,12 +140,64 @@ START_TEST(test_foreign_store) {
 }
 END_TEST
 
+// Incremental stores: the same base key with another request resumes (records kept, new key),
+// the same request once complete is up to date, other params are still a conflict.
+START_TEST(test_incremental_request) {
+    stage_id id = {"sample", 1, "{\"guidance\":2}", "{\"images\":\"aa\"}", "{\"repeats\":2}"};
+    stage_state st;
+    ts_store *s = NULL;
+    char k2[33], k4[33], base[33];
+    ck_assert_int_eq(stage_open_output(&s, spath, &id, 0, &st), 0);
+    ck_assert_int_eq(st, STAGE_FRESH);
+    put_record(s, 0);
+    ck_assert_int_eq(stage_mark_complete(s), 0);
+    ts_close(s);
+    ck_assert_int_eq(stage_full_key(&id, k2), 0);
+    ck_assert_int_eq(stage_key(&id, base), 0);
+    ck_assert_str_ne(k2, base);
+    ck_assert_int_eq(stage_input_key(spath, k4), 0);
+    ck_assert_str_eq(k4, k2);
+    ck_assert_int_eq(stage_probe(spath, &id, 0, &st), 0);
+    ck_assert_int_eq(st, STAGE_UP_TO_DATE);
+    // more repeats: resume; the store says so (new request and key, not complete) before work
+    stage_id more = id;
+    more.request = "{\"repeats\":4}";
+    ck_assert_int_eq(stage_probe(spath, &more, 0, &st), 0);
+    ck_assert_int_eq(st, STAGE_RESUME);
+    ck_assert_int_eq(stage_open_output(&s, spath, &more, 0, &st), 0);
+    ck_assert_int_eq(st, STAGE_RESUME);
+    ck_assert_int_eq(stage_is_complete(s), 0);
+    char *m = NULL;
+    ck_assert_int_eq(ts_meta_get(s, "request", &m), 0);
+    ck_assert_str_eq(m, "{\"repeats\":4}");
+    free(m);
+    ck_assert_int_eq(ts_meta_get(s, "base_key", &m), 0);
+    ck_assert_str_eq(m, base);
+    free(m);
+    uint64_t n = 0;
+    ck_assert_int_eq(ts_count(s, "label", &n), 0);
+    ck_assert_uint_eq(n, 1);
+    ck_assert_int_eq(stage_mark_complete(s), 0);
+    ts_close(s);
+    ck_assert_int_eq(stage_input_key(spath, k4), 0);
+    ck_assert_int_ne(strcmp(k4, k2), 0);
+    ck_assert_int_eq(stage_probe(spath, &more, 0, &st), 0);
+    ck_assert_int_eq(st, STAGE_UP_TO_DATE);
+    // another guidance: a conflict, whatever the request
+    stage_id other = more;
+    other.params = "{\"guidance\":1}";
+    ck_assert_int_eq(stage_probe(spath, &other, 0, &st), ERR_CONFLICT);
+    ck_assert_ptr_nonnull(strstr(err_msg(), "--force"));
+}
+END_TEST
+
 Suite *suite_stage(void) {
     Suite *s = suite_create("stage");
     TCase *tc = tcase_create("contract");
     tcase_add_checked_fixture(tc, setup, tu_teardown);
     tcase_add_test(tc, test_key_and_canonical);
     tcase_add_test(tc, test_states);
+    tcase_add_test(tc, test_incremental_request);
     tcase_add_test(tc, test_foreign_store);
     suite_add_tcase(s, tc);
     return s;
