@@ -1,13 +1,16 @@
 // samples: the request of a samples store and the reader that follows its cache reference
 // (samples.h).
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <cjson/cJSON.h>
 
 #include "common/err.h"
+#include "common/log.h"
 #include "common/samples.h"
 #include "common/stage.h"
 
@@ -89,6 +92,74 @@ int smp_shard_parse(const char *text, int *i, int *n) {
 void smp_key(ts_key *k, uint32_t index, uint32_t level, uint32_t repeat) {
     uint32_t v[3] = {index, level, repeat};
     ts_key_tuple(k, 3, v);
+}
+
+// --- where the records live (the writer's side) ----------------------------------------------
+
+int smp_records_open(ts_store *out, const char *out_path, const char *cache, const stage_id *base_id,
+                     const char *base_key, ts_store **rec) {
+    char *records = NULL, *entry = NULL;
+    int rc = ts_meta_get(out, "records", &records), own;
+    if (rc == ERR_NOTFOUND) {
+        err_clear();
+        ERR_GOTO(rc, own = ts_table_exists(out, "sample"));
+        if (!cache || own) {
+            if (cache) log_warn("%s holds its own records (made without --cache): --cache ignored", out_path);
+            *rec = out;
+            rc = 0;
+            goto fail;
+        }
+        size_t len = strlen(cache) + 64;
+        entry = malloc(len);
+        ERR_GOTO_IF(rc, !entry, ERR_NOMEM, "out of memory");
+        snprintf(entry, len, "%s/sample-%s.store", cache, base_key);
+    } else {
+        ERR_GOTO(rc, rc);
+    }
+    const char *path = records ? records : entry;
+    stage_id eid = *base_id;
+    eid.stage = "sample-cache";
+    eid.request = NULL;
+    stage_state st;
+    rc = stage_open_output(rec, path, &eid, 0, &st);
+    if (rc < 0) {
+        err_prefix(rc, "%s: cache entry: ", out_path);
+        goto fail;
+    }
+    if (!records) {
+        char real[PATH_MAX];
+        ERR_GOTO_IF(rc, !realpath(path, real), ERR_IO, "%s: cannot resolve the path", path);
+        ERR_GOTO(rc, ts_meta_put(out, "records", real));
+    }
+    log_info("%s: records in the cache entry %s", out_path, path);
+fail:
+    free(records);
+    free(entry);
+    return rc;
+}
+
+int smp_entry_lost(const char *out) {
+    ts_store *s = NULL;
+    char *rec = NULL;
+    int lost = 0;
+    if (ts_open(&s, out, TS_RDONLY) < 0) {
+        err_clear();
+        return 0;
+    }
+    if (ts_meta_get(s, "records", &rec) == 0) {
+        size_t len = strlen(rec) + 16;
+        char *p = malloc(len);
+        struct stat st;
+        if (p) {
+            snprintf(p, len, "%s/data.mdb", rec);
+            lost = stat(p, &st) != 0;
+        }
+        free(p);
+    } else
+        err_clear();
+    free(rec);
+    ts_close(s);
+    return lost;
 }
 
 // --- the reader -----------------------------------------------------------------------------

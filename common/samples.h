@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "common/hash.h"
+#include "common/stage.h"
 #include "common/store.h"
 
 #define SMP_MAX_LEVELS 32
@@ -35,6 +36,21 @@ int smp_shard_parse(const char *text, int *i, int *n);
 
 // Keys of the two record tables.
 void smp_key(ts_key *k, uint32_t index, uint32_t level, uint32_t repeat);
+
+// --- the writer's side (the sample stage) -------------------------------------------------------
+
+// The store that holds the records of the samples store `out` (open for writing, at out_path):
+// the cache entry its meta `records` names; else, with cache != NULL and no records of its own,
+// the entry CACHE/sample-BASEKEY.store (created with stage "sample-cache" and base_id's params and
+// inputs; its real path goes into meta `records`); else `out` itself (*rec == out: do not close
+// it twice). Store errors; ERR_CONFLICT for an entry of other parameters.
+int smp_records_open(ts_store *out, const char *out_path, const char *cache, const stage_id *base_id,
+                     const char *base_key, ts_store **rec);
+// 1 when the samples store at `path` names a cache entry (meta records) that no longer exists
+// (a rerun must compute its records again); 0 otherwise, also when it cannot be read.
+int smp_entry_lost(const char *path);
+
+// --- the reader ----------------------------------------------------------------------------------
 
 // A complete samples store opened for reading.
 typedef struct {

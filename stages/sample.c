@@ -25,6 +25,7 @@
 #include "common/cfg.h"
 #include "common/cli.h"
 #include "common/diffusion/denoise.h"
+#include "common/diffusion/repeats.h"
 #include "common/err.h"
 #include "common/log.h"
 #include "common/png.h"
@@ -172,12 +173,9 @@ typedef struct {
     ckpt_classifier cls;
     ckpt_denoiser den;
     dn_ctx *dn;
-    const sample_cfg *sc;
     smp_request req;
-    uint8_t *img;             // (E - B, per)
-    int32_t *pred;            // (E - B)
-    float *out;               // (batch, per)
-    float *logits;            // (batch, K)
+    int32_t *pred;            // (E - B) the classifier's predictions
+    float *logits;            // (SAMPLE_PRED_BLOCK, K)
     size_t per;
     int K;
     uint64_t computed;
@@ -248,134 +246,19 @@ fail:
     return rc;
 }
 
-// The work is cut into fixed blocks: block (level, repeat, b) is one denoising of images
-// [b G, (b + 1) G) of the image store at slots 0..G-1 (G = sample.batch), every call exactly G
-// images (slots outside the request or the store hold a black image). The CPU kernels' last bits
-// depend on a batch's size and an image's position in it, never on the other images' values, so
-// a record is the same whatever the request, shard, resume point or cache history; sample.batch
-// is therefore part of the base key.
-
-// 1 when a record of [a, e) x (level, repeat) is missing.
-static int sample_block_missing(sample_run *r, int64_t a, int64_t e, int level, int repeat) {
-    for (int64_t i = a; i < e; i++) {
-        ts_key key;
-        smp_key(&key, (uint32_t)i, (uint32_t)level, (uint32_t)repeat);
-        int h = ts_has(r->rec, "sample", &key);
-        ERR_TRY(h);
-        if (!h) return 1;
+// Progress of repeats_compute: a bar or lines, and SIGINT/SIGTERM after every committed block.
+static int sample_progress(void *user, uint64_t done, uint64_t todo, int level, uint64_t computed) {
+    (void)user;
+    if (done == 0) {
+        prog_begin("sample", todo);
+        return 0;
     }
-    return 0;
+    prog_update(done, "level %d, %llu samples", level, (unsigned long long)computed);
+    if (done == todo) prog_end();
+    return cli_check_interrupt();
 }
 
-// Puts the block's records of [a, e) that are not there yet (slot i - lo); *put counts them.
-static int sample_put_block(sample_run *r, int64_t lo, int64_t a, int64_t e, int level, int repeat, uint64_t *put) {
-    int rc = 0;
-    int64_t shape[3] = {r->cls.cfg.in_channels, r->cls.cfg.image_size, r->cls.cfg.image_size};
-    ERR_TRY(ts_begin_write(r->rec));
-    for (int64_t i = a; i < e; i++) {
-        ts_key k;
-        ts_tensor t;
-        smp_key(&k, (uint32_t)i, (uint32_t)level, (uint32_t)repeat);
-        int h = ts_has(r->rec, "sample", &k);
-        ERR_GOTO(rc, h);
-        if (h) continue; // a record already there is never rewritten
-        ts_tensor_init(&t, TS_F32, 3, shape, r->out + (size_t)(i - lo) * r->per);
-        ERR_GOTO(rc, ts_put(r->rec, "sample", &k, &t, TS_CODEC_SHUFFLE_ZSTD));
-        (*put)++;
-    }
-    return ts_commit(r->rec);
-fail:
-    ts_abort(r->rec);
-    return rc;
-}
-
-static int sample_compute(sample_run *r) {
-    const int G = r->sc->batch;
-    int64_t B = r->req.begin, E = r->req.end;
-    dn_job *jobs = malloc(sizeof(dn_job) * (size_t)G);
-    uint8_t *black = calloc(r->per, 1);
-    uint64_t todo = 0, done = 0; // progress in network evaluations (level 0: one unit per block)
-    int rc = 0;
-    ERR_GOTO_IF(rc, !jobs || !black, ERR_NOMEM, "out of memory");
-    for (int pass = 0; pass < 2; pass++)
-        for (int l = 0; l < r->req.n_levels; l++) {
-            int level = r->req.levels[l], units = dn_evals(r->dn, level) + 1;
-            for (int k = 0; k < r->req.repeats; k++)
-                for (int64_t lo = B / G * G; lo < E; lo += G) {
-                    int64_t a = lo > B ? lo : B, e = lo + G < E ? lo + G : E;
-                    int miss = sample_block_missing(r, a, e, level, k);
-                    ERR_GOTO(rc, miss);
-                    if (!miss) continue;
-                    if (pass == 0) {
-                        todo += (uint64_t)units;
-                        continue;
-                    }
-                    if (done == 0) prog_begin("sample", todo);
-                    for (int s = 0; s < G; s++) {
-                        int64_t i = lo + s;
-                        int real = i >= B && i < E;
-                        jobs[s] = (dn_job){real ? r->img + (size_t)(i - B) * r->per : black, (uint32_t)i, (uint32_t)k,
-                                           real ? r->pred[i - B] : 0};
-                    }
-                    ERR_GOTO(rc, dn_run(r->dn, jobs, G, level, r->out));
-                    ERR_GOTO(rc, sample_put_block(r, lo, a, e, level, k, &r->computed));
-                    done += (uint64_t)units;
-                    prog_update(done, "level %d, %llu samples", level, (unsigned long long)r->computed);
-                    ERR_GOTO(rc, cli_check_interrupt());
-                }
-        }
-fail:
-    if (done) prog_end();
-    free(jobs);
-    free(black);
-    return rc;
-}
-
-// --- opening the stores --------------------------------------------------------------------------
-
-// The store that holds the records: the samples store itself, or the cache entry it names (or
-// that --cache gives a fresh store).
-static int sample_records_store(ts_store *out, const char *out_path, const char *cache, const stage_id *base_id,
-                                const char *base_key, ts_store **rec) {
-    char *records = NULL, *entry = NULL;
-    int rc = ts_meta_get(out, "records", &records), own;
-    if (rc == ERR_NOTFOUND) {
-        err_clear();
-        ERR_GOTO(rc, own = ts_table_exists(out, "sample"));
-        if (!cache || own) {
-            if (cache) log_warn("%s holds its own records (made without --cache): --cache ignored", out_path);
-            *rec = out;
-            rc = 0;
-            goto fail;
-        }
-        size_t len = strlen(cache) + 64;
-        entry = malloc(len);
-        ERR_GOTO_IF(rc, !entry, ERR_NOMEM, "out of memory");
-        snprintf(entry, len, "%s/sample-%s.store", cache, base_key);
-    } else {
-        ERR_GOTO(rc, rc);
-    }
-    const char *path = records ? records : entry;
-    stage_id eid = *base_id;
-    eid.stage = "sample-cache";
-    eid.request = NULL;
-    stage_state st;
-    rc = stage_open_output(rec, path, &eid, 0, &st);
-    if (rc < 0) {
-        err_prefix(rc, "%s: cache entry: ", out_path);
-        goto fail;
-    }
-    if (!records) {
-        char real[PATH_MAX];
-        ERR_GOTO_IF(rc, !realpath(path, real), ERR_IO, "%s: cannot resolve the path", path);
-        ERR_GOTO(rc, ts_meta_put(out, "records", real));
-    }
-    log_info("%s: records in the cache entry %s", out_path, path);
-fail:
-    free(records);
-    free(entry);
-    return rc;
-}
+// --- the end of a run ----------------------------------------------------------------------------
 
 static int sample_summary(const char *status, const char *out, const smp_request *q, uint64_t computed,
                           double seconds) {
@@ -392,13 +275,26 @@ static int sample_summary(const char *status, const char *out, const smp_request
     return rc;
 }
 
-// --- pictures from pure noise (--generate) -----------------------------------------------------
-
 static double sample_now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
+
+static int sample_up_to_date(const char *out, const smp_request *q, double t0) {
+    log_info("%s: up to date", out);
+    return sample_summary("up to date", out, q, 0, sample_now() - t0);
+}
+
+// The compute context of --device and --threads.
+static int sample_ctx(const cli_args *a, ops_ctx **ctx) {
+    ops_options oo = ops_options_default();
+    oo.threads = cli_threads(a);
+    return ops_ctx_create_named(ctx, cli_device(a), &oo);
+}
+
+// --- pictures from pure noise (--generate) -----------------------------------------------------
+
 
 // Writes STORE/grid.png from the `generated` records 0..n-1 (10 per row).
 static int sample_grid_png(ts_store *st, const char *out, int n, int ch, int size) {
@@ -464,13 +360,10 @@ static int sample_generate(const cli_args *a, const cfg *c) {
     smp_request q = {.n_levels = 0, .repeats = 1, .begin = 0, .end = n, .shard_n = 1};
     ERR_GOTO(rc, stage_probe(out, &id, cli_has(a, "force"), &state));
     if (state == STAGE_UP_TO_DATE) {
-        log_info("%s: up to date", out);
-        ERR_GOTO(rc, sample_summary("up to date", out, &q, 0, sample_now() - t0));
+        rc = sample_up_to_date(out, &q, t0);
         goto fail;
     }
-    ops_options oo = ops_options_default();
-    oo.threads = cli_threads(a);
-    ERR_GOTO(rc, ops_ctx_create_named(&ctx, cli_device(a), &oo));
+    ERR_GOTO(rc, sample_ctx(a, &ctx));
     ERR_GOTO(rc, ckpt_denoiser_open(&d, den, ctx, 2 * sc.batch));
     int K = d.cfg.num_classes, y = K, ch = d.cfg.in_channels, size = d.cfg.image_size;
     if (lab && strcmp(lab, "null") != 0) {
@@ -530,31 +423,6 @@ fail:
     return rc;
 }
 
-// 1 when the store names a cache entry (meta records) that no longer exists.
-static int sample_entry_lost(const char *out) {
-    ts_store *s = NULL;
-    char *rec = NULL;
-    int lost = 0;
-    if (ts_open(&s, out, TS_RDONLY) < 0) {
-        err_clear();
-        return 0;
-    }
-    if (ts_meta_get(s, "records", &rec) == 0) {
-        size_t len = strlen(rec) + 16;
-        char *p = malloc(len);
-        struct stat st;
-        if (p) {
-            snprintf(p, len, "%s/data.mdb", rec);
-            lost = stat(p, &st) != 0;
-        }
-        free(p);
-    } else
-        err_clear();
-    free(rec);
-    ts_close(s);
-    return lost;
-}
-
 static int sample_main(const cli_args *a, const cfg *c) {
     const char *images = cli_get(a, "images"), *den = cli_get(a, "denoiser"), *cls = cli_get(a, "classifier"),
                *out = cli_get(a, "out"), *cache = cli_get(a, "cache");
@@ -592,20 +460,17 @@ static int sample_main(const cli_args *a, const cfg *c) {
     ERR_GOTO(rc, stage_key(&id, base_key));
     stage_state state;
     ERR_GOTO(rc, stage_probe(out, &id, cli_has(a, "force"), &state));
-    if (state == STAGE_UP_TO_DATE && sample_entry_lost(out)) {
+    if (state == STAGE_UP_TO_DATE && smp_entry_lost(out)) {
         log_warn("%s: its cache entry is gone: computing the records again", out);
         state = STAGE_RESUME;
     }
     if (state == STAGE_UP_TO_DATE) {
-        log_info("%s: up to date", out);
-        ERR_GOTO(rc, sample_summary("up to date", out, &q, 0, sample_now() - t0));
+        rc = sample_up_to_date(out, &q, t0);
         goto fail;
     }
 
     // inputs, checked before the output store is touched
-    ops_options oo = ops_options_default();
-    oo.threads = cli_threads(a);
-    ERR_GOTO(rc, ops_ctx_create_named(&ctx, cli_device(a), &oo));
+    ERR_GOTO(rc, sample_ctx(a, &ctx));
     ERR_GOTO(rc, ckpt_classifier_open(&r.cls, cls, ctx, ch, size, SAMPLE_PRED_BLOCK));
     ERR_GOTO(rc, ckpt_denoiser_open(&r.den, den, ctx, 2 * sc.batch));
     const unet_config *uc = &r.den.cfg;
@@ -642,24 +507,23 @@ static int sample_main(const cli_args *a, const cfg *c) {
     ERR_GOTO(rc, ts_meta_put(st, "classifier_key", keys[2]));
     ERR_GOTO(rc, ts_meta_put(st, "cache_key", base_key));
     ERR_GOTO(rc, ts_commit(st));
-    ERR_GOTO(rc, sample_records_store(st, out, cache, &id, base_key, &rec));
+    ERR_GOTO(rc, smp_records_open(st, out, cache, &id, base_key, &rec));
     ts_set_zstd_level(rec, 1);
     log_info("%s: %s, %lld images x %d levels x %d repeats (%s %d steps, guidance %g, %s)", out,
              stage_state_name(state), (long long)nq, q.n_levels, q.repeats, sc.method_name, sc.sample_step,
              sc.guidance, ops_device_name(ops_ctx_device(ctx)));
     r.rec = rec;
-    r.sc = &sc;
     r.req = q;
-    r.img = img;
     r.pred = pred;
-    r.out = outbuf;
     r.logits = logits;
     ERR_GOTO(rc, sample_preds(&r, images, count));
-    ERR_GOTO(rc, sample_compute(&r));
+    repeats_plan plan = {rec, r.dn, q, sc.batch, ch, size, img, pred, outbuf, sample_progress, NULL};
+    ERR_GOTO(rc, repeats_compute(&plan, &r.computed));
     ERR_GOTO(rc, stage_mark_complete(st));
     log_info("%s: done, %llu samples computed", out, (unsigned long long)r.computed);
     ERR_GOTO(rc, sample_summary("ok", out, &q, r.computed, sample_now() - t0));
 fail:
+    prog_end(); // a no-op unless the work stopped mid-way
     if (rc == ERR_INTERRUPTED)
         log_warn("%s: interrupted after %llu samples; rerun the same command to continue", out,
                  (unsigned long long)r.computed);
