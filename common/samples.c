@@ -195,6 +195,7 @@ int smp_open(smp_view *v, const char *path) {
     ERR_GOTO(rc, smp_meta_key(v->own, "images_key", v->images_key));
     ERR_GOTO(rc, smp_meta_key(v->own, "classifier_key", v->classifier_key));
     ERR_GOTO(rc, smp_meta_key(v->own, "denoiser_key", v->denoiser_key));
+    ERR_GOTO(rc, smp_meta_key(v->own, "cache_key", v->cache_key));
     rc = ts_meta_get(v->own, "records", &records);
     if (rc == ERR_NOTFOUND) {
         v->rec = v->own;
@@ -208,6 +209,8 @@ int smp_open(smp_view *v, const char *path) {
             goto fail;
         }
     }
+    v->records = records;
+    records = NULL;
 fail:
     free(stage);
     free(req);
@@ -220,6 +223,7 @@ void smp_close(smp_view *v) {
     if (v->rec && v->rec != v->own) ts_close(v->rec);
     ts_close(v->own);
     free(v->images);
+    free(v->records);
     memset(v, 0, sizeof *v);
 }
 

@@ -60,6 +60,8 @@ typedef struct {
     char *images;    // meta images: the clean image store's path (malloc'd)
     char key[HASH_HEX_LEN + 1], images_key[HASH_HEX_LEN + 1], classifier_key[HASH_HEX_LEN + 1],
         denoiser_key[HASH_HEX_LEN + 1];
+    char cache_key[HASH_HEX_LEN + 1]; // what determines a record (empty when absent)
+    char *records;   // meta records: the cache entry's path (malloc'd), or NULL
 } smp_view;
 
 // Opens the samples store at `path` read only: it must be complete (ERR_INPUT "incomplete ...

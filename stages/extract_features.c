@@ -132,69 +132,34 @@ fail:
     return rc;
 }
 
-// A JSON list of ints into v (at most max). ERR_CORRUPT naming `what`.
-static int fe_int_list(const cJSON *j, int *v, int max, int *n, const char *what) {
-    ERR_IF(!cJSON_IsArray(j) || cJSON_GetArraySize(j) < 1 || cJSON_GetArraySize(j) > max, ERR_CORRUPT,
-           "%s is not a list of 1..%d integers", what, max);
-    *n = cJSON_GetArraySize(j);
-    for (int i = 0; i < *n; i++) {
-        const cJSON *x = cJSON_GetArrayItem(j, i);
-        ERR_IF(!cJSON_IsNumber(x) || x->valuedouble < 0 || x->valuedouble > INT_MAX || x->valuedouble != (int)x->valuedouble,
-               ERR_CORRUPT, "%s: item %d is not a non-negative integer", what, i);
-        v[i] = (int)x->valuedouble;
-    }
-    return 0;
-}
-
-// The samples store: complete, its request, images, records, classifier key, identity.
+// The samples store (common/samples.h: complete, made by sample, its cache entry there): its
+// request, clean image store, records, classifier key and identity.
 static int fe_read_samples(fe_input *in) {
-    ts_store *s = NULL;
-    char *req = NULL, *text = NULL, where[600];
-    cJSON *j = NULL;
+    smp_view v;
     int rc = 0;
-    ERR_TRY(ts_open(&s, in->samples_path, TS_RDONLY));
-    rc = stage_is_complete(s);
-    ERR_GOTO(rc, rc);
-    ERR_GOTO_IF(rc, rc == 0, ERR_INPUT, "%s: incomplete samples store (run the sample stage that makes it)",
-                in->samples_path);
-    ERR_GOTO(rc, fe_meta_opt(s, "request", &req));
-    ERR_GOTO_IF(rc, !req, ERR_INPUT, "%s: not a samples store (no meta request)", in->samples_path);
-    snprintf(where, sizeof where, "%s: meta request", in->samples_path);
-    j = cJSON_Parse(req);
-    ERR_GOTO_IF(rc, !cJSON_IsObject(j), ERR_CORRUPT, "%s is not a JSON object", where);
-    ERR_GOTO(rc, fe_int_list(cJSON_GetObjectItemCaseSensitive(j, "levels"), in->levels, FE_MAX_LEVELS, &in->n_levels,
-                             where));
-    const cJSON *r = cJSON_GetObjectItemCaseSensitive(j, "repeats"), *b = cJSON_GetObjectItemCaseSensitive(j, "begin"),
-                *e = cJSON_GetObjectItemCaseSensitive(j, "end");
-    ERR_GOTO_IF(rc, !cJSON_IsNumber(r) || !cJSON_IsNumber(b) || !cJSON_IsNumber(e) || r->valuedouble < 1 ||
-                        b->valuedouble < 0 || e->valuedouble < b->valuedouble || e->valuedouble > 4294967295.0,
-                ERR_CORRUPT, "%s: repeats, begin or end missing or out of range", where);
-    in->repeats = (int)r->valuedouble;
-    in->begin = (int64_t)b->valuedouble;
-    in->end = (int64_t)e->valuedouble;
-    ERR_GOTO(rc, fe_meta_opt(s, "images", &in->images_owned));
-    ERR_GOTO_IF(rc, !in->images_owned, ERR_INPUT, "%s: samples store without meta images", in->samples_path);
+    ERR_TRY(smp_open(&v, in->samples_path));
+    ERR_GOTO_IF(rc, v.req.n_levels < 1 || v.req.n_levels > FE_MAX_LEVELS || v.req.repeats < 1, ERR_CORRUPT,
+                "%s: meta request has %d levels and %d repeats", in->samples_path, v.req.n_levels, v.req.repeats);
+    in->n_levels = v.req.n_levels;
+    memcpy(in->levels, v.req.levels, sizeof(int) * (size_t)v.req.n_levels);
+    in->repeats = v.req.repeats;
+    in->begin = v.req.begin;
+    in->end = v.req.end;
+    in->images_owned = strdup(v.images);
     in->images_path = in->images_owned;
-    ERR_GOTO(rc, fe_meta_opt(s, "records", &in->records_path));
-    ERR_GOTO(rc, fe_meta_opt(s, "classifier_key", &in->samples_cls_key));
-    ERR_GOTO(rc, fe_meta_opt(s, "cache_key", &in->samples_id));
-    if (!in->samples_id) ERR_GOTO(rc, fe_meta_opt(s, "base_key", &in->samples_id));
-    if (!in->samples_id) ERR_GOTO(rc, fe_meta_opt(s, "key", &in->samples_id));
-    ERR_GOTO_IF(rc, !in->samples_id, ERR_INPUT, "%s: samples store without meta key", in->samples_path);
-    ERR_GOTO(rc, fe_meta_opt(s, "images_key", &text));
-    ts_close(s);
-    s = NULL;
+    in->records_path = v.records ? strdup(v.records) : NULL;
+    in->samples_cls_key = v.classifier_key[0] ? strdup(v.classifier_key) : NULL;
+    in->samples_id = strdup(v.cache_key[0] ? v.cache_key : v.key);
+    ERR_GOTO_IF(rc, !in->images_owned || !in->samples_id || (v.records && !in->records_path), ERR_NOMEM,
+                "out of memory");
     ERR_GOTO(rc, fe_read_images(in));
-    ERR_GOTO_IF(rc, text && strcmp(text, in->images_key) != 0, ERR_INPUT,
+    ERR_GOTO_IF(rc, v.images_key[0] && strcmp(v.images_key, in->images_key) != 0, ERR_INPUT,
                 "%s: made from images of key %s, but its image store %s now has key %s (rerun sample)",
-                in->samples_path, text, in->images_path, in->images_key);
+                in->samples_path, v.images_key, in->images_path, in->images_key);
     ERR_GOTO_IF(rc, in->end > in->count, ERR_INPUT, "%s: the request ends at image %lld, but %s holds %lld images",
                 in->samples_path, (long long)in->end, in->images_path, (long long)in->count);
 fail:
-    cJSON_Delete(j);
-    free(req);
-    free(text);
-    ts_close(s);
+    smp_close(&v);
     return rc;
 }
 

@@ -196,6 +196,8 @@ static void rt_make_samples(const char *dir, const char *name) {
     ck_assert_int_eq(ts_meta_put(s, "request", "{\"begin\":0,\"end\":10,\"levels\":[0,120,240],\"repeats\":2}"), 0);
     ck_assert_int_eq(ts_meta_put(s, "images", img), 0);
     ck_assert_int_eq(ts_meta_put(s, "records", rec), 0);
+    ck_assert_int_eq(ts_meta_put(s, "stage", "sample"), 0); // a finished samples store (common/samples.h)
+    ck_assert_int_eq(ts_meta_put(s, "complete", "true"), 0);
     ts_close(s);
 }
 

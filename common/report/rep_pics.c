@@ -7,58 +7,34 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include <cjson/cJSON.h>
-
 #include "common/err.h"
 #include "common/png.h"
 #include "common/report/rep.h"
+#include "common/samples.h"
 #include "common/store.h"
 
 #define REP_PIC_REPEATS 4 // repeats shown per level at most
 
-static int rep_meta_str(ts_store *s, const char *key, char **out) {
-    int rc = ts_meta_get(s, key, out);
-    ERR_IF(rc == ERR_NOTFOUND, ERR_INPUT, "%s: no meta '%s' (not a samples store?)", ts_path(s), key);
-    return rc;
-}
-
-// The request of a samples store: levels, repeats, begin, end.
-static int rep_request(ts_store *s, rep_pictures *p, int *begin, int *end) {
-    char *t = NULL;
-    ERR_TRY(rep_meta_str(s, "request", &t));
-    cJSON *j = cJSON_Parse(t);
-    free(t);
-    ERR_IF(!j, ERR_INPUT, "%s: meta 'request' is not JSON", ts_path(s));
-    const cJSON *lv = cJSON_GetObjectItemCaseSensitive(j, "levels"), *rp = cJSON_GetObjectItemCaseSensitive(j, "repeats"),
-                *b = cJSON_GetObjectItemCaseSensitive(j, "begin"), *e = cJSON_GetObjectItemCaseSensitive(j, "end");
-    int ok = cJSON_IsArray(lv) && cJSON_IsNumber(rp) && cJSON_IsNumber(b) && cJSON_IsNumber(e) &&
-             cJSON_GetArraySize(lv) >= 1 && cJSON_GetArraySize(lv) <= 16;
-    if (ok) {
-        p->nlevels = cJSON_GetArraySize(lv);
-        for (int i = 0; i < p->nlevels; i++) p->levels[i] = cJSON_GetArrayItem(lv, i)->valueint;
-        p->repeats = rp->valueint < REP_PIC_REPEATS ? rp->valueint : REP_PIC_REPEATS;
-        *begin = b->valueint;
-        *end = e->valueint;
-    }
-    cJSON_Delete(j);
-    ERR_IF(!ok || p->repeats < 1 || *end <= *begin, ERR_INPUT,
-           "%s: meta 'request' needs levels (1..16), repeats >= 1, begin < end", ts_path(s));
-    return 0;
-}
-
 int rep_load_samples(rep_report *r, const char *path, const char *set, int count, const char *dir) {
-    ts_store *s = NULL, *rec = NULL, *img = NULL;
-    char *images = NULL, *records = NULL, *name = NULL, *png_path = NULL;
+    ts_store *img = NULL;
+    char *name = NULL, *png_path = NULL;
     uint8_t *tiles = NULL, *grid = NULL;
     const uint8_t **tp = NULL;
     float *fbuf = NULL;
     rep_pictures p;
     memset(&p, 0, sizeof p);
-    int begin = 0, end = 0, rc = 0;
-    ERR_GOTO(rc, ts_open(&s, path, TS_RDONLY));
-    ERR_GOTO(rc, rep_request(s, &p, &begin, &end));
-    ERR_GOTO(rc, rep_meta_str(s, "images", &images));
-    if (ts_meta_get(s, "records", &records) == 0) ERR_GOTO(rc, ts_open(&rec, records, TS_RDONLY));
+    smp_view v;
+    int rc = 0;
+    ERR_TRY(smp_open(&v, path)); // follows the cache reference (meta records)
+    int begin = (int)v.req.begin, end = (int)v.req.end;
+    const char *images = v.images;
+    ERR_GOTO_IF(rc, v.req.n_levels < 1 || v.req.n_levels > (int)(sizeof p.levels / sizeof p.levels[0]) ||
+                        v.req.repeats < 1 || end <= begin,
+                ERR_INPUT, "%s: meta request needs 1..%d levels, repeats >= 1 and images", path,
+                (int)(sizeof p.levels / sizeof p.levels[0]));
+    p.nlevels = v.req.n_levels;
+    memcpy(p.levels, v.req.levels, sizeof(int) * (size_t)p.nlevels);
+    p.repeats = v.req.repeats < REP_PIC_REPEATS ? v.req.repeats : REP_PIC_REPEATS;
     ERR_GOTO(rc, ts_open(&img, images, TS_RDONLY));
     if (set) {
         name = strdup(set);
@@ -88,7 +64,6 @@ int rep_load_samples(rep_report *r, const char *path, const char *set, int count
     tp = calloc((size_t)p.rows * cols, sizeof *tp);
     fbuf = malloc(tile * sizeof *fbuf);
     ERR_GOTO_IF(rc, !tiles || !tp || !fbuf, ERR_NOMEM, "out of memory");
-    ts_store *from = rec ? rec : s;
     for (int i = 0; i < p.rows; i++) {
         uint8_t *row = tiles + tile * (size_t)i * cols;
         ts_key_u64(&k, (uint64_t)(begin + i));
@@ -97,12 +72,11 @@ int rep_load_samples(rep_report *r, const char *path, const char *set, int count
         for (int l = 0; l < p.nlevels; l++)
             for (int q = 0; q < p.repeats; q++) {
                 int col = 1 + l * p.repeats + q;
-                uint32_t v[3] = {(uint32_t)(begin + i), (uint32_t)p.levels[l], (uint32_t)q};
-                ts_key_tuple(&k, 3, v);
-                ERR_GOTO(rc, ts_get_into(from, "sample", &k, &t, fbuf, tile * sizeof *fbuf));
+                ERR_GOTO(rc, smp_get(&v, (uint32_t)(begin + i), (uint32_t)p.levels[l], (uint32_t)q, &t, fbuf,
+                                     tile * sizeof *fbuf));
                 ERR_GOTO_IF(rc, t.dtype != TS_F32 || (size_t)ts_tensor_numel(&t) != tile, ERR_INPUT,
-                            "%s: table 'sample' record (%u, %u, %u) is not f32 (%d, %d, %d)", ts_path(from), v[0],
-                            v[1], v[2], C, H, W);
+                            "%s: sample (%d, %d, %d) is not f32 (%d, %d, %d)", path, begin + i, p.levels[l], q, C,
+                            H, W);
                 uint8_t *o = row + tile * (size_t)col;
                 for (size_t e = 0; e < tile; e++) {
                     float x = fbuf[e] < 0 ? 0 : fbuf[e] > 1 ? 1 : fbuf[e];
@@ -130,8 +104,9 @@ int rep_load_samples(rep_report *r, const char *path, const char *set, int count
     name = png_path = NULL;
     r->pics[r->npics++] = p;
 fail:
-    free(images), free(records), free(name), free(png_path);
+    free(name), free(png_path);
     free(tiles), free(tp), free(fbuf), free(grid);
-    ts_close(rec), ts_close(img), ts_close(s);
+    ts_close(img);
+    smp_close(&v);
     return rc;
 }
