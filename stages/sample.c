@@ -366,6 +366,9 @@ static int sample_generate(const cli_args *a, const cfg *c) {
     ERR_GOTO(rc, sample_ctx(a, &ctx));
     ERR_GOTO(rc, ckpt_denoiser_open(&d, den, ctx, 2 * sc.batch));
     int K = d.cfg.num_classes, y = K, ch = d.cfg.in_channels, size = d.cfg.image_size;
+    if (d.iter_interval < d.sch.T - d.sch.T / sc.sample_step)
+        log_warn("%s was trained on t < %d only (diffusion.iter_interval): pictures from pure noise start at t = %d "
+                 "and will not look like its data", den, d.iter_interval, d.sch.T - d.sch.T / sc.sample_step);
     if (lab && strcmp(lab, "null") != 0) {
         char *e = NULL;
         long v = strtol(lab, &e, 10);

@@ -149,6 +149,7 @@ int ckpt_denoiser_open(ckpt_denoiser *d, const char *path, ops_ctx *ctx, int max
     ERR_TRY(ckpt_open_store(&d->store, path, "diffusion", d->key, &root));
     ERR_GOTO(rc, cfg_subtree(root, "unet", &node));
     ERR_GOTO(rc, unet_config_from_cfg(node, &d->cfg));
+    ERR_GOTO(rc, cfg_get_int(root, "diffusion.iter_interval", &d->iter_interval));
     rc = sched_from_cfg(&d->sch, root);
     if (rc < 0) {
         err_prefix(rc, "%s: checkpoint config: ", path);

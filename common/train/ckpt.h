@@ -51,6 +51,7 @@ typedef struct {
     unet_config cfg;
     unet_model *model; // EMA weights, built for max_batch images
     sched sch;         // the schedule of the checkpoint's `diffusion` section
+    int iter_interval; // trained on t < iter_interval only (diffusion.iter_interval)
     int max_batch;
 } ckpt_denoiser;
 
