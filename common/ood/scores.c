@@ -6,6 +6,7 @@
 
 #include "common/err.h"
 #include "common/ood/scores.h"
+#include "common/ood/scores_select.h"
 
 // --- DiffOOD ---------------------------------------------------------------------------------
 
@@ -93,32 +94,6 @@ void oscore_ebo(const float *logit, int64_t n, int K, double *out) {
 
 // --- percentile and ReAct --------------------------------------------------------------------
 
-// The k-th smallest (0-based) of a[0..n) by quickselect; reorders a.
-static float oscore_select(float *a, int64_t n, int64_t k) {
-    int64_t lo = 0, hi = n - 1;
-    while (lo < hi) {
-        float p = a[lo + (hi - lo) / 2];
-        int64_t i = lo, j = hi;
-        while (i <= j) {
-            while (a[i] < p) i++;
-            while (a[j] > p) j--;
-            if (i <= j) {
-                float t = a[i];
-                a[i] = a[j];
-                a[j] = t;
-                i++;
-                j--;
-            }
-        }
-        if (k <= j)
-            hi = j;
-        else if (k >= i)
-            lo = i;
-        else
-            return a[k];
-    }
-    return a[k];
-}
 
 int oscore_percentile(const float *x, int64_t count, double pct, double *out) {
     ERR_IF(count < 1, ERR_INPUT, "percentile of no values");

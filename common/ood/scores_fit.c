@@ -8,6 +8,7 @@
 
 #include "common/err.h"
 #include "common/ood/scores.h"
+#include "common/ood/scores_select.h"
 
 // LAPACK (Fortran) from OpenBLAS.
 extern void dpotrf_(const char *uplo, const int *n, double *a, const int *lda, int *info);
@@ -152,32 +153,6 @@ int oscore_knn_fit(oscore_knn *m, const float *feat, int64_t n, int D) {
     return 0;
 }
 
-// The k-th smallest (0-based) of a[0..n) by quickselect; reorders a.
-static double oscore_select_d(double *a, int64_t n, int64_t k) {
-    int64_t lo = 0, hi = n - 1;
-    while (lo < hi) {
-        double p = a[lo + (hi - lo) / 2];
-        int64_t i = lo, j = hi;
-        while (i <= j) {
-            while (a[i] < p) i++;
-            while (a[j] > p) j--;
-            if (i <= j) {
-                double t = a[i];
-                a[i] = a[j];
-                a[j] = t;
-                i++;
-                j--;
-            }
-        }
-        if (k <= j)
-            hi = j;
-        else if (k >= i)
-            lo = i;
-        else
-            return a[k];
-    }
-    return a[k];
-}
 
 int oscore_knn_score(const oscore_knn *m, const float *feat, int64_t n, int k, double *out) {
     ERR_IF(k < 1 || k > m->n, ERR_INPUT, "KNN: k = %d outside 1..%lld (the number of train features)", k,
