@@ -25,7 +25,9 @@
 #include "common/train/tr.h"
 #include "kernels/ops.h"
 
-#define TRAIN_VERSION 1
+// 2: the reference's warm-up (step k uses lr * k / warmup, the first step lr 0) and step decay
+// counted from the end of the warm-up; stores of version 1 trained one step ahead.
+#define TRAIN_VERSION 2
 
 static const cli_opt train_opts[] = {
     {"model", "MODEL", 0, "diffusion (the denoiser UNet) or classifier (the ResNet-18 discriminator)"},

@@ -1,6 +1,7 @@
 // test_optim: the optimisers of common/nn/optim.h against PyTorch on a flat vector
-// (tests/data/nn/optim: AdamW with warm-up and clipping, SGD Nesterov with cosine annealing,
-// EMA), the learning-rate schedules at known points, and gradient-norm clipping.
+// (tests/data/nn/optim: AdamW with the reference's LambdaLR warm-up and step decay and
+// clipping, SGD Nesterov with OpenOOD's cosine LambdaLR, EMA; the learning rate of every step as
+// torch's scheduler handed it out), the schedules at known points, and gradient-norm clipping.
 // Golden-file helpers come from test_unet.c.
 #include <check.h>
 #include <math.h>
@@ -12,6 +13,7 @@
 
 const char *nn_test_dir(const char *sub, char *buf, size_t cap);
 float *nn_test_load(const char *dir, const char *file, size_t *n);
+double *nn_test_load_f64(const char *dir, const char *file, size_t *n);
 void nn_test_compare(const char *what, const float *got, const float *want, size_t n, double tol);
 float *nn_test_device(ops_ctx *ctx, const void *host, size_t bytes);
 ops_ctx *nn_test_ctx(void);
@@ -41,14 +43,24 @@ START_TEST(test_optim_golden) {
     size_t n = 0, ng = 0, k = 0;
     float *p0 = nn_test_load(dir, "p0.npy", &n), *grads = nn_test_load(dir, "grads.npy", &ng);
     int steps = (int)(ng / n);
-    ck_assert_int_eq(steps, 5);
+    ck_assert_int_eq(steps, 8);
     ops_ctx *ctx = nn_test_ctx();
     float *got = malloc(n * 4), *ema = malloc(n * 4), *want;
-    // the values of tools/torchref/make_golden.py (ADAMW, SGD with total = 5 steps)
+    // the values of tools/torchref/make_golden.py (OPTIM_ADAMW: warm-up 3, then x0.5 every 2
+    // steps; SGD with total = 8 steps)
     optim_adamw_config ac = {.lr = 1e-3f, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f, .weight_decay = 0.01f,
-                             .warmup = 4, .decay_every = 0, .decay_factor = 1.0f, .clip_norm = 1.0f};
+                             .warmup = 3, .decay_every = 2, .decay_factor = 0.5f, .clip_norm = 1.0f};
     optim *o = NULL;
     ck_assert_int_eq(optim_adamw_create(&o, ctx, n, &ac), 0);
+    // the lr of every step is the one torch's LambdaLR gave (first step 0, decay after warm-up)
+    size_t nlr = 0;
+    double *lrs = nn_test_load_f64(dir, "adamw_lrs.npy", &nlr);
+    ck_assert_uint_eq(nlr, (size_t)steps);
+    for (int s = 0; s < steps; s++)
+        ck_assert_msg(fabs(optim_lr(o, s) - lrs[s]) <= 1e-7 * lrs[s], "AdamW step %d: lr %.10g, torch's LambdaLR %.10g", s,
+                      optim_lr(o, s), lrs[s]);
+    ck_assert(lrs[0] == 0.0); // the golden really has the reference's warm-up
+    free(lrs);
     run_steps(ctx, o, p0, grads, n, steps, got, ema);
     optim_destroy(o);
     want = nn_test_load(dir, "adamw.npy", &k);
@@ -57,7 +69,7 @@ START_TEST(test_optim_golden) {
     want = nn_test_load(dir, "ema.npy", &k);
     nn_test_compare("EMA parameters", ema, want, n, 1e-5);
     free(want);
-    optim_sgd_config sc = {.lr = 0.05f, .momentum = 0.9f, .weight_decay = 5e-4f, .nesterov = 1, .total_steps = 5,
+    optim_sgd_config sc = {.lr = 0.05f, .momentum = 0.9f, .weight_decay = 5e-4f, .nesterov = 1, .total_steps = 8,
                            .lr_floor = 1e-6f, .clip_norm = 0.0f};
     ck_assert_int_eq(optim_sgd_create(&o, ctx, n, &sc), 0);
     run_steps(ctx, o, p0, grads, n, steps, got, NULL);
@@ -73,23 +85,41 @@ START_TEST(test_optim_golden) {
 }
 END_TEST
 
+// optim_lr(o, step) equals want up to the float rounding of the configured lr
+#define ck_assert_lr(o, step, want)                                                                          \
+    ck_assert_msg(fabs(optim_lr(o, step) - (want)) <= 1e-7 * (want), "lr of step %d: %.10g, expected %.10g", \
+                  step, optim_lr(o, step), (double)(want))
+
 START_TEST(test_optim_schedules) {
     ops_ctx *ctx = nn_test_ctx();
     optim *o = NULL;
     optim_adamw_config ac = optim_adamw_default();
     ck_assert_int_eq(optim_adamw_create(&o, ctx, 4, &ac), 0);
-    ck_assert_double_eq_tol(optim_lr(o, 0), 2e-4 / 5000, 1e-12);   // first step: 1/5000 of lr
-    ck_assert_double_eq_tol(optim_lr(o, 2499), 1e-4, 1e-10);       // half-way
-    ck_assert_double_eq_tol(optim_lr(o, 4999), 2e-4, 1e-10);       // warm-up done
-    ck_assert_double_eq_tol(optim_lr(o, 100000), 2e-4, 1e-10);     // constant after
+    // the reference's LambdaLR stepped after the optimiser: step k uses lr * k / warmup
+    ck_assert(optim_lr(o, 0) == 0.0); // first step: lr 0
+    ck_assert_lr(o, 1, 2e-4 / 5000);
+    ck_assert_lr(o, 2500, 1e-4);               // half-way
+    ck_assert_lr(o, 4999, 2e-4 * 4999 / 5000); // last warm-up step
+    ck_assert_lr(o, 5000, 2e-4);               // warm-up done
+    ck_assert_lr(o, 100000, 2e-4);             // constant after
     optim_destroy(o);
-    ac.warmup = 0;
+    // step decay counts from the end of the warm-up: gamma^((k - warmup) // every)
+    ac.warmup = 5;
     ac.decay_every = 10;
     ac.decay_factor = 0.5f;
     ck_assert_int_eq(optim_adamw_create(&o, ctx, 4, &ac), 0);
-    ck_assert_double_eq_tol(optim_lr(o, 9), 2e-4, 1e-10);
-    ck_assert_double_eq_tol(optim_lr(o, 10), 1e-4, 1e-10);
-    ck_assert_double_eq_tol(optim_lr(o, 25), 5e-5, 1e-10);
+    ck_assert_lr(o, 4, 2e-4 * 4 / 5);
+    ck_assert_lr(o, 10, 2e-4);
+    ck_assert_lr(o, 14, 2e-4);
+    ck_assert_lr(o, 15, 1e-4);
+    ck_assert_lr(o, 25, 5e-5);
+    ck_assert_lr(o, 35, 2.5e-5);
+    optim_destroy(o);
+    ac.warmup = 0; // no warm-up: the first step has the full lr, decay from step 0
+    ck_assert_int_eq(optim_adamw_create(&o, ctx, 4, &ac), 0);
+    ck_assert_lr(o, 0, 2e-4);
+    ck_assert_lr(o, 9, 2e-4);
+    ck_assert_lr(o, 10, 1e-4);
     optim_destroy(o);
     optim_sgd_config sc = optim_sgd_default();
     sc.total_steps = 100;

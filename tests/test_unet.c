@@ -25,6 +25,7 @@
 const char *nn_test_dir(const char *sub, char *buf, size_t cap);
 float *nn_test_load(const char *dir, const char *file, size_t *n);
 int32_t *nn_test_load_i32(const char *dir, const char *file, size_t *n);
+double *nn_test_load_f64(const char *dir, const char *file, size_t *n);
 void nn_test_load_table(nn_net *net, const char *dir, const float *flat, size_t nflat);
 void nn_test_check_tsv(const nn_net *net, const char *tsv, int params_only_count, size_t want_params);
 double nn_test_relerr(const float *a, const float *b, size_t n);
@@ -73,6 +74,9 @@ static void *nn_test_load_any(const char *dir, const char *file, size_t *n, ts_d
 float *nn_test_load(const char *dir, const char *file, size_t *n) { return nn_test_load_any(dir, file, n, TS_F32); }
 int32_t *nn_test_load_i32(const char *dir, const char *file, size_t *n) {
     return nn_test_load_any(dir, file, n, TS_I32);
+}
+double *nn_test_load_f64(const char *dir, const char *file, size_t *n) {
+    return nn_test_load_any(dir, file, n, TS_F64);
 }
 
 // Reads names.tsv of a golden folder: checks that the net's table has the same entries in the

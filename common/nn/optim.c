@@ -86,10 +86,10 @@ void optim_destroy(optim *o) {
 double optim_lr(const optim *o, long step) {
     if (o->kind == OPTIM_ADAMW) {
         const optim_adamw_config *c = &o->adamw;
-        double lr = c->lr;
-        if (c->warmup > 0) lr *= fmin(1.0, (double)(step + 1) / (double)c->warmup);
-        if (c->decay_every > 0) lr *= pow(c->decay_factor, (double)(step / c->decay_every));
-        return lr;
+        // the reference's LambdaLR factor (runner.py get_optim), stepped after each optimiser step
+        if (step < c->warmup) return c->lr * ((double)step / (double)c->warmup);
+        if (c->decay_every > 0) return c->lr * pow(c->decay_factor, (double)((step - c->warmup) / c->decay_every));
+        return c->lr;
     }
     const optim_sgd_config *c = &o->sgd;
     if (c->total_steps <= 0) return c->lr;

@@ -5,9 +5,10 @@
 //
 // Step numbering: `step` counts optimiser steps already taken (0 before the first). The
 // learning rate of the step about to be taken is optim_lr(o, step):
-//   AdamW: lr * min(1, (step + 1) / warmup) * decay_factor^floor(step / decay_every)
-//          (warmup 0: no warm-up; decay_every 0: no decay), as PyTorch's LambdaLR with
-//          lambda(s) = min(1, (s + 1) / warmup);
+//   AdamW: lr * step / warmup while step < warmup (the first step has lr 0), then
+//          lr * decay_factor^floor((step - warmup) / decay_every) (decay_every 0: lr): the
+//          reference's LambdaLR (runner.py get_optim), stepped after each optimiser step, so
+//          that optimiser step k uses lambda(k) (warmup 0: no warm-up);
 //   SGD:   floor + (lr - floor) * (1 + cos(pi * step / total_steps)) / 2 (OpenOOD's
 //          cosine_annealing through LambdaLR; total_steps 0: constant lr).
 // An optimiser owns its state arena (AdamW: m then v, 2n floats; SGD: the momentum buffer, n
@@ -24,7 +25,7 @@ typedef enum { OPTIM_ADAMW, OPTIM_SGD, OPTIM_KIND_COUNT } optim_kind;
 typedef struct {
     float lr, beta1, beta2, eps, weight_decay;
     long warmup;        // steps of linear warm-up (0 = none)
-    long decay_every;   // multiply lr by decay_factor every this many steps (0 = never)
+    long decay_every;   // after the warm-up, multiply lr by decay_factor every this many steps (0 = never)
     float decay_factor;
     float clip_norm;    // global L2 gradient norm clipping (0 = off)
 } optim_adamw_config;

@@ -32,8 +32,13 @@ UNET_BATCH = 2
 UNET2_CFG = dict(ch=8, ch_mult=(1, 2, 2), num_res_blocks=2, attn_resolutions=(8,), dropout=0.0,
                  resamp_with_conv=True, in_channels=3, out_ch=3, image_size=16, num_classes=4,
                  num_groups=4)
-# AdamW steps of the golden run: lr, betas, eps, weight decay, warm-up steps, clip norm.
-ADAMW = dict(lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, wd=0.01, warmup=4, clip=1.0)
+# AdamW steps of the golden run: lr, betas, eps, weight decay, warm-up steps, clip norm, and the
+# reference's optional step decay (lr_decay, lr_gamma, lr_step of its Optim config section).
+ADAMW = dict(lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, wd=0.01, warmup=4, clip=1.0, lr_decay=False,
+             lr_gamma=1.0, lr_step=1)
+# The flat-vector optimiser golden: warm-up 3 then halving every 2 steps, over 8 steps.
+OPTIM_ADAMW = dict(ADAMW, warmup=3, lr_decay=True, lr_gamma=0.5, lr_step=2)
+OPTIM_STEPS = 8
 RESNET_CFG = dict(num_classes=10, width=8, in_channels=3)
 RESNET_BATCH = 4
 SGD = dict(lr=0.05, momentum=0.9, wd=5e-4, total=10, floor=1e-6)
@@ -90,13 +95,27 @@ def flat_grads(model):
 
 
 def clip_grad_norm(params, max_norm):
-    """torch.nn.utils.clip_grad_norm_ (L2 over every gradient); returns the norm before clipping."""
-    norm = torch.sqrt(sum((p.grad.detach() ** 2).sum() for p in params))
-    coef = max_norm / (norm + 1e-6)
-    if coef < 1:
-        for p in params:
-            p.grad.detach().mul_(coef)
-    return float(norm)
+    """torch.nn.utils.clip_grad_norm_ (as the reference calls it); returns the norm before clipping."""
+    return float(torch.nn.utils.clip_grad_norm_(params, max_norm))
+
+
+def adamw_with_schedule(params, cfg):
+    """AdamW and the learning-rate schedule the way the reference builds them (runner/runner.py
+    get_optim): a torch LambdaLR whose factor is step / warmup during the warm-up, then
+    lr_gamma ** ((step - warmup) // lr_step) with lr_decay, else 1. The caller steps the
+    scheduler after each optimizer.step(), as the reference's training loop does, so the C side
+    must match whatever lr torch hands each step (the first one: 0)."""
+    opt = torch.optim.AdamW(params, lr=cfg["lr"], betas=(cfg["beta1"], cfg["beta2"]), eps=cfg["eps"],
+                            weight_decay=cfg["wd"])
+
+    def factor(step):
+        if step < cfg["warmup"]:
+            return step / cfg["warmup"]
+        if cfg["lr_decay"]:
+            return cfg["lr_gamma"] ** ((step - cfg["warmup"]) // cfg["lr_step"])
+        return 1
+
+    return opt, torch.optim.lr_scheduler.LambdaLR(opt, factor)
 
 
 # --- UNet ----------------------------------------------------------------------------------
@@ -135,18 +154,16 @@ def unet_golden(out, name="unet", cfg=UNET_CFG, steps=True):
 
     # 10 AdamW steps with linear warm-up and gradient clipping on the same batch.
     params = list(model.parameters())
-    opt = torch.optim.AdamW(params, lr=ADAMW["lr"], betas=(ADAMW["beta1"], ADAMW["beta2"]),
-                            eps=ADAMW["eps"], weight_decay=ADAMW["wd"])
+    opt, sched = adamw_with_schedule(params, ADAMW)
     losses, norms = [], []
-    for step in range(1, STEPS + 1):
-        for g in opt.param_groups:
-            g["lr"] = ADAMW["lr"] * min(1.0, step / ADAMW["warmup"])
+    for _ in range(STEPS):
         opt.zero_grad()
         e = model(x, t, y)
         loss = (e - noise).square().sum(dim=(1, 2, 3)).mean(dim=0)
         loss.backward()
         norms.append(clip_grad_norm(params, ADAMW["clip"]))
         opt.step()
+        sched.step()
         losses.append(float(loss))
     save(d, "losses.npy", losses)
     save(d, "gnorms.npy", norms)
@@ -156,9 +173,13 @@ def unet_golden(out, name="unet", cfg=UNET_CFG, steps=True):
 
 # --- ResNet-18 -------------------------------------------------------------------------------
 
-def cosine_lr(step, total, lr, floor):
-    """OpenOOD's cosine annealing per step (LambdaLR, 0-based step) from lr to floor."""
-    return floor + (lr - floor) * 0.5 * (1 + math.cos(step / total * math.pi))
+def sgd_with_schedule(params, cfg, total):
+    """SGD Nesterov and OpenOOD's schedule (openood/trainers/base_trainer.py): a torch LambdaLR of
+    cosine annealing from 1 to floor / lr over `total` steps, stepped after each optimizer.step()."""
+    opt = torch.optim.SGD(params, lr=cfg["lr"], momentum=cfg["momentum"], weight_decay=cfg["wd"], nesterov=True)
+    lo = cfg["floor"] / cfg["lr"]
+    return opt, torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda step: lo + (1 - lo) * 0.5 * (1 + math.cos(step / total * math.pi)))
 
 
 def resnet_golden(out):
@@ -198,17 +219,15 @@ def resnet_golden(out):
 
     # 10 SGD Nesterov steps (weight decay, cosine per step) in train mode on the same batch.
     model.train()
-    opt = torch.optim.SGD(model.parameters(), lr=SGD["lr"], momentum=SGD["momentum"],
-                          weight_decay=SGD["wd"], nesterov=True)
+    opt, sched = sgd_with_schedule(model.parameters(), SGD, SGD["total"])
     losses = []
-    for step in range(STEPS):
-        for g in opt.param_groups:
-            g["lr"] = cosine_lr(step, SGD["total"], SGD["lr"], SGD["floor"])
+    for _ in range(STEPS):
         opt.zero_grad()
         logits, _ = model(x)
         loss = F.cross_entropy(logits, y)
         loss.backward()
         opt.step()
+        sched.step()
         losses.append(float(loss))
     save(d, "losses.npy", losses)
     print(f"resnet: {sum(p.numel() for p in model.parameters())} params, "
@@ -218,36 +237,37 @@ def resnet_golden(out):
 # --- optimiser primitives (tests/test_optim.c) -------------------------------------------------
 
 def optim_golden(out):
-    """One small flat parameter vector through 5 steps of AdamW (warm-up, clipping) and of SGD
-    Nesterov (cosine) with fixed pseudo-gradients, plus EMA; the C optimisers must match."""
+    """One small flat parameter vector through OPTIM_STEPS steps of AdamW (the reference's
+    LambdaLR warm-up and step decay, clipping) and of SGD Nesterov (cosine) with fixed
+    pseudo-gradients, plus EMA; the C optimisers must match. adamw_lrs.npy: the lr torch used at
+    each AdamW step."""
     d = os.path.join(out, "optim")
     os.makedirs(d, exist_ok=True)
     gen = torch.Generator().manual_seed(5)
-    n, steps = 1000, 5
+    n, steps = 1000, OPTIM_STEPS
     p0 = torch.randn(n, generator=gen).float().double()
     grads = (torch.randn(steps, n, generator=gen) * 0.1).float().double()
     save(d, "p0.npy", p0)
     save(d, "grads.npy", grads)
     p = p0.clone().requires_grad_(True)
-    opt = torch.optim.AdamW([p], lr=ADAMW["lr"], betas=(ADAMW["beta1"], ADAMW["beta2"]),
-                            eps=ADAMW["eps"], weight_decay=ADAMW["wd"])
-    ema = p0.clone()
+    opt, sched = adamw_with_schedule([p], OPTIM_ADAMW)
+    ema, lrs = p0.clone(), []
     for s in range(steps):
-        for g in opt.param_groups:
-            g["lr"] = ADAMW["lr"] * min(1.0, (s + 1) / ADAMW["warmup"])
+        lrs.append(opt.param_groups[0]["lr"])
         p.grad = grads[s].clone()
-        clip_grad_norm([p], ADAMW["clip"])
+        clip_grad_norm([p], OPTIM_ADAMW["clip"])
         opt.step()
+        sched.step()
         ema = 0.9 * ema + 0.1 * p.detach()
     save(d, "adamw.npy", p.detach())
+    save(d, "adamw_lrs.npy", lrs, np.float64)
     save(d, "ema.npy", ema)
     p = p0.clone().requires_grad_(True)
-    opt = torch.optim.SGD([p], lr=SGD["lr"], momentum=SGD["momentum"], weight_decay=SGD["wd"], nesterov=True)
+    opt, sched = sgd_with_schedule([p], SGD, steps)
     for s in range(steps):
-        for g in opt.param_groups:
-            g["lr"] = cosine_lr(s, steps, SGD["lr"], SGD["floor"])
         p.grad = grads[s].clone()
         opt.step()
+        sched.step()
     save(d, "sgd.npy", p.detach())
 
 
