@@ -477,6 +477,22 @@ int cfg_canonical(const cfg *node, const char *path, char **text) {
     return 0;
 }
 
+int cfg_canonical_except(const cfg *node, const char *path, const char *const *drop, char **text) {
+    char key[600];
+    *text = NULL;
+    const cfg *n = cfg_find(node, path);
+    ERR_IF(!n, ERR_CONFIG, "config key '%s' not found", full_key(node, path, key, sizeof key));
+    cfg *copy = NULL;
+    ERR_TRY(cfg_clone(&copy, n));
+    int rc = 0;
+    for (int i = 0; drop && drop[i]; i++)
+        if (copy->type == CFG_MAP && cfg_find(copy, drop[i])) ERR_GOTO(rc, cfg_remove(copy, drop[i]));
+    rc = cfg_canonical(copy, "", text);
+fail:
+    cfg_free(copy);
+    return rc;
+}
+
 int cfg_hash(const cfg *node, const char *path, char hex_out[33]) {
     char *text = NULL;
     ERR_TRY(cfg_canonical(node, path, &text));

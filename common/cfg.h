@@ -144,6 +144,11 @@ const char *cfg_node_path(const cfg *node, char *buf, size_t cap);
 // key order or source. *text is malloc'd, owned by the caller (free). ERR_CONFIG (missing
 // path), ERR_NOMEM.
 int cfg_canonical(const cfg *node, const char *path, char **text);
+// cfg_canonical of the node at `path` without the entries named in drop[] (NULL-terminated
+// dotted paths relative to that node; absent ones are skipped): the parameters of a stage key
+// without the keys that do not change its output. Numbers keep cfg_canonical's exact form (no
+// round trip through a double: an int64 seed stays exact). *text as for cfg_canonical.
+int cfg_canonical_except(const cfg *node, const char *path, const char *const *drop, char **text);
 // XXH3-128 of cfg_canonical's text as 32 lower-case hex digits (high 64 bits first, the
 // XXH128_canonical byte order) plus NUL into hex_out: hash_text_hex of common/hash.h.
 int cfg_hash(const cfg *node, const char *path, char hex_out[33]);

@@ -102,8 +102,38 @@ int stage_canonical_json(const cJSON *item, char **text) {
 
 // --- explaining a conflict -----------------------------------------------------------------
 
-// Appends "; what: ..." describing how two JSON texts differ (top-level keys when both are
-// objects) to buf.
+// Appends " KEY (was X, now Y)" for every differing member of two objects to buf at *len,
+// descending into members that are objects on both sides (KEY dotted from `prefix`).
+static void stage_diff_members(char *buf, size_t cap, size_t *len, const char *prefix, const cJSON *a, const cJSON *b) {
+    const cJSON *c;
+    cJSON_ArrayForEach(c, b) {
+        if (*len >= cap - 1) return;
+        const cJSON *o = cJSON_GetObjectItemCaseSensitive(a, c->string);
+        if (o && cJSON_IsObject(o) && cJSON_IsObject(c)) {
+            char sub[256];
+            snprintf(sub, sizeof sub, "%s%s.", prefix, c->string);
+            stage_diff_members(buf, cap, len, sub, o, c);
+            continue;
+        }
+        char *vn = cJSON_PrintUnformatted(c), *vo = o ? cJSON_PrintUnformatted(o) : NULL;
+        if (!o)
+            *len += (size_t)snprintf(buf + *len, cap - *len, " %s%s (new: %.60s)", prefix, c->string, vn ? vn : "?");
+        else if (!cJSON_Compare(o, c, 1))
+            *len += (size_t)snprintf(buf + *len, cap - *len, " %s%s (was %.60s, now %.60s)", prefix, c->string,
+                                     vo ? vo : "?", vn ? vn : "?");
+        free(vn);
+        free(vo);
+    }
+    cJSON_ArrayForEach(c, a) {
+        if (*len >= cap - 1) return;
+        if (!cJSON_GetObjectItemCaseSensitive(b, c->string))
+            *len += (size_t)snprintf(buf + *len, cap - *len, " %s%s (removed)", prefix, c->string);
+    }
+}
+
+// Appends "; what: ..." describing how two JSON texts differ (the differing keys when both are
+// objects; else, or when the values only differ beyond a double's precision, the texts around
+// their first difference) to buf.
 static void stage_describe_diff(char *buf, size_t cap, const char *what, const char *old, const char *now) {
     size_t len = strlen(buf);
     if (len >= cap - 1) return;
@@ -113,23 +143,13 @@ static void stage_describe_diff(char *buf, size_t cap, const char *what, const c
         goto done;
     }
     len += (size_t)snprintf(buf + len, cap - len, "; %s differ:", what);
-    const cJSON *c;
-    cJSON_ArrayForEach(c, b) {
-        if (len >= cap - 1) break;
-        const cJSON *o = cJSON_GetObjectItemCaseSensitive(a, c->string);
-        char *vn = cJSON_PrintUnformatted(c), *vo = o ? cJSON_PrintUnformatted(o) : NULL;
-        if (!o)
-            len += (size_t)snprintf(buf + len, cap - len, " %s (new: %.60s)", c->string, vn ? vn : "?");
-        else if (!cJSON_Compare(o, c, 1))
-            len += (size_t)snprintf(buf + len, cap - len, " %s (was %.60s, now %.60s)", c->string, vo ? vo : "?",
-                                    vn ? vn : "?");
-        free(vn);
-        free(vo);
-    }
-    cJSON_ArrayForEach(c, a) {
-        if (len >= cap - 1) break;
-        if (!cJSON_GetObjectItemCaseSensitive(b, c->string))
-            len += (size_t)snprintf(buf + len, cap - len, " %s (removed)", c->string);
+    size_t before = len;
+    stage_diff_members(buf, cap, &len, "", a, b);
+    if (len == before && len < cap - 1) { // e.g. integers that one double cannot tell apart
+        size_t i = 0;
+        while (old[i] && old[i] == now[i]) i++;
+        size_t from = i > 40 ? i - 40 : 0;
+        snprintf(buf + len, cap - len, " at byte %zu (was ...%.80s, now ...%.80s)", i, old + from, now + from);
     }
 done:
     cJSON_Delete(a);

@@ -146,15 +146,22 @@ static int ingest_parse(const cli_args *a, const cfg *c, ingest_opts_t *o) {
     return ds_source_check_spec(&o->spec);
 }
 
-// The parameters that determine the content, as a JSON object.
+// The parameters that determine the content, as a JSON object. The shuffle seed goes in as its
+// exact decimal text (a cJSON number is a double: seeds above 2^53 would share a key); for seeds
+// below 2^53 the text is the one cJSON printed, so existing keys stay.
 static cJSON *ingest_params(const ingest_opts_t *o) {
     cJSON *p = cJSON_CreateObject();
+    char seed[32];
     if (!p) return NULL;
     cJSON_AddStringToObject(p, "format", ds_format_name(o->spec.format));
     cJSON_AddStringToObject(p, "name", o->name);
     cJSON_AddNumberToObject(p, "limit", (double)o->limit);
     cJSON_AddStringToObject(p, "classes", o->classes ? o->classes : "all");
-    if (o->shuffle >= 0) cJSON_AddNumberToObject(p, "shuffle", (double)o->shuffle);
+    snprintf(seed, sizeof seed, "%ld", o->shuffle);
+    if (o->shuffle >= 0 && !cJSON_AddRawToObject(p, "shuffle", seed)) {
+        cJSON_Delete(p);
+        return NULL;
+    }
     cJSON_AddNumberToObject(p, "pad", (double)o->pad);
     cJSON_AddNumberToObject(p, "channels", o->spec.channels);
     if (o->spec.format == DS_FMT_IMGLIST) cJSON_AddNumberToObject(p, "size", o->spec.size);

@@ -94,18 +94,11 @@ static int sample_read_cfg(const cfg *c, sample_cfg *sc) {
 }
 
 // The parameters that determine a record: the sample section without timesteps and repeats
-// (batch stays: the blocks of sample_compute are batch-sized).
+// (batch stays: the blocks of sample_compute are batch-sized), as the config's exact canonical
+// text (no round trip through cJSON doubles: seeds above 2^53 stay distinct).
 static int sample_params(const cfg *c, char **text) {
-    char *t = NULL;
-    ERR_TRY(cfg_canonical(c, "sample", &t));
-    cJSON *j = cJSON_Parse(t);
-    free(t);
-    ERR_IF(!j, ERR_NOMEM, "out of memory");
-    cJSON_DeleteItemFromObjectCaseSensitive(j, "timesteps");
-    cJSON_DeleteItemFromObjectCaseSensitive(j, "repeats");
-    int rc = stage_canonical_json(j, text);
-    cJSON_Delete(j);
-    return rc;
+    static const char *const drop[] = {"timesteps", "repeats", NULL};
+    return cfg_canonical_except(c, "sample", drop, text);
 }
 
 static int sample_inputs(const char *images, const char *den, const char *cls, char keys[3][HASH_HEX_LEN + 1],
@@ -348,11 +341,14 @@ static int sample_generate(const cli_args *a, const cfg *c) {
     double t0 = sample_now();
     ERR_GOTO(rc, sample_params(c, &params));
     ERR_GOTO(rc, sample_inputs(NULL, den, NULL, keys, &inputs));
-    cJSON *pj = cJSON_Parse(params);
+    cJSON *pj = cJSON_CreateObject();
     ERR_GOTO_IF(rc, !pj, ERR_NOMEM, "out of memory");
     cJSON_AddNumberToObject(pj, "generate", (double)n);
     cJSON_AddStringToObject(pj, "label", lab ? lab : "null");
-    rc = stage_canonical_json(pj, &ptext);
+    if (cJSON_AddRawToObject(pj, "sample", params))
+        rc = stage_canonical_json(pj, &ptext);
+    else
+        rc = err_set(ERR_NOMEM, "out of memory");
     cJSON_Delete(pj);
     ERR_GOTO(rc, rc);
     stage_id id = {"sample-generate", SAMPLE_VERSION, ptext, inputs, NULL};

@@ -26,7 +26,8 @@
 #include "kernels/ops.h"
 
 // 2: the reference's warm-up (step k uses lr * k / warmup, the first step lr 0) and step decay
-// counted from the end of the warm-up; stores of version 1 trained one step ahead.
+// counted from the end of the warm-up; stores of version 1 trained one step ahead. The params
+// text holds the config sections exactly (cfg_canonical), no longer through cJSON doubles.
 #define TRAIN_VERSION 2
 
 static const cli_opt train_opts[] = {
@@ -47,16 +48,15 @@ static const cli_spec train_spec = {
     "then stays incomplete: rerun to continue). The denoiser's picture is written to STORE/denoise.png.",
     train_opts, CLI_STD_ALL, 0, 0};
 
-// The parameters that determine the checkpoint: sections as canonical JSON objects.
+// The parameters that determine the checkpoint: sections as the config's own canonical text,
+// embedded as raw JSON (never parsed into cJSON doubles: seeds above 2^53 stay distinct).
 static int train_add_section(cJSON *obj, const cfg *root, const char *path, const char *name,
                              const char *const *drop) {
     char *text = NULL;
-    ERR_TRY(cfg_canonical(root, path, &text));
-    cJSON *j = cJSON_Parse(text);
+    ERR_TRY(cfg_canonical_except(root, path, drop, &text));
+    cJSON *j = cJSON_AddRawToObject(obj, name, text);
     free(text);
     ERR_IF(!j, ERR_NOMEM, "out of memory");
-    for (int i = 0; drop && drop[i]; i++) cJSON_DeleteItemFromObjectCaseSensitive(j, drop[i]);
-    cJSON_AddItemToObject(obj, name, j);
     return 0;
 }
 

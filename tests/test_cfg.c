@@ -392,6 +392,26 @@ START_TEST(test_canonical_numbers) {
 }
 END_TEST
 
+START_TEST(test_canonical_except) {
+    // a stage's params text: the section without some keys, numbers exactly as cfg_canonical
+    // writes them (int64 beyond 2^53, 2.0 as a float), nested drops, absent drops skipped
+    const char *y = "s:\n  seed: 9007199254740993\n  guidance: 2.0\n  repeats: 4\n  sub:\n    a: 1\n    b: 2\n";
+    cfg *c = NULL;
+    ck_assert_int_eq(cfg_parse_text(&c, y, strlen(y), "x.yml"), 0);
+    const char *const drop[] = {"repeats", "sub.b", "nothere", NULL};
+    char *t = NULL, *u = NULL;
+    ck_assert_int_eq(cfg_canonical_except(c, "s", drop, &t), 0);
+    ck_assert_str_eq(t, "{\"guidance\":2.0,\"seed\":9007199254740993,\"sub\":{\"a\":1}}");
+    ck_assert_int_eq(cfg_canonical_except(c, "s", NULL, &u), 0); // the tree is untouched
+    ck_assert_str_eq(u, "{\"guidance\":2.0,\"repeats\":4,\"seed\":9007199254740993,\"sub\":{\"a\":1,\"b\":2}}");
+    free(t);
+    free(u);
+    ck_assert_int_eq(cfg_canonical_except(c, "nosuch", drop, &t), ERR_CONFIG);
+    ck_assert_ptr_null(t);
+    cfg_free(c);
+}
+END_TEST
+
 // --- the shipped configs -------------------------------------------------------------------
 
 START_TEST(test_shipped_configs) {
@@ -512,6 +532,7 @@ Suite *suite_cfg(void) {
     tcase_add_test(tc, test_getters);
     tcase_add_test(tc, test_canonical_order);
     tcase_add_test(tc, test_canonical_numbers);
+    tcase_add_test(tc, test_canonical_except);
     tcase_add_test(tc, test_shipped_configs);
     tcase_add_test(tc, test_mutated_yaml);
     suite_add_tcase(s, tc);

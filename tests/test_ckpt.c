@@ -159,10 +159,30 @@ START_TEST(test_ckpt_denoiser_and_refusals) {
     ck_assert_int_eq(ops_download(ctx, h, net->params, sizeof(float) * net->n_params), 0);
     ck_assert_int_eq(memcmp(h + off, ema.data, sizeof(float) * n), 0);
     ck_assert_int_ne(memcmp(ema.data, par.data, sizeof(float) * n), 0);
-    ts_tensor_free(&ema);
     ts_tensor_free(&par);
     free(h);
     ckpt_denoiser_close(&d);
+
+    // a weight of the right count but another shape (conv_in.weight (8, 1, 3, 3) stored as
+    // (1, 8, 3, 3), a transposed import) is refused, naming the tensor and both shapes
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "cp -r '%s' '%s'", dn, trt_path("den_t"));
+    ck_assert_int_eq(system(cmd), 0);
+    ts_store *ws = NULL;
+    ck_assert_int_eq(ts_open(&ws, trt_path("den_t"), 0), 0);
+    ck_assert_int_eq(ema.rank, 4);
+    ck_assert(ema.shape[0] != ema.shape[1]);
+    int64_t sh = ema.shape[0];
+    ema.shape[0] = ema.shape[1];
+    ema.shape[1] = sh;
+    ck_assert_int_eq(ts_begin_write(ws), 0);
+    ck_assert_int_eq(ts_put(ws, "ema", &k, &ema, TS_CODEC_RAW), 0);
+    ck_assert_int_eq(ts_commit(ws), 0);
+    ts_close(ws);
+    ts_tensor_free(&ema);
+    ck_assert_int_eq(ckpt_denoiser_open(&d, trt_path("den_t"), ctx, 3), ERR_CORRUPT);
+    ck_assert_msg(strstr(err_msg(), "'conv_in.weight' is f32 [1, 8, 3, 3], the network's tensor is f32 [8, 1, 3, 3]"),
+                  "%s", err_msg());
 
     // wrong model, both ways
     ckpt_classifier c;

@@ -357,6 +357,26 @@ START_TEST(test_shuffle_subset) {
     free(a);
     free(b);
     free(c);
+    // seeds that one double cannot tell apart (2^53, 2^53 + 1) still give two store keys (same
+    // store name: the name is a parameter too)
+    a = shuffled_labels(tu_path("d/x.store"), "9007199254740992", &n1);
+    b = shuffled_labels(tu_path("e/x.store"), "9007199254740993", &n2);
+    char *kd = NULL, *ke = NULL, *pd = NULL;
+    ts_store *s = NULL;
+    ck_assert_int_eq(ts_open(&s, tu_path("d/x.store"), TS_RDONLY), 0);
+    ck_assert_int_eq(ts_meta_get(s, "key", &kd), 0);
+    ck_assert_int_eq(ts_meta_get(s, "params", &pd), 0);
+    ts_close(s);
+    ck_assert_int_eq(ts_open(&s, tu_path("e/x.store"), TS_RDONLY), 0);
+    ck_assert_int_eq(ts_meta_get(s, "key", &ke), 0);
+    ts_close(s);
+    ck_assert_msg(strcmp(kd, ke) != 0, "--shuffle 2^53 and 2^53+1 share the key %s", kd);
+    ck_assert_msg(strstr(pd, "\"shuffle\":9007199254740992") != NULL, "params: %s", pd);
+    free(kd);
+    free(ke);
+    free(pd);
+    free(a);
+    free(b);
 }
 END_TEST
 

@@ -241,6 +241,14 @@ START_TEST(test_sample_changed_params_refused) {
     const char *c[] = {"--limit", "6", LV2, "--set", "sample.repeats=1", "--set", "sample.method=pndm2", "--force", NULL};
     ck_assert_int_eq(run_sample(out, c), 0);
     ck_assert_int_eq(last_computed(), 6 * 2);
+    // seeds one double cannot tell apart (2^53, 2^53 + 1) are other samples: refused
+    const char *d[] = {"--limit", "1", "--set", "sample.timesteps=[0]", "--set", "sample.repeats=1", "--set",
+                       "sample.seed=9007199254740992", NULL};
+    ck_assert_int_eq(run_sample(tu_path("s.store"), d), 0);
+    const char *e[] = {"--limit", "1", "--set", "sample.timesteps=[0]", "--set", "sample.repeats=1", "--set",
+                       "sample.seed=9007199254740993", NULL};
+    ck_assert_msg(run_sample(tu_path("s.store"), e) == 2, "seed 2^53 + 1 was taken for seed 2^53");
+    ck_assert_ptr_nonnull(strstr(last_stderr(), "9007199254740993"));
 }
 END_TEST
 

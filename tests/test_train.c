@@ -161,6 +161,14 @@ START_TEST(test_diffusion_budget_up_to_date_conflict) {
                             "train_diffusion.lr=1e-3", "--force", NULL};
     ck_assert_int_eq(trt_run(forced), 0);
     ck_assert_msg(!trt_tables_equal(ref, out, "param"), "--force did not retrain");
+    // seeds one double cannot tell apart (2^53, 2^53 + 1) are two runs: refused, not "up to date"
+    const char *big[] = {DIFF_ARGS(trt_path("data"), trt_path("big")), "--set", "train_diffusion.steps=1", "--set",
+                         "train_diffusion.seed=9007199254740992", NULL};
+    ck_assert_int_eq(trt_run(big), 0);
+    const char *big1[] = {DIFF_ARGS(trt_path("data"), trt_path("big")), "--set", "train_diffusion.steps=1", "--set",
+                          "train_diffusion.seed=9007199254740993", NULL};
+    ck_assert_msg(trt_run(big1) == 2, "seed 2^53 + 1 was taken for seed 2^53: %s", trt_stdout());
+    ck_assert_ptr_nonnull(strstr(trt_stderr(), "9007199254740993"));
 }
 END_TEST
 

@@ -55,14 +55,29 @@ int tr_ckpt_get(ts_store *s, const char *table, const char *prefix, const nn_net
         if (e->kind != kind) continue;
         ts_key k;
         ts_tensor t;
+        ts_record_info info;
         ERR_GOTO(rc, tr_ckpt_key(&k, prefix, e->name));
-        rc = ts_get_info(s, table, &k, &(ts_record_info){0});
+        rc = ts_get_info(s, table, &k, &info);
         if (rc == ERR_NOTFOUND) {
             rc = err_set(ERR_NOTFOUND, "%s: checkpoint table %s has no record '%s%s'", ts_path(s), table,
                          prefix ? prefix : "", e->name);
             goto fail;
         }
         ERR_GOTO(rc, rc);
+        // the full shape, not only the count: a transposed weight must not load
+        int same = info.dtype == TS_F32 && info.rank == e->rank;
+        for (int d = 0; same && d < e->rank; d++) same = info.shape[d] == (int64_t)e->shape[d];
+        if (!same) {
+            char want[96], got[96];
+            size_t len = (size_t)snprintf(got, sizeof got, "[");
+            for (int d = 0; d < info.rank && d < TS_MAX_RANK && len < sizeof got; d++)
+                len += (size_t)snprintf(got + len, sizeof got - len, "%s%lld", d ? ", " : "", (long long)info.shape[d]);
+            if (len < sizeof got) snprintf(got + len, sizeof got - len, "]");
+            rc = err_set(ERR_CORRUPT, "%s: checkpoint table %s, record '%s%s' is %s %s, the network's tensor is f32 %s",
+                         ts_path(s), table, prefix ? prefix : "", e->name, ts_dtype_name(info.dtype), got,
+                         nn_shape_str(e, want, sizeof want));
+            goto fail;
+        }
         rc = ts_get_into(s, table, &k, &t, h + e->offset, e->numel * sizeof(float));
         if (rc == ERR_INPUT) rc = ERR_CORRUPT;
         if (rc < 0) {
