@@ -81,6 +81,28 @@ void tr_order_free(tr_order *o);
 // The item at position pos of the sequence (recomputes a permutation when the epoch changes).
 uint32_t tr_order_at(tr_order *o, uint64_t pos);
 
+// --- the denoiser's training batch (tr_batch.c) --------------------------------------------------
+
+// What one denoiser batch draws from (METHOD.md 3).
+typedef struct {
+    int batch;          // B (train_diffusion.batch)
+    int iter_interval;  // I: timesteps drawn from 0..I-1 (diffusion.iter_interval, not T)
+    int num_classes;    // K: the null label (unet.num_classes)
+    double cond_ratio;  // probability of keeping the label (diffusion.cond_ratio)
+    int flip;           // random horizontal flips (train_diffusion.random_flip)
+    uint64_t seed;      // train_diffusion.seed
+} tr_batch_spec;
+
+// Reads the spec from the config keys named above. ERR_CONFIG naming a missing or bad key.
+int tr_batch_spec_from_cfg(const struct cfg *root, tr_batch_spec *b);
+// The batch of optimiser step `step` (0-based), a function of (seed, step) only (see
+// "Randomness" above): member i is image order[step * B + i] of tr, flipped horizontally with
+// probability 1/2 (when flip), into x (B, C, H, W) in [-1, 1]; y[i] its label, or K with
+// probability 1 - cond_ratio; t[i] (B floats): ceil(B/2) draws uniform on 0..I-1, then
+// t[i] = I - 1 - t[i - ceil(B/2)] (antithetic pairs). scratch: C*H*W bytes. Host memory only.
+void tr_batch_draw(const tr_batch_spec *b, const tr_images *tr, tr_order *order, long step, float *x, float *t,
+                   int32_t *y, uint8_t *scratch);
+
 // --- checkpoints (tr_ckpt.c) --------------------------------------------------------------------
 
 // Writes every entry of `kind` of `net` from `arena` (device memory with the params/buffers

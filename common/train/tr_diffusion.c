@@ -26,10 +26,11 @@
 typedef struct {
     const tr_env *env;
     ops_ctx *ctx;
-    int B, I, K, P, flip;
+    int B, I, K, P;
     long steps, ckpt_every, log_every;
-    double minutes, cond_ratio, ema_rate;
+    double minutes, ema_rate;
     uint64_t seed;
+    tr_batch_spec bs; // the batch draws (B, I, K and seed above are copies)
     optim_adamw_config oc;
     sched sc;
     unet_model *m;
@@ -48,11 +49,11 @@ typedef struct {
 static int tr_diff_config(tr_diff *d, const cfg *root) {
     int64_t l;
     double x;
-    bool b;
-    ERR_TRY(cfg_get_int(root, "diffusion.iter_interval", &d->I));
-    ERR_TRY(cfg_get_float(root, "diffusion.cond_ratio", &d->cond_ratio));
-    ERR_TRY(cfg_get_int(root, "unet.num_classes", &d->K));
-    ERR_TRY(cfg_get_int(root, "train_diffusion.batch", &d->B));
+    ERR_TRY(tr_batch_spec_from_cfg(root, &d->bs));
+    d->I = d->bs.iter_interval;
+    d->K = d->bs.num_classes;
+    d->B = d->bs.batch;
+    d->seed = d->bs.seed;
     ERR_TRY(cfg_get_i64(root, "train_diffusion.steps", &l));
     d->steps = (long)l;
     ERR_TRY(cfg_get_i64(root, "train_diffusion.checkpoint_every", &l));
@@ -61,10 +62,6 @@ static int tr_diff_config(tr_diff *d, const cfg *root) {
     d->log_every = (long)l;
     ERR_TRY(cfg_get_float(root, "train_diffusion.minutes", &d->minutes));
     ERR_TRY(cfg_get_float(root, "train_diffusion.ema", &d->ema_rate));
-    ERR_TRY(cfg_get_bool(root, "train_diffusion.random_flip", &b));
-    d->flip = b;
-    ERR_TRY(cfg_get_i64(root, "train_diffusion.seed", &l));
-    d->seed = (uint64_t)l;
     optim_adamw_config *o = &d->oc;
     *o = optim_adamw_default();
     ERR_TRY(cfg_get_float(root, "train_diffusion.lr", &x));
@@ -157,23 +154,9 @@ static int tr_diff_noise(tr_diff *d, float *xt, const float *x0, const float *no
 
 // One optimiser step `step` (0-based). *loss and *gnorm receive the batch loss and gradient norm.
 static int tr_diff_step(tr_diff *d, long step, float *loss, float *gnorm) {
-    const tr_images *tr = d->env->train;
     uint64_t s = (uint64_t)step;
-    philox_key kf = rng_stream(d->seed, RNG_FLIP, s, 0, 0), kt = rng_stream(d->seed, RNG_TRAIN_T, s, 0, 0),
-               kl = rng_stream(d->seed, RNG_LABEL_DROP, s, 0, 0);
-    int B = d->B, half = (B + 1) / 2;
-    for (int i = 0; i < B; i++) {
-        uint32_t idx = tr_order_at(&d->order, s * (uint64_t)B + (uint64_t)i);
-        const uint8_t *src = tr->img + (size_t)idx * d->P;
-        if (d->flip && rng_uniform(kf, (uint64_t)i) < 0.5) {
-            tr_augment(d->h_u8, src, tr->c, tr->h, tr->w, 1, 0, 0, 0);
-            src = d->h_u8;
-        }
-        tr_to_signed(d->h_x + (size_t)i * d->P, src, (size_t)d->P);
-        d->h_y[i] = rng_uniform(kl, (uint64_t)i) < 1.0 - d->cond_ratio ? d->K : tr->label[idx];
-    }
-    for (int i = 0; i < half; i++) d->h_t[i] = (float)rng_randint(kt, (uint64_t)i, (uint32_t)d->I);
-    for (int i = half; i < B; i++) d->h_t[i] = (float)(d->I - 1) - d->h_t[i - half];
+    int B = d->B;
+    tr_batch_draw(&d->bs, d->env->train, &d->order, step, d->h_x, d->h_t, d->h_y, d->h_u8);
     ERR_TRY(ops_upload(d->ctx, d->d_x0, d->h_x, sizeof(float) * (size_t)B * d->P));
     ERR_TRY(ops_upload(d->ctx, d->d_t, d->h_t, sizeof(float) * B));
     ERR_TRY(ops_upload(d->ctx, d->d_y, d->h_y, sizeof(int32_t) * B));
