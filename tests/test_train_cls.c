@@ -1,6 +1,9 @@
 // End-to-end tests of bin/train --model classifier ($DIFFOOD_BIN) on tiny stores made in the
-// test: the loss falls and the best epoch is kept, --eval reports the accuracy, SIGTERM then
-// resume ends bit-identical to an uninterrupted run, and a --val store is used when given.
+// test: the loss falls and the best epoch is kept, --eval reports the accuracy, SIGTERM (exit 3)
+// and SIGKILL mid-epoch then resume end bit-identical to an uninterrupted run, and a --val store
+// is used when given. The interrupted runs are held mid-run by the test taking the store's write
+// lock (the run cannot checkpoint, let alone finish, while the test holds it), so the signal
+// certainly lands before the end.
 #define _GNU_SOURCE
 #include <check.h>
 #include <signal.h>
@@ -12,11 +15,17 @@
 
 #include <cjson/cJSON.h>
 
+#include "common/err.h"
+#include "common/stage.h"
+#include "common/store.h"
 #include "tests/test_train_util.h"
+#include "tests/test_util.h"
 
-#define CLS_ARGS(data, out)                                                                              \
+#define CLS_ARGS_LOUD(data, out)                                                                         \
     "--model", "classifier", "--data", data, "--out", out, "--config", "tiny", "--threads", "1", "--set", \
-        "train_classifier.batch=8", "--set", "train_classifier.log_every=1", "--set", "train_classifier.lr=0.05", "--quiet"
+        "train_classifier.batch=8", "--set", "train_classifier.log_every=1", "--set", "train_classifier.lr=0.05"
+#define CLS_ARGS(data, out) CLS_ARGS_LOUD(data, out), "--quiet"
+#define CLS_STEPS_PER_EPOCH 9 // 72 training images (val_fraction 0.1 of 80), batch 8
 
 static void cls_setup(void) {
     trt_setup();
@@ -61,24 +70,103 @@ START_TEST(test_classifier_learns_and_evaluates) {
 }
 END_TEST
 
-START_TEST(test_classifier_sigterm_resume_bitwise) {
-    const char *ref = trt_path("ref"), *out = trt_path("ck");
-    const char *r[] = {CLS_ARGS(trt_path("data"), ref), "--set", "train_classifier.epochs=6", NULL};
-    ck_assert_int_eq(trt_run(r), 0);
-    const char *args[] = {CLS_ARGS(trt_path("data"), out), "--set", "train_classifier.epochs=6", NULL};
-    pid_t pid = trt_start(args);
-    for (int i = 0; i < 3000 && trt_meta_long(out, "step") < 9; i++) usleep(10000);
-    kill(pid, SIGTERM);
-    int st = 0;
-    waitpid(pid, &st, 0);
-    long at = trt_meta_long(out, "step");
-    ck_assert_msg(WIFEXITED(st) && (WEXITSTATUS(st) == 3 || (WEXITSTATUS(st) == 0 && at == 54)),
-                  "exit %d: %s", WEXITSTATUS(st), trt_stderr());
-    ck_assert_int_ge(at, 9);
-    ck_assert_int_eq(trt_run(args), 0);
+// Waits until the run `pid` writing `out` has committed a checkpoint at step >= min, and returns
+// the store with a write batch open: the run can take no further checkpoint (nor finish) until
+// the test aborts that batch. *at: the committed step, asserted below `total` (the run is
+// certainly unfinished).
+static ts_store *hold_at_step(const char *out, long min, long total, pid_t pid, long *at) {
+    for (int i = 0; i < 30000; i++) { // up to a minute
+        ck_assert_msg(waitpid(pid, NULL, WNOHANG) == 0, "the run ended before step %ld: %s", min, trt_stderr());
+        ts_store *s = NULL;
+        char *text = NULL;
+        if (ts_open(&s, out, 0) == 0 && ts_begin_write(s) == 0 && ts_meta_get(s, "step", &text) == 0 &&
+            atol(text) >= min) {
+            *at = atol(text);
+            free(text);
+            ck_assert_msg(*at < total, "the run finished (step %ld of %ld) before the test could stop it", *at, total);
+            ck_assert_int_eq(stage_is_complete(s), 0);
+            return s;
+        }
+        err_clear();
+        free(text);
+        ts_close(s); // aborts the batch
+        usleep(2000);
+    }
+    ck_abort_msg("no checkpoint at step %ld appeared: %s", min, trt_stderr());
+    return NULL;
+}
+
+// The last step a run's progress lines on stderr reported ("train N/TOTAL"), or -1.
+static long last_progress_step(void) {
+    size_t n = 0;
+    char *text = tu_read_file(tu_path("stderr.txt"), &n), *p = text, *q;
+    long last = -1;
+    while ((q = strstr(p, "train ")) != NULL) {
+        char *end = NULL;
+        long v = strtol(q + 6, &end, 10);
+        if (end != q + 6 && *end == '/') last = v;
+        p = q + 6;
+    }
+    free(text);
+    return last;
+}
+
+static void assert_same_as(const char *ref, const char *out) {
     const char *tables[] = {"param", "buffer", "optim", "best_param", "best_buffer", "val_acc"};
     for (int i = 0; i < 6; i++)
         ck_assert_msg(trt_tables_equal(ref, out, tables[i]), "%s differs after resume", tables[i]);
+    // the log's step, loss, lr and gradient norm (column 4, images/s, is a timing)
+    int na = 0, nb = 0;
+    float *ra = trt_read_rows(ref, "log", 5, &na), *rb = trt_read_rows(out, "log", 5, &nb);
+    ck_assert_int_eq(na, nb);
+    for (int i = 0; i < na; i++) ck_assert_msg(memcmp(ra + i * 5, rb + i * 5, 4 * sizeof(float)) == 0, "log row %d differs", i);
+    free(ra);
+    free(rb);
+}
+
+START_TEST(test_classifier_interrupt_resume_bitwise) {
+    const long total = 12 * CLS_STEPS_PER_EPOCH;
+    const char *ref = trt_path("ref"), *out = trt_path("ck"), *out2 = trt_path("ck2");
+    const char *r[] = {CLS_ARGS(trt_path("data"), ref), "--set", "train_classifier.epochs=12", NULL};
+    ck_assert_int_eq(trt_run(r), 0);
+    ck_assert_int_eq(trt_meta_long(ref, "step"), total);
+
+    // SIGTERM while the run is certainly unfinished: it checkpoints at the end of its batch and
+    // exits 3 with the store incomplete; the rerun resumes and ends identical
+    const char *args[] = {CLS_ARGS(trt_path("data"), out), "--set", "train_classifier.epochs=12", NULL};
+    pid_t pid = trt_start(args);
+    long at0 = 0;
+    ts_store *held = hold_at_step(out, CLS_STEPS_PER_EPOCH, total, pid, &at0);
+    kill(pid, SIGTERM);
+    ts_close(held); // lets it checkpoint
+    int st = 0;
+    waitpid(pid, &st, 0);
+    ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 3, "SIGTERM: exit %d (want 3): %s",
+                  WIFEXITED(st) ? WEXITSTATUS(st) : -1, trt_stderr());
+    long at = trt_meta_long(out, "step");
+    ck_assert_msg(at >= at0 && at < total, "interrupted at step %ld (held at %ld, total %ld)", at, at0, total);
+    ck_assert_int_eq(trt_run(args), 0);
+    ck_assert_ptr_nonnull(strstr(trt_stdout(), "\"complete\":true"));
+    assert_same_as(ref, out);
+
+    // SIGKILL mid-epoch: the classifier checkpoints at epoch ends only, so steps past the last
+    // checkpoint are lost and the rerun must redo them from the checkpoint's state
+    const char *args2[] = {CLS_ARGS_LOUD(trt_path("data"), out2), "--set", "train_classifier.epochs=12", NULL};
+    pid = trt_start(args2);
+    held = hold_at_step(out2, CLS_STEPS_PER_EPOCH, total, pid, &at0);
+    // the run cannot pass its next checkpoint (at0 + 9): wait until it is 4 steps into the epoch
+    for (int i = 0; i < 30000 && last_progress_step() < at0 + 4; i++) usleep(2000);
+    long done = last_progress_step();
+    ck_assert_msg(done >= at0 + 4 && done <= at0 + CLS_STEPS_PER_EPOCH, "progress %ld after the checkpoint at %ld",
+                  done, at0);
+    kill(pid, SIGKILL);
+    ck_assert_int_eq(tu_wait(pid), 128 + SIGKILL);
+    ts_close(held);
+    ck_assert_int_eq(trt_meta_long(out2, "step"), at0); // steps at0+1.. were lost with the process
+    const char *again[] = {CLS_ARGS(trt_path("data"), out2), "--set", "train_classifier.epochs=12", NULL};
+    ck_assert_int_eq(trt_run(again), 0);
+    ck_assert_ptr_nonnull(strstr(trt_stdout(), "\"complete\":true"));
+    assert_same_as(ref, out2);
 }
 END_TEST
 
@@ -107,7 +195,7 @@ Suite *suite_train_cls(void) {
     tcase_add_checked_fixture(tc, cls_setup, trt_teardown);
     tcase_set_timeout(tc, 180);
     tcase_add_test(tc, test_classifier_learns_and_evaluates);
-    tcase_add_test(tc, test_classifier_sigterm_resume_bitwise);
+    tcase_add_test(tc, test_classifier_interrupt_resume_bitwise);
     tcase_add_test(tc, test_classifier_val_store);
     suite_add_tcase(s, tc);
     return s;
