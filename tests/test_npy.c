@@ -78,6 +78,7 @@ START_TEST(test_roundtrip_c) {
             ck_assert_int_eq(npy_load(p, &h, &back), 0);
             ck_assert_int_eq(h.dtype, dt);
             ck_assert_int_eq(h.rank, rank);
+            for (int i = 0; i < rank; i++) ck_assert_int_eq(h.shape[i], shape[i]); // not only the byte count
             ck_assert_int_eq(h.version, 1);
             ck_assert_uint_eq(h.data_offset % 64, 0);
             ck_assert_uint_eq(h.nbytes, n * es);
@@ -142,6 +143,8 @@ START_TEST(test_we_read_numpy) {
         ck_assert_int_eq(npy_load(p, &h, &d), 0);
         ck_assert_int_eq(h.version, v);
         ck_assert_int_eq(h.rank, 3);
+        ck_assert_int_eq(h.shape[0], 2);
+        ck_assert_int_eq(h.shape[1], 3);
         ck_assert_int_eq(h.shape[2], 5);
         const float *f = d;
         for (int i = 0; i < 30; i++) ck_assert_float_eq(f[i], (float)i / 7.0f);

@@ -47,7 +47,8 @@ START_TEST(test_rgb_and_grey_roundtrip) {
     ck_assert_int_eq(png_write(path, grey, 1, 4, 5), 0);
     back = read_png(path, &c, &h, &w);
     ck_assert_int_eq(c, 1);
-    ck_assert_int_eq(h * w, 20);
+    ck_assert_int_eq(h, 4); // not only h * w: a 5 x 4 picture holds the same bytes
+    ck_assert_int_eq(w, 5);
     ck_assert_int_eq(memcmp(back, grey, 20), 0);
     free(back);
     unlink(path);

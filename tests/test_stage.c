@@ -191,6 +191,26 @@ START_TEST(test_incremental_request) {
 }
 END_TEST
 
+// A conflict names nested keys, and shows the texts where values differ only beyond a double
+// (a seed above 2^53: cJSON reads both as the same number).
+START_TEST(test_conflict_messages) {
+    stage_id id = {"train", 1, "{\"model\":\"d\",\"train\":{\"lr\":0.001,\"seed\":9007199254740992}}", "{}", NULL};
+    stage_state st;
+    ts_store *s = NULL;
+    ck_assert_int_eq(stage_open_output(&s, spath, &id, 0, &st), 0);
+    ck_assert_int_eq(stage_mark_complete(s), 0);
+    ts_close(s);
+    stage_id lr = id;
+    lr.params = "{\"model\":\"d\",\"train\":{\"lr\":0.002,\"seed\":9007199254740992}}";
+    ck_assert_int_eq(stage_probe(spath, &lr, 0, &st), ERR_CONFLICT);
+    ck_assert_msg(strstr(err_msg(), "train.lr (was 0.001, now 0.002)") != NULL, "%s", err_msg());
+    stage_id seed = id;
+    seed.params = "{\"model\":\"d\",\"train\":{\"lr\":0.001,\"seed\":9007199254740993}}";
+    ck_assert_int_eq(stage_probe(spath, &seed, 0, &st), ERR_CONFLICT);
+    ck_assert_msg(strstr(err_msg(), "\"seed\":9007199254740993") != NULL, "%s", err_msg());
+}
+END_TEST
+
 Suite *suite_stage(void) {
     Suite *s = suite_create("stage");
     TCase *tc = tcase_create("contract");
@@ -199,6 +219,7 @@ Suite *suite_stage(void) {
     tcase_add_test(tc, test_states);
     tcase_add_test(tc, test_incremental_request);
     tcase_add_test(tc, test_foreign_store);
+    tcase_add_test(tc, test_conflict_messages);
     suite_add_tcase(s, tc);
     return s;
 }
