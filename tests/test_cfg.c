@@ -218,6 +218,7 @@ START_TEST(test_set) {
     ck_assert_int_eq(ch, 64);
     ck_assert_int_eq(cfg_get_int_list(c, "model.mult", mult, 4, &n), 0);
     ck_assert_uint_eq(n, 2);
+    ck_assert(mult[0] == 1 && mult[1] == 1); // replaced, not merged with the default [1, 2, 2]
     ck_assert_int_eq(cfg_get_str(c, "model.name", &s), 0);
     ck_assert_str_eq(s, "my net: v2");
     ck_assert_int_eq(cfg_get_float(c, "train.lr", &lr), 0);
@@ -458,6 +459,12 @@ START_TEST(test_shipped_configs) {
             ck_assert_double_eq(f, 2e-4);
             ck_assert_int_eq(cfg_get_float(c, "train_diffusion.ema", &f), 0);
             ck_assert_double_eq(f, 0.9999);
+            ck_assert_int_eq(cfg_get_int(c, "train_diffusion.warmup", &v), 0);
+            ck_assert_int_eq(v, 5000);
+            ck_assert_int_eq(cfg_get_float(c, "diffusion.cond_ratio", &f), 0);
+            ck_assert_double_eq(f, 0.9);
+            ck_assert_int_eq(cfg_get_float(c, "train_diffusion.grad_clip", &f), 0);
+            ck_assert_double_eq(f, 1.0);
             ck_assert_int_eq(cfg_get_float(c, "sample.guidance", &f), 0);
             ck_assert_double_eq(f, 2.0);
             int ts[8];
