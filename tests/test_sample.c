@@ -12,7 +12,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <math.h>
+
+#include "common/diffusion/denoise.h"
+#include "common/err.h"
+#include "common/rng.h"
 #include "common/store.h"
+#include "common/train/ckpt.h"
 #include "tests/test_util.h"
 
 // Networks and images shared by every test of the suite (made once, in the parent).
@@ -134,6 +140,101 @@ START_TEST(test_sample_up_to_date_and_incremental) {
                         "--set", "sample.batch=5", NULL};
     ck_assert_int_eq(run_sample(out, a6), 2);
     ck_assert_ptr_nonnull(strstr(last_stderr(), "batch"));
+}
+END_TEST
+
+// The records are what METHOD.md 7 says, not only equal across runs: pred is [argmax, max softmax]
+// of the classifier's best weights on the clean image; a level-0 record is the noised image
+// clamp(x_t / 2 + 1/2) with the repeat's own noise (no denoising step); a level-40 record is the
+// guided DDIM sample of that image and noise with guidance on the predicted label (dn_run on the
+// same fixed block of sample.batch = 16 images, so bit for bit), and not with another label.
+START_TEST(test_sample_records_are_the_method) {
+    const char *out = tu_path("m.store");
+    const char *a[] = {"--limit", "16", "--set", "sample.timesteps=[0,40]", "--set", "sample.repeats=2", NULL};
+    ck_assert_int_eq(run_sample(out, a), 0);
+    enum { G = 16, P = 32 * 32, NPRED = 64 };
+    ops_ctx *ctx = NULL;
+    ops_options oo = ops_options_default();
+    oo.threads = 1;
+    ck_assert_int_eq(ops_ctx_create_named(&ctx, "cpu", &oo), 0);
+    ts_store *img = NULL, *s = NULL;
+    ck_assert_int_eq(ts_open(&img, fx_path("test.store"), TS_RDONLY), 0);
+    ck_assert_int_eq(ts_open(&s, out, TS_RDONLY), 0);
+    static uint8_t u8[NPRED * P];
+    for (int i = 0; i < NPRED; i++) { // the classifier runs on the store's first block of 64
+        ts_key k;
+        ts_tensor t;
+        ts_key_u64(&k, (uint64_t)i);
+        ck_assert_int_eq(ts_get_into(img, "image", &k, &t, u8 + (size_t)i * P, P), 0);
+    }
+    ckpt_classifier c;
+    ck_assert_msg(ckpt_classifier_open(&c, fx_path("cls.store"), ctx, 1, 32, NPRED) == 0, "%s", err_msg());
+    int K = ckpt_classifier_classes(&c);
+    float *lg = malloc(sizeof(float) * NPRED * (size_t)K);
+    ck_assert_int_eq(ckpt_classifier_run(&c, u8, NULL, NPRED, lg, NULL), 0);
+    int32_t pred[G];
+    for (int i = 0; i < G; i++) {
+        const float *l = lg + (size_t)i * K;
+        int best = 0;
+        double z = 0;
+        for (int k = 1; k < K; k++) best = l[k] > l[best] ? k : best;
+        for (int k = 0; k < K; k++) z += exp((double)l[k] - l[best]);
+        ts_key k;
+        ts_tensor t;
+        float v[2];
+        ts_key_u64(&k, (uint64_t)i);
+        ck_assert_int_eq(ts_get_into(s, "pred", &k, &t, v, sizeof v), 0);
+        ck_assert_msg(v[0] == (float)best, "image %d: pred %g, the classifier's argmax %d", i, (double)v[0], best);
+        ck_assert_msg(fabs(v[1] - 1.0 / z) < 1e-6, "image %d: max softmax %g vs %g", i, (double)v[1], 1.0 / z);
+        pred[i] = best;
+    }
+    ckpt_classifier_close(&c);
+    free(lg);
+    // the denoiser as the stage builds it (config tiny: ddim, 50 steps, quirk, guidance 2, seed 1234)
+    ckpt_denoiser d;
+    ck_assert_msg(ckpt_denoiser_open(&d, fx_path("den.store"), ctx, 2 * G) == 0, "%s", err_msg());
+    char *images_key = tu_meta(s, "images_key");
+    ck_assert_ptr_nonnull(images_key);
+    dn_params dp = {0, 50, 1, 2.0f, 1234, rng_id_str(images_key)};
+    free(images_key);
+    ck_assert_int_eq(sampler_method_from_name("ddim", &dp.method), 0);
+    dn_ctx *dn = NULL;
+    ck_assert_msg(dn_create(&dn, ctx, d.model, &d.sch, &dp, G) == 0, "%s", err_msg());
+    static float want[G * P], other[G * P], rec[P], noise[P];
+    dn_job jobs[G];
+    for (uint32_t r = 0; r < 2; r++) {
+        for (int i = 0; i < G; i++) jobs[i] = (dn_job){u8 + (size_t)i * P, (uint32_t)i, r, pred[i]};
+        ck_assert_int_eq(dn_run(dn, jobs, G, 40, want), 0);
+        for (int i = 0; i < G; i++) jobs[i].label = (pred[i] + 1) % K;
+        ck_assert_int_eq(dn_run(dn, jobs, G, 40, other), 0);
+        double ab = d.sch.abar[0];
+        for (int i = 0; i < G; i++) {
+            ts_key k;
+            ts_tensor t;
+            uint32_t tup[3] = {(uint32_t)i, 40, r};
+            ts_key_tuple(&k, 3, tup);
+            ck_assert_int_eq(ts_get_into(s, "sample", &k, &t, rec, sizeof rec), 0);
+            ck_assert_msg(memcmp(rec, want + (size_t)i * P, sizeof rec) == 0,
+                          "record (%d, 40, %u) is not the guided sample of its image, noise and predicted label", i, r);
+            ck_assert_msg(memcmp(rec, other + (size_t)i * P, sizeof rec) != 0,
+                          "record (%d, 40, %u): the guidance label changes nothing", i, r);
+            tup[1] = 0;
+            ts_key_tuple(&k, 3, tup);
+            ck_assert_int_eq(ts_get_into(s, "sample", &k, &t, rec, sizeof rec), 0);
+            dn_noise_host(&dp, (uint32_t)i, r, noise, P);
+            for (int p = 0; p < P; p++) {
+                double x0 = u8[(size_t)i * P + p] / 127.5 - 1.0, xt = sqrt(ab) * x0 + sqrt(1.0 - ab) * noise[p];
+                double v = fmin(1.0, fmax(0.0, xt * 0.5 + 0.5));
+                ck_assert_msg(fabs(rec[p] - v) < 1e-6, "record (%d, 0, %u) pixel %d: %.8g, the noised image %.8g", i,
+                              r, p, (double)rec[p], v);
+            }
+        }
+    }
+    dn_destroy(dn);
+    ckpt_denoiser_close(&d);
+    ts_close(img);
+    ts_close(s);
+    ops_ctx_destroy(ctx);
 }
 END_TEST
 
@@ -343,6 +444,7 @@ Suite *suite_sample(void) {
     tcase_add_unchecked_fixture(tc, fx_setup, fx_teardown);
     tcase_add_checked_fixture(tc, tu_setup, tu_teardown);
     tcase_add_test(tc, test_sample_up_to_date_and_incremental);
+    tcase_add_test(tc, test_sample_records_are_the_method);
     tcase_add_test(tc, test_sample_kill_resume);
     tcase_add_test(tc, test_sample_cache_across_experiments);
     tcase_add_test(tc, test_sample_changed_params_refused);
