@@ -1,7 +1,8 @@
 // Tests of common/train/ckpt.h on checkpoints trained by $DIFFOOD_BIN/train --config tiny on a
 // tiny store: the classifier's logits give the accuracy `train --eval` reports, the u8 and
 // float inputs agree, the batch size does not matter; the denoiser holds the EMA table and the
-// schedule; wrong-model, incomplete, missing and mismatched checkpoints are refused by name.
+// schedule, and its validation loss is METHOD.md 3's formula recomputed here; wrong-model,
+// incomplete, missing, mismatched and transposed-weight checkpoints are refused by name.
 #define _GNU_SOURCE
 #include <check.h>
 #include <math.h>
@@ -12,6 +13,7 @@
 #include <cjson/cJSON.h>
 
 #include "common/err.h"
+#include "common/rng.h"
 #include "common/store.h"
 #include "common/train/ckpt.h"
 #include "common/train/tr.h"
@@ -134,10 +136,76 @@ START_TEST(test_ckpt_classifier_matches_eval) {
 }
 END_TEST
 
+// The validation loss the denoiser's training wrote for its last step, recomputed here from
+// METHOD.md 3 with the checkpoint's EMA weights: per bucket b of 10 over 0..I-1 (I = 100 in
+// config tiny), t = (2b + 1) I / 20; image j of the validation set (here the training store)
+// in [-1, 1], noise n = normals j*CHW.. of rng_stream(seed, RNG_TRAIN_NOISE, 2^63 + b),
+// x_t = sqrt(abar[t]) x0 + sqrt(1 - abar[t]) n, loss = sum over CHW of (eps(x_t, t, y) - n)^2,
+// mean over the images. Catches a training-side noising that is not the formula (abar[t + 1], a
+// missing square root, noise not drawn per image) as well as a loss of another scale.
+static void ck_check_val_loss(const char *dn, ops_ctx *ctx) {
+    enum { B = 8, P = 256, BUCKETS = 10, I = 100 };
+    tr_images v;
+    ck_assert_int_eq(tr_images_load(&v, trt_path("data"), 10), 0);
+    ckpt_denoiser d;
+    ck_assert_msg(ckpt_denoiser_open(&d, dn, ctx, B) == 0, "%s", err_msg());
+    ck_assert_int_eq(d.iter_interval, I);
+    int n = 0;
+    float *rows = trt_read_rows(dn, "val_loss", BUCKETS, &n);
+    ck_assert_int_eq(n, 2); // steps 3 and 6; the EMA weights are step 6's
+    const float *want = rows + BUCKETS;
+    static float x[B * P], nz[B * P];
+    float t[B], loss = 0;
+    int32_t y[B];
+    float *dx = NULL, *dt = NULL, *deps = NULL, *dnz = NULL, *dl = NULL, *dg = NULL;
+    int32_t *dy = NULL;
+    ck_assert_int_eq(ops_alloc(ctx, (void **)&dx, sizeof x), 0);
+    ck_assert_int_eq(ops_alloc(ctx, (void **)&deps, sizeof x), 0);
+    ck_assert_int_eq(ops_alloc(ctx, (void **)&dnz, sizeof x), 0);
+    ck_assert_int_eq(ops_alloc(ctx, (void **)&dg, sizeof x), 0);
+    ck_assert_int_eq(ops_alloc(ctx, (void **)&dt, sizeof t), 0);
+    ck_assert_int_eq(ops_alloc(ctx, (void **)&dy, sizeof y), 0);
+    ck_assert_int_eq(ops_alloc(ctx, (void **)&dl, sizeof(float)), 0);
+    for (int b = 0; b < BUCKETS; b++) {
+        int tb = (2 * b + 1) * I / (2 * BUCKETS);
+        double ab = d.sch.abar[tb], sum = 0;
+        philox_key kn = rng_stream(1234, RNG_TRAIN_NOISE, (1ull << 63) + (uint64_t)b, 0, 0);
+        for (int j0 = 0; j0 < CK_N; j0 += B) { // blocks of the training batch, as the stage runs them
+            rng_fill_normal(kn, (uint64_t)j0 * P, nz, (size_t)B * P);
+            for (int i = 0; i < B; i++) {
+                for (int p = 0; p < P; p++) {
+                    double x0 = v.img[(size_t)(j0 + i) * P + p] / 127.5 - 1.0;
+                    x[i * P + p] = (float)(sqrt(ab) * x0 + sqrt(1.0 - ab) * nz[i * P + p]);
+                }
+                t[i] = (float)tb;
+                y[i] = v.label[j0 + i];
+            }
+            ck_assert_int_eq(ops_upload(ctx, dx, x, sizeof x), 0);
+            ck_assert_int_eq(ops_upload(ctx, dnz, nz, sizeof nz), 0);
+            ck_assert_int_eq(ops_upload(ctx, dt, t, sizeof t), 0);
+            ck_assert_int_eq(ops_upload(ctx, dy, y, sizeof y), 0);
+            ck_assert_int_eq(unet_forward(d.model, deps, dx, dt, dy, B, 0, (philox_key){0, 0, 0, 0}), 0);
+            ck_assert_int_eq(ops_mse_sum_loss(ctx, dl, dg, deps, dnz, B, P), 0);
+            ck_assert_int_eq(ops_download(ctx, &loss, dl, sizeof loss), 0);
+            sum += (double)loss * B;
+        }
+        double got = sum / CK_N;
+        ck_assert_msg(fabs(got - want[b]) <= 1e-5 * fabs(want[b]), // a few float roundings apart
+                      "val_loss bucket %d (t = %d): training wrote %.7g, the formula gives %.7g", b, tb,
+                      (double)want[b], got);
+    }
+    float *bufs[] = {dx, dt, deps, dnz, dl, dg, (float *)dy};
+    for (int i = 0; i < 7; i++) ops_free(ctx, bufs[i]);
+    free(rows);
+    ckpt_denoiser_close(&d);
+    tr_images_free(&v);
+}
+
 START_TEST(test_ckpt_denoiser_and_refusals) {
     const char *dn = trt_path("den");
     ck_train_denoiser(dn);
     ops_ctx *ctx = ck_ctx();
+    ck_check_val_loss(dn, ctx);
     ckpt_denoiser d;
     ck_assert_msg(ckpt_denoiser_open(&d, dn, ctx, 3) == 0, "%s", err_msg());
     ck_assert_int_eq(d.cfg.ch, 8);
