@@ -12,6 +12,7 @@
 
 #include "common/err.h"
 #include "common/log.h"
+#include "common/threads.h"
 
 typedef struct {
     size_t n, cap;
@@ -199,6 +200,7 @@ static int parse_args(cli_args *a, int argc, char **argv) {
 
 int cli_parse(cli_args **out, const cli_spec *spec, int argc, char **argv) {
     *out = NULL;
+    if (spec->std & CLI_STD_THREADS) thr_wait_policy(argv); // may re-execute (threads.h)
     cli_t0 = wall_now();
     snprintf(cli_prog, sizeof cli_prog, "%s", spec->prog ? spec->prog : "diffood");
     log_set_prog(cli_prog);

@@ -24,6 +24,7 @@
 #include "common/log.h"
 #include "common/ood/scores.h"
 #include "common/stage.h"
+#include "common/threads.h"
 
 #define SCORE_VERSION 1
 #define SCORE_BATCH 5000 // records per commit
@@ -415,10 +416,8 @@ int main(int argc, char **argv) {
     ERR_GOTO(rc, score_parse_ood(a, names, paths, ood_names, &nood));
     ERR_GOTO(rc, cli_load_config(a, &c));
     ERR_GOTO(rc, score_read_params(c, &p));
-    if (cli_threads(a) > 0) {
-        omp_set_num_threads(cli_threads(a));
-        openblas_set_num_threads(cli_threads(a));
-    }
+    omp_set_num_threads(thr_count(cli_threads(a)));
+    openblas_set_num_threads(thr_count(cli_threads(a)));
     ERR_GOTO(rc, cli_install_interrupt());
     ERR_GOTO(rc, cfg_canonical(c, "score", &params));
     ERR_GOTO(rc, score_inputs(id, trainp, names, paths, nood, &inputs));

@@ -3,11 +3,23 @@
 // shapes with the same thread count (tools/bench_nn_torch.py, with --compare). Not a test.
 //
 //   bench-nn --model unet --config fmnist --batch 64 --mode train --threads 2 --iters 5 --compare
+//   bench-nn --model resnet18 --batch 64 --mode train --contend 1 --compare
+//
+// --contend N measures twice: on the machine as it is, then beside N busy processes (pure
+// integer loops, started and killed by us), for ours and PyTorch alike, and prints each one's
+// contended/quiet ratio. Every run also prints the convolutions' share of this CPU's peak FLOP
+// rate (threads x clock x 32 FP32 FLOP/cycle: two 256-bit FMA pipes, what the x86-64-v3 build
+// can issue; Winograd convolutions are counted by their direct FLOPs, so they can exceed 100%).
+#define _GNU_SOURCE
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "common/cfg.h"
 #include "common/cli.h"
@@ -15,6 +27,7 @@
 #include "common/nn/optim.h"
 #include "common/nn/resnet.h"
 #include "common/nn/unet.h"
+#include "common/threads.h"
 
 static const cli_opt opts[] = {
     {"model", "NAME", 0, "unet or resnet18 (default unet)"},
@@ -24,6 +37,7 @@ static const cli_opt opts[] = {
     {"warmup", "N", 0, "untimed iterations first (default 1)"},
     {"compare", NULL, 0, "also run tools/bench_nn_torch.py (PyTorch) with the same shapes and threads"},
     {"profile", NULL, 0, "time every convolution of the timed iterations by shape (synchronises each call)"},
+    {"contend", "N", 0, "measure again beside N busy processes (ours and PyTorch alike) and print the ratios"},
     {"python", "PATH", 0, "Python with torch for --compare (default $DIFFOOD_PYTHON or /usr/bin/python3)"},
     {NULL, NULL, 0, NULL}};
 static const cli_spec spec = {"bench-nn", "[options]",
@@ -69,6 +83,43 @@ typedef struct {
     int classes;
     long step;
 } bench;
+
+// Busy processes beside the benchmark (--contend): each spins on integer arithmetic until killed;
+// they die with us (PR_SET_PDEATHSIG) whatever happens.
+#define BENCH_MAX_CONTEND 64
+static pid_t contenders[BENCH_MAX_CONTEND];
+static int ncontenders;
+
+static int contend_start(int n) {
+    for (int i = 0; i < n; i++) {
+        pid_t pid = fork();
+        ERR_IF(pid < 0, ERR_IO, "--contend: fork failed: %m");
+        if (pid == 0) {
+            prctl(PR_SET_PDEATHSIG, SIGKILL);
+            volatile unsigned long x = 1;
+            for (;;) x = x * 6364136223846793005UL + 1442695040888963407UL;
+        }
+        contenders[ncontenders++] = pid;
+    }
+    return 0;
+}
+
+static void contend_stop(void) {
+    for (int i = 0; i < ncontenders; i++) kill(contenders[i], SIGKILL);
+    for (int i = 0; i < ncontenders; i++) waitpid(contenders[i], NULL, 0);
+    ncontenders = 0;
+}
+
+// Nominal clock of CPU 0 in GHz from /proc/cpuinfo ("cpu MHz"), or 0 when unknown.
+static double cpu_ghz(void) {
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    if (!f) return 0;
+    char line[512];
+    double mhz = 0;
+    while (fgets(line, sizeof line, f) && !(sscanf(line, "cpu MHz : %lf", &mhz) == 1)) {}
+    fclose(f);
+    return mhz / 1000;
+}
 
 static int bench_iter(bench *b) {
     philox_key key = {(uint32_t)b->step, 7, 0, 0};
@@ -176,6 +227,7 @@ static int run_torch(const char *python, const cfg *c, const char *model, const 
              "--mode %s --threads %d --iters %ld --warmup %ld", python, dir, model, sec, batch, mode, threads, iters,
              warmup);
     free(sec);
+    thr_unset_default(); // PyTorch runs with the OpenMP policy its users get (threads.h)
     FILE *p = popen(cmd, "r");
     ERR_IF(!p, ERR_IO, "cannot run %s", cmd);
     char line[512];
@@ -221,30 +273,69 @@ int main(int argc, char **argv) {
     ERR_GOTO(rc, bench_setup(&b, c, threads, cli_device(a)));
     for (long i = 0; i < warmup; i++) ERR_GOTO(rc, bench_iter(&b));
     ERR_GOTO(rc, ops_sync(b.ctx));
-    if (cli_has(a, "profile")) {
-        prof = calloc(1, sizeof *prof);
-        ERR_GOTO_IF(rc, !prof, ERR_NOMEM, "out of memory");
-        (b.model_unet ? unet_net(b.unet) : resnet_net(b.rn))->prof = prof;
-    }
-    double t0 = now_s();
-    for (long i = 0; i < iters; i++) ERR_GOTO(rc, bench_iter(&b));
-    ERR_GOTO(rc, ops_sync(b.ctx));
-    double dt = now_s() - t0, ips = (double)batch * iters / dt;
     nn_net *net = b.model_unet ? unet_net(b.unet) : resnet_net(b.rn);
-    printf("diffood %s %s batch %ld threads %d device %s: %.2f images/s (%.4f s/iter, %.3f M params)\n", model, mode,
-           batch, threads, ops_device_name(ops_ctx_device(b.ctx)), ips, dt / iters, net->n_params / 1e6);
-    if (prof) {
-        prof_print(prof, dt);
-        net->prof = NULL;
+    long contend = 0;
+    ERR_GOTO(rc, cli_get_int(a, "contend", 0, &contend));
+    ERR_GOTO_IF(rc, contend < 0 || contend > BENCH_MAX_CONTEND, ERR_USAGE, "--contend must be 0..%d",
+                BENCH_MAX_CONTEND);
+    // one profiled iteration counts the convolutions' FLOPs (and, with --profile, the timed ones)
+    prof = calloc(1, sizeof *prof);
+    ERR_GOTO_IF(rc, !prof, ERR_NOMEM, "out of memory");
+    net->prof = prof;
+    ERR_GOTO(rc, bench_iter(&b));
+    ERR_GOTO(rc, ops_sync(b.ctx));
+    double conv_flops = 0;
+    for (int i = 0; i < prof->n; i++) conv_flops += prof->rows[i].flops;
+    memset(prof, 0, sizeof *prof);
+    if (!cli_has(a, "profile")) net->prof = NULL;
+    int nt = thr_count(threads);
+    double ips = 0, ips_busy = 0;
+    for (int pass = 0; pass < (contend ? 2 : 1); pass++) {
+        if (pass == 1) ERR_GOTO(rc, contend_start((int)contend));
+        double t0 = now_s();
+        for (long i = 0; i < iters; i++) ERR_GOTO(rc, bench_iter(&b));
+        ERR_GOTO(rc, ops_sync(b.ctx));
+        double dt = now_s() - t0;
+        contend_stop();
+        *(pass ? &ips_busy : &ips) = (double)batch * iters / dt;
+        printf("diffood %s %s batch %ld threads %d device %s%s: %.2f images/s (%.4f s/iter, %.3f M params)\n", model,
+               mode, batch, nt, ops_device_name(ops_ctx_device(b.ctx)), pass ? " beside busy processes" : "",
+               (double)batch * iters / dt, dt / iters, net->n_params / 1e6);
+        if (pass == 0) {
+            double ghz = cpu_ghz(), rate = conv_flops * iters / dt;
+            printf("convolutions: %.3f GFLOP per iteration, %.1f GFLOP/s", conv_flops / 1e9, rate / 1e9);
+            if (ghz > 0 && ops_ctx_device(b.ctx) == OPS_DEV_CPU)
+                printf(" = %.1f%% of peak (%d threads x %.2f GHz x 32 FLOP/cycle = %.0f GFLOP/s)", 100 * rate /
+                       (nt * ghz * 32e9), nt, ghz, nt * ghz * 32);
+            printf("\n");
+            if (prof && net->prof) {
+                prof_print(prof, dt);
+                net->prof = NULL;
+            }
+        }
     }
+    if (contend)
+        printf("contention diffood %s %s: %.2f images/s beside %ld busy processes = %.2fx of %.2f quiet\n", model, mode,
+               ips_busy, contend, ips_busy / ips, ips);
     if (cli_has(a, "compare")) {
         const char *py = cli_get(a, "python") ? cli_get(a, "python") : getenv("DIFFOOD_PYTHON");
-        double tips = 0;
-        ERR_GOTO(rc, run_torch(py ? py : "/usr/bin/python3", c, model, mode, batch, threads, iters, warmup, &tips));
-        printf("ratio diffood/pytorch %s %s batch %ld threads %d: %.2fx\n", model, mode, batch, threads, ips / tips);
+        double tips = 0, tips_busy = 0;
+        ERR_GOTO(rc, run_torch(py ? py : "/usr/bin/python3", c, model, mode, batch, nt, iters, warmup, &tips));
+        printf("ratio diffood/pytorch %s %s batch %ld threads %d: %.2fx\n", model, mode, batch, nt, ips / tips);
+        if (contend) {
+            ERR_GOTO(rc, contend_start((int)contend));
+            rc = run_torch(py ? py : "/usr/bin/python3", c, model, mode, batch, nt, iters, warmup, &tips_busy);
+            contend_stop();
+            ERR_GOTO(rc, rc);
+            printf("contention pytorch %s %s: %.2f images/s beside %ld busy processes = %.2fx of %.2f quiet\n", model,
+                   mode, tips_busy, contend, tips_busy / tips, tips);
+            printf("ratio diffood/pytorch beside %ld busy processes %s %s batch %ld threads %d: %.2fx\n", contend, model,
+                   mode, batch, nt, ips_busy / tips_busy);
+        }
     }
     fflush(stdout);
 fail:
+    contend_stop();
     if (b.unet) unet_net(b.unet)->prof = NULL;
     if (b.rn) resnet_net(b.rn)->prof = NULL;
     free(prof);

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 
 #include "common/err.h"
+#include "common/threads.h"
 
 #define CPU_ALIGN 64
 
@@ -31,9 +32,7 @@ cpu_state *cpu_state_get(ops_ctx *ctx) {
         err_set(ERR_NOMEM, "out of memory creating the CPU backend state");
         return NULL;
     }
-    int t = ctx->opt.threads;
-    if (t <= 0) t = omp_get_num_procs();
-    st->threads = t > 0 ? t : 1;
+    st->threads = thr_count(ctx->opt.threads);
     ctx->impl = st;
     ctx->fini = cpu_ctx_fini;
     return st;

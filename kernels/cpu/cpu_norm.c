@@ -31,7 +31,7 @@ static inline void cpu_affine_act_row(ops_act act, float *y, const float *x, flo
 }
 
 // The backward row loops, one copy per activation so that each vectorises (GCC does not
-// unswitch the activation test out of the loop by itself). G(z) is act'(z).
+// unswitch the activation test out of the loop by itself). G(z, d) is d * act'(z).
 #define CPU_NORM_BY_ACT(act, LOOP)                                                             \
     do {                                                                                       \
         if ((act) == OPS_ACT_SWISH) {                                                          \
@@ -43,12 +43,14 @@ static inline void cpu_affine_act_row(ops_act act, float *y, const float *x, flo
         }                                                                                      \
     } while (0)
 
-static inline float cpu_swish_grad(float z) {
+// G(z, d) = d * act'(z). ReLU's is a select of d (GCC 12 vectorises `z > 0 ? d : 0` but not
+// `d * (z > 0 ? 1 : 0)`: that form made the BatchNorm backward scalar, 20-50x slower).
+static inline float cpu_swish_grad(float z, float d) {
     float s = 1.0f / (1.0f + cpu_expf(-z));
-    return s * (1.0f + z * (1.0f - s));
+    return d * (s * (1.0f + z * (1.0f - s)));
 }
-static inline float cpu_relu_grad(float z) { return z > 0.0f ? 1.0f : 0.0f; }
-static inline float cpu_ident_grad(float z) { return 1.0f; }
+static inline float cpu_relu_grad(float z, float d) { return z > 0.0f ? d : 0.0f; }
+static inline float cpu_ident_grad(float z, float d) { return d; }
 
 // Sums of g = dy * act'(z) and g * xhat over a row, z = xhat * gamma + beta, xhat = (x - mean) * rstd.
 static inline void cpu_norm_row_sums(ops_act act, const float *dy, const float *x, float mean, float rstd, float gamma,
@@ -57,7 +59,7 @@ static inline void cpu_norm_row_sums(ops_act act, const float *dy, const float *
 #define CPU_SUMS_LOOP(G)                                                                       \
     _Pragma("omp simd reduction(+ : sg, sgx)") for (int i = 0; i < n; i++) {                   \
         float xh = (x[i] - mean) * rstd;                                                       \
-        float g = dy[i] * G(xh * gamma + beta);                                                \
+        float g = G(xh * gamma + beta, dy[i]);                                                 \
         sg += g;                                                                               \
         sgx += g * xh;                                                                         \
     }
@@ -75,7 +77,7 @@ static inline void cpu_norm_row_sums_g(ops_act act, float *restrict gout, const 
 #define CPU_SUMS_G_LOOP(G)                                                                     \
     _Pragma("omp simd reduction(+ : sg, sgx)") for (int i = 0; i < n; i++) {                   \
         float xh = (x[i] - mean) * rstd;                                                       \
-        float g = dy[i] * G(xh * gamma + beta);                                                \
+        float g = G(xh * gamma + beta, dy[i]);                                                 \
         gout[i] = g;                                                                           \
         sg += g;                                                                               \
         sgx += g * xh;                                                                         \
@@ -102,7 +104,7 @@ static inline void cpu_norm_row_dx(ops_act act, float *dx, const float *dy, cons
 #define CPU_DX_LOOP(G)                                                                         \
     _Pragma("omp simd") for (int i = 0; i < n; i++) {                                          \
         float xh = (x[i] - mean) * rstd;                                                       \
-        float g = dy[i] * G(xh * gamma + beta);                                                \
+        float g = G(xh * gamma + beta, dy[i]);                                                 \
         dx[i] += rstd * (gamma * g - c1 - xh * c2);                                            \
     }
     CPU_NORM_BY_ACT(act, CPU_DX_LOOP);
