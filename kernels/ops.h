@@ -40,13 +40,23 @@ static inline int ops_conv_out_w(const ops_conv_shape *s) { return (s->w + s->pa
 
 typedef struct ops_ctx ops_ctx;
 
+// TF32 (CUDA only; the CPU backend ignores both): two switches, as PyTorch has them.
+// * tf32: TF32 tensor-core math in cuDNN convolutions (torch.backends.cudnn.allow_tf32, on by
+//   default). Never FP16 down-conversion (kernels/cuda/cuda_conv.cu).
+// * tf32_matmul: TF32 in cuBLAS GEMMs, i.e. linear layers and attention
+//   (torch.backends.cuda.matmul.allow_tf32, off by default).
+// -1 (what ops_options_default gives) means: the environment variable DIFFOOD_CUDNN_TF32 or
+// DIFFOOD_CUBLAS_TF32 (0 or 1) when set, else the default above; ops_ctx_create resolves it
+// (ERR_USAGE for any other value of the variable). 0 or 1 set by the caller (parity checks) wins.
 typedef struct {
-    int threads;     // CPU threads (OpenMP and OpenBLAS); <= 0 = all cores
-    int tf32;        // CUDA: allow TF32 in float32 GEMM/convolution (1 default, 0 for parity tests)
+    int threads;      // CPU threads (OpenMP and OpenBLAS); <= 0 = all cores
+    int tf32;         // CUDA: TF32 in cuDNN convolutions (-1 environment/default, 0 off, 1 on)
+    int tf32_matmul;  // CUDA: TF32 in cuBLAS GEMMs (-1 environment/default, 0 off, 1 on)
     int device_index; // CUDA device ordinal
 } ops_options;
 
-// Default options: all cores, TF32 on, device 0.
+// Default options: all cores, both TF32 switches from the environment or PyTorch's defaults
+// (convolutions on, GEMMs off), device 0.
 ops_options ops_options_default(void);
 
 // Creates a context for `dev` (OPS_DEV_CUDA loads lib/libdiffood_cuda.so next to the executable
@@ -79,6 +89,10 @@ const char *ops_device_name(ops_device dev);
     X(axpy, (ops_ctx * ctx, float *y, float alpha, const float *x, size_t n), (ctx, y, alpha, x, n)) \
     /* y[i] = a * x[i] + b * z[i] (DDIM updates, noising) */                                       \
     X(axpby, (ops_ctx * ctx, float *y, float a, const float *x, float b, const float *z, size_t n), (ctx, y, a, x, b, z, n)) \
+    /* per row: y[r, j] = a[r] * x[r, j] + b[r] * z[r, j] for r < rows, j < per; a and b are HOST */ \
+    /* arrays of rows coefficients (noising a batch with one timestep per image in one launch); */ \
+    /* the same numbers as one axpby per row */                                                     \
+    X(axpby_rows, (ops_ctx * ctx, float *y, const float *a, const float *x, const float *b, const float *z, int rows, size_t per), (ctx, y, a, x, b, z, rows, per)) \
     /* y = act(x); y may alias x */                                                                \
     X(act_fwd, (ops_ctx * ctx, ops_act act, float *y, const float *x, size_t n), (ctx, act, y, x, n)) \
     /* dx += dy * act'(x) */                                                                       \
