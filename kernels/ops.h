@@ -10,6 +10,12 @@
 //   style): the caller zeroes gradient buffers once per step (ops_fill), and residual/skip
 //   branches need no extra adds.
 // * Every op returns 0 or a negative err.h code with a message (bad shape, device failure).
+//   Bad VALUES in device memory (embedding ids, cross-entropy labels) are checked on the device:
+//   the CPU reports them at the call, CUDA at the next synchronisation point of the context
+//   (ops_download or ops_sync: ERR_INPUT naming the op and the first bad value), so that no op
+//   waits for the GPU. Callers that must know read something back (every training step does).
+// * ops_upload returns once the host buffer may be reused (CUDA: copied into pinned staging and
+//   sent asynchronously); ops_download and ops_sync wait for the context's work.
 // * Results are deterministic for a fixed backend and thread count.
 //
 // The op list below is an X-macro: X(name, (parameters), (argument names)). It generates the
@@ -66,7 +72,9 @@ int ops_ctx_create(ops_ctx **out, ops_device dev, const ops_options *opt);
 void ops_ctx_destroy(ops_ctx *ctx);
 ops_device ops_ctx_device(const ops_ctx *ctx);
 // Parses "auto", "cpu", "cuda" into a context: auto uses CUDA when a GPU can be opened, the CPU
-// otherwise. ERR_USAGE for any other word, ERR_DEVICE for "cuda" without a usable GPU.
+// otherwise, with a warning (log_warn) naming what failed, unless there is simply no CUDA here (no
+// backend built, no GPU, no NVIDIA driver: a debug line then). ERR_USAGE for any other word (and
+// for a bad DIFFOOD_CUDNN_TF32 / DIFFOOD_CUBLAS_TF32), ERR_DEVICE for "cuda" without a usable GPU.
 int ops_ctx_create_named(ops_ctx **out, const char *name, const ops_options *opt);
 const char *ops_device_name(ops_device dev);
 
