@@ -1,7 +1,8 @@
 // Tests of what the CUDA backend loads and how it meets the host, all runnable without a GPU:
 // * every function the backend looks up with dlsym (kernels/cuda/cuda_dlsym.h, the table the
 //   backend itself is filled from) resolves in the real libcublas of CUDA_HOME, and the real
-//   lib/libdiffood_cuda.so loads it by its own soname and RPATH (ops_cuda_load_libraries);
+//   lib/libdiffood_cuda.so loads it by its own soname and RPATH, and cuDNN's sub-libraries
+//   (ops_cuda_load_libraries);
 // * --device auto falls back to the CPU with a warning naming what failed to load, and quietly
 //   when there is simply no CUDA here;
 // * the TF32 switches: through the emulated backend (kernels/cuda/emu/, whose cuDNN offers a
@@ -124,7 +125,7 @@ START_TEST(test_cuda_load_backend_loads_cublas) {
     ops_cuda_load_fn load = (ops_cuda_load_fn)dlsym(h, OPS_CUDA_LOAD_SYMBOL);
     err_clear();
     int rc = load();
-    ck_assert_msg(rc == 0, "%s could not load cuBLAS: %s", real_so, err_msg());
+    ck_assert_msg(rc == 0, "%s could not load cuBLAS or cuDNN's sub-libraries: %s", real_so, err_msg());
 }
 END_TEST
 

@@ -123,6 +123,28 @@ static void cuda_ctx_fini(ops_ctx *ctx) {
     ctx->fini = NULL;
 }
 
+// cuDNN 9's libcudnn.so.9 loads its sub-libraries (libcudnn_ops, libcudnn_cnn: the convolutions)
+// on first use; load and version-check them now, so that a missing one is an error of context
+// creation (which --device auto warns about) rather than of the first convolution.
+static int cuda_cudnn_sublibraries(void) {
+    cudnnStatus_t st = cudnnOpsVersionCheck();
+    if (st != CUDNN_STATUS_SUCCESS)
+        return cuda_err(ERR_DEVICE, "CUDA backend: cuDNN's libcudnn_ops does not load or match: %s",
+                        cudnnGetErrorString(st));
+    st = cudnnCnnVersionCheck();
+    if (st != CUDNN_STATUS_SUCCESS)
+        return cuda_err(ERR_DEVICE, "CUDA backend: cuDNN's libcudnn_cnn (convolutions) does not load or match: %s",
+                        cudnnGetErrorString(st));
+    return 0;
+}
+
+// Loads cuBLAS and resolves its table, and loads cuDNN's sub-libraries, without a GPU
+// (kernels/backend.h).
+extern "C" __attribute__((visibility("default"))) int ops_cuda_load_libraries(void) {
+    CUDA_TRY(cuda_cublas_load());
+    return cuda_cudnn_sublibraries();
+}
+
 // Opens the device and creates the handles; on failure everything made so far is released.
 static int cuda_ctx_open(ops_ctx *ctx, cuda_impl *im) {
     int count = 0;
@@ -153,6 +175,7 @@ static int cuda_ctx_open(ops_ctx *ctx, cuda_impl *im) {
     CUDA_CHECK(cudaSetDevice(im->device));
     CUDA_CHECK(cudaStreamCreateWithFlags(&im->stream, cudaStreamNonBlocking));
     CUDA_TRY(cuda_cublas_load());
+    CUDA_TRY(cuda_cudnn_sublibraries());
     CUBLAS_CHECK(cuda_blas.create(&im->cublas));
     CUBLAS_CHECK(cuda_blas.set_stream(im->cublas, im->stream));
     CUBLAS_CHECK(cuda_blas.set_math_mode(im->cublas, ctx->opt.tf32_matmul > 0 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
@@ -162,9 +185,6 @@ static int cuda_ctx_open(ops_ctx *ctx, cuda_impl *im) {
     CUDA_CHECK(cudaStreamSynchronize(im->stream));
     return 0;
 }
-
-// Loads cuBLAS and resolves its table without a GPU (kernels/backend.h).
-extern "C" __attribute__((visibility("default"))) int ops_cuda_load_libraries(void) { return cuda_cublas_load(); }
 
 // Also reachable as ctx->fini (what kernels/ops.c calls).
 extern "C" __attribute__((visibility("default"))) void ops_cuda_ctx_fini(ops_ctx *ctx) { cuda_ctx_fini(ctx); }

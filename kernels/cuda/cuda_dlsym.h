@@ -5,8 +5,10 @@
 //
 // The CUDA runtime and cuDNN are linked normally (lib/libdiffood_cuda.so is linked with
 // --no-undefined and loaded with RTLD_NOW, so a missing symbol there fails at dlopen, with the
-// library's name); cuBLAS is dlopened (libcublas.so.<CUBLAS_VER_MAJOR>: its 500 MB libcublasLt
-// is only loaded once a GPU has been found) and these are its functions.
+// library's name; cuDNN 9's own sub-libraries, which libcudnn.so.9 dlopens, are loaded and
+// version-checked by ops_cuda_load_libraries and at context creation); cuBLAS is dlopened
+// (libcublas.so.<CUBLAS_VER_MAJOR>: its 500 MB libcublasLt is only loaded once a GPU has been
+// found) and these are its functions.
 #ifndef DIFFOOD_CUDA_DLSYM_H
 #define DIFFOOD_CUDA_DLSYM_H
 

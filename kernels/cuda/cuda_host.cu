@@ -74,7 +74,7 @@ int cuda_sync_point(ops_ctx *ctx) {
 // too small. 0 with *off, 1 when the upload should go synchronously, or an error.
 static int cuda_stage_reserve(ops_ctx *ctx, size_t need, size_t *off) {
     cuda_impl *im = cuda_impl_of(ctx);
-    if (need > CUDA_STAGE_MAX) return 1;
+    if (need > CUDA_STAGE_MAX || im->stage_unavailable) return 1;
     if (need > im->stage_bytes) {
         size_t grow = im->stage_bytes ? im->stage_bytes : CUDA_STAGE_MIN;
         while (grow < need) grow *= 2;
@@ -84,8 +84,9 @@ static int cuda_stage_reserve(ops_ctx *ctx, size_t need, size_t *off) {
         im->stage = NULL;
         im->stage_bytes = im->stage_head = 0;
         if (cudaHostAlloc((void **)&im->stage, grow, cudaHostAllocDefault) != cudaSuccess) {
-            (void)cudaGetLastError(); // no pinned memory: stay synchronous
+            (void)cudaGetLastError(); // no pinned memory: stay synchronous, and do not ask again
             im->stage = NULL;
+            im->stage_unavailable = 1;
             return 1;
         }
         im->stage_bytes = grow;

@@ -82,6 +82,7 @@ typedef struct {
     cuda_stage_use stage_use[CUDA_STAGE_USES]; // uploads in flight, oldest first from stage_first
     cudaEvent_t stage_ev[CUDA_STAGE_USES];
     int stage_first, stage_count, stage_events;
+    int stage_unavailable; // cudaHostAlloc failed once: uploads stay synchronous
     cuda_conv_plan *plans; // convolution plans, one per (shape, tf32)
 } cuda_impl;
 
