@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "common/err.h"
 
@@ -364,5 +365,26 @@ int stage_input_key(const char *path, char key[HASH_HEX_LEN + 1]) {
 fail:
     free(k);
     ts_close(s);
+    return rc;
+}
+
+// --- files beside a store -----------------------------------------------------------------------
+
+int stage_side_path(const char *store, const char *suffix, char **out) {
+    size_t n = strlen(store);
+    while (n > 1 && store[n - 1] == '/') n--;
+    *out = malloc(n + strlen(suffix) + 1);
+    ERR_IF(!*out, ERR_NOMEM, "out of memory");
+    memcpy(*out, store, n);
+    strcpy(*out + n, suffix);
+    return 0;
+}
+
+int stage_side_remove(const char *store, const char *suffix) {
+    char *p = NULL;
+    ERR_TRY(stage_side_path(store, suffix, &p));
+    int rc = 0;
+    if (unlink(p) != 0 && errno != ENOENT) rc = err_set(ERR_IO, "%s: cannot remove the old file: %s", p, strerror(errno));
+    free(p);
     return rc;
 }

@@ -97,4 +97,15 @@ int stage_is_complete(ts_store *s);
 // the stage that makes it)" or no key), store errors.
 int stage_input_key(const char *path, char key[HASH_HEX_LEN + 1]);
 
+// --- files beside a store -------------------------------------------------------------------
+// Pictures and other files a stage derives from its store live BESIDE the store directory, never
+// inside it (a store directory holds the LMDB environment only): STORE + suffix, e.g.
+// "runs/x/denoiser.store.denoise.png" (trailing '/' of STORE dropped).
+
+// The path STORE + suffix, malloc'd into *out (caller frees). ERR_NOMEM.
+int stage_side_path(const char *store, const char *suffix, char **out);
+// Removes STORE + suffix if it exists (a fresh start of the store must not leave a file made
+// from its old content). ERR_IO naming the file when it is there and cannot be removed.
+int stage_side_remove(const char *store, const char *suffix);
+
 #endif

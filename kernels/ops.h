@@ -10,6 +10,12 @@
 //   style): the caller zeroes gradient buffers once per step (ops_fill), and residual/skip
 //   branches need no extra adds.
 // * Every op returns 0 or a negative err.h code with a message (bad shape, device failure).
+//   Bad VALUES in device memory (embedding ids, cross-entropy labels) are checked on the device:
+//   the CPU reports them at the call, CUDA at the next synchronisation point of the context
+//   (ops_download or ops_sync: ERR_INPUT naming the op and the first bad value), so that no op
+//   waits for the GPU. Callers that must know read something back (every training step does).
+// * ops_upload returns once the host buffer may be reused (CUDA: copied into pinned staging and
+//   sent asynchronously); ops_download and ops_sync wait for the context's work.
 // * Results are deterministic for a fixed backend and thread count.
 //
 // The op list below is an X-macro: X(name, (parameters), (argument names)). It generates the
@@ -40,13 +46,23 @@ static inline int ops_conv_out_w(const ops_conv_shape *s) { return (s->w + s->pa
 
 typedef struct ops_ctx ops_ctx;
 
+// TF32 (CUDA only; the CPU backend ignores both): two switches, as PyTorch has them.
+// * tf32: TF32 tensor-core math in cuDNN convolutions (torch.backends.cudnn.allow_tf32, on by
+//   default). Never FP16 down-conversion (kernels/cuda/cuda_conv.cu).
+// * tf32_matmul: TF32 in cuBLAS GEMMs, i.e. linear layers and attention
+//   (torch.backends.cuda.matmul.allow_tf32, off by default).
+// -1 (what ops_options_default gives) means: the environment variable DIFFOOD_CUDNN_TF32 or
+// DIFFOOD_CUBLAS_TF32 (0 or 1) when set, else the default above; ops_ctx_create resolves it
+// (ERR_USAGE for any other value of the variable). 0 or 1 set by the caller (parity checks) wins.
 typedef struct {
-    int threads;     // CPU threads (OpenMP and OpenBLAS); <= 0 = all cores
-    int tf32;        // CUDA: allow TF32 in float32 GEMM/convolution (1 default, 0 for parity tests)
+    int threads;      // CPU threads (OpenMP and OpenBLAS); <= 0 = all cores
+    int tf32;         // CUDA: TF32 in cuDNN convolutions (-1 environment/default, 0 off, 1 on)
+    int tf32_matmul;  // CUDA: TF32 in cuBLAS GEMMs (-1 environment/default, 0 off, 1 on)
     int device_index; // CUDA device ordinal
 } ops_options;
 
-// Default options: all cores, TF32 on, device 0.
+// Default options: all cores, both TF32 switches from the environment or PyTorch's defaults
+// (convolutions on, GEMMs off), device 0.
 ops_options ops_options_default(void);
 
 // Creates a context for `dev` (OPS_DEV_CUDA loads lib/libdiffood_cuda.so next to the executable
@@ -56,7 +72,9 @@ int ops_ctx_create(ops_ctx **out, ops_device dev, const ops_options *opt);
 void ops_ctx_destroy(ops_ctx *ctx);
 ops_device ops_ctx_device(const ops_ctx *ctx);
 // Parses "auto", "cpu", "cuda" into a context: auto uses CUDA when a GPU can be opened, the CPU
-// otherwise. ERR_USAGE for any other word, ERR_DEVICE for "cuda" without a usable GPU.
+// otherwise, with a warning (log_warn) naming what failed, unless there is simply no CUDA here (no
+// backend built, no GPU, no NVIDIA driver: a debug line then). ERR_USAGE for any other word (and
+// for a bad DIFFOOD_CUDNN_TF32 / DIFFOOD_CUBLAS_TF32), ERR_DEVICE for "cuda" without a usable GPU.
 int ops_ctx_create_named(ops_ctx **out, const char *name, const ops_options *opt);
 const char *ops_device_name(ops_device dev);
 
@@ -79,6 +97,10 @@ const char *ops_device_name(ops_device dev);
     X(axpy, (ops_ctx * ctx, float *y, float alpha, const float *x, size_t n), (ctx, y, alpha, x, n)) \
     /* y[i] = a * x[i] + b * z[i] (DDIM updates, noising) */                                       \
     X(axpby, (ops_ctx * ctx, float *y, float a, const float *x, float b, const float *z, size_t n), (ctx, y, a, x, b, z, n)) \
+    /* per row: y[r, j] = a[r] * x[r, j] + b[r] * z[r, j] for r < rows, j < per; a and b are HOST */ \
+    /* arrays of rows coefficients (noising a batch with one timestep per image in one launch); */ \
+    /* the same numbers as one axpby per row */                                                     \
+    X(axpby_rows, (ops_ctx * ctx, float *y, const float *a, const float *x, const float *b, const float *z, int rows, size_t per), (ctx, y, a, x, b, z, rows, per)) \
     /* y = act(x); y may alias x */                                                                \
     X(act_fwd, (ops_ctx * ctx, ops_act act, float *y, const float *x, size_t n), (ctx, act, y, x, n)) \
     /* dx += dy * act'(x) */                                                                       \

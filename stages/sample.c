@@ -45,7 +45,8 @@ static const cli_opt sample_opts[] = {
                         "denoiser, classifier, images and sampler; the samples store then holds only meta"},
     {"limit", "N", 0, "the first N images only (0 = all)"},
     {"shard", "I/N", 0, "the I-th of N disjoint contiguous parts of the images (join with dstore merge)"},
-    {"generate", "N", 0, "instead: N images from pure noise into --out (table generated, STORE/grid.png)"},
+    {"generate", "N", 0, "instead: N images from pure noise into --out (table generated; picture STORE.grid.png "
+                         "beside the store)"},
     {"label", "Y|null", 0, "with --generate: the class to generate, or null (unconditional); default null"},
     {"force", NULL, 0, "replace a store made with other parameters or inputs"},
     {0}};
@@ -289,16 +290,19 @@ static int sample_ctx(const cli_args *a, ops_ctx **ctx) {
 // --- pictures from pure noise (--generate) -----------------------------------------------------
 
 
-// Writes STORE/grid.png from the `generated` records 0..n-1 (10 per row).
+// The picture of --generate, beside its store (never inside the store directory).
+#define SAMPLE_PICTURE ".grid.png"
+
+// Writes STORE.grid.png from the `generated` records 0..n-1 (10 per row).
 static int sample_grid_png(ts_store *st, const char *out, int n, int ch, int size) {
     size_t per = (size_t)ch * size * size;
     png_grid_shape g = {(n + 9) / 10, n < 10 ? n : 10, ch, size, size, 2, 255};
     uint8_t *tiles = malloc(per * (size_t)n), *pic = malloc((size_t)ch * png_grid_height(&g) * png_grid_width(&g));
     const uint8_t **tp = malloc(sizeof(uint8_t *) * (size_t)n);
     float *f = malloc(sizeof(float) * per);
-    char *path = malloc(strlen(out) + 16);
+    char *path = NULL;
     int rc = 0;
-    ERR_GOTO_IF(rc, !tiles || !pic || !tp || !f || !path, ERR_NOMEM, "out of memory");
+    ERR_GOTO_IF(rc, !tiles || !pic || !tp || !f, ERR_NOMEM, "out of memory");
     for (int i = 0; i < n; i++) {
         ts_key k;
         ts_tensor t;
@@ -308,7 +312,7 @@ static int sample_grid_png(ts_store *st, const char *out, int n, int ch, int siz
         tp[i] = tiles + (size_t)i * per;
     }
     ERR_GOTO(rc, png_grid_compose(pic, &g, tp));
-    sprintf(path, "%s/grid.png", out);
+    ERR_GOTO(rc, stage_side_path(out, SAMPLE_PICTURE, &path));
     ERR_GOTO(rc, png_write(path, pic, ch, png_grid_height(&g), png_grid_width(&g)));
     log_info("%s: picture %s", out, path);
 fail:
@@ -379,6 +383,7 @@ static int sample_generate(const cli_args *a, const cfg *c) {
     ERR_GOTO_IF(rc, !buf || !labels, ERR_NOMEM, "out of memory");
     for (int i = 0; i < sc.batch; i++) labels[i] = y;
     ERR_GOTO(rc, stage_open_output(&st, out, &id, cli_has(a, "force"), &state));
+    if (state == STAGE_FRESH) ERR_GOTO(rc, stage_side_remove(out, SAMPLE_PICTURE)); // an older run's picture
     prog_begin("generate", (uint64_t)n);
     uint64_t computed = 0;
     for (long i0 = 0; i0 < n; i0 += sc.batch) {

@@ -21,6 +21,7 @@
 #include "common/cli.h"
 #include "common/err.h"
 #include "common/log.h"
+#include "common/png.h"
 #include "common/stage.h"
 #include "common/train/tr.h"
 #include "kernels/ops.h"
@@ -45,8 +46,30 @@ static const cli_spec train_spec = {
     "Trains the denoiser or the discriminator into a checkpoint store (tables param, ema, optim, buffer, "
     "best_param, best_buffer, log, val_loss, val_acc, grid). Checkpoints every checkpoint_every steps "
     "(classifier: every epoch), on SIGINT/SIGTERM (exit 3) and when the `minutes` budget is spent (the store "
-    "then stays incomplete: rerun to continue). The denoiser's picture is written to STORE/denoise.png.",
+    "then stays incomplete: rerun to continue). The denoiser's picture (table grid) is also written beside the "
+    "store as STORE.denoise.png.",
     train_opts, CLI_STD_ALL, 0, 0};
+
+// The denoiser's picture beside its store (never inside the store directory).
+#define TRAIN_PICTURE ".denoise.png"
+
+// Writes table `grid` key 0 (u8 C x H x W) of the store as STORE.denoise.png.
+static int train_picture(ts_store *s, const char *out) {
+    ts_key k;
+    ts_tensor t;
+    char *path = NULL;
+    ts_key_u64(&k, 0);
+    ERR_TRY(ts_get(s, "grid", &k, &t));
+    int rc = 0;
+    ERR_GOTO_IF(rc, t.dtype != TS_U8 || t.rank != 3, ERR_CORRUPT, "%s: table grid: not a u8 C x H x W picture", out);
+    ERR_GOTO(rc, stage_side_path(out, TRAIN_PICTURE, &path));
+    ERR_GOTO(rc, png_write(path, (const uint8_t *)t.data, (int)t.shape[0], (int)t.shape[1], (int)t.shape[2]));
+    log_info("%s: denoising picture (rows: images; columns: x0, then x_t and x0_hat for t = 120, 240, 360)", path);
+fail:
+    ts_tensor_free(&t);
+    free(path);
+    return rc;
+}
 
 // The parameters that determine the checkpoint: sections as the config's own canonical text,
 // embedded as raw JSON (never parsed into cJSON doubles: seeds above 2^53 stay distinct).
@@ -206,6 +229,7 @@ int main(int argc, char **argv) {
     ERR_GOTO(rc, cfg_canonical(c, "", &config_text));
 
     ERR_GOTO(rc, stage_open_output(&s, out, &id, force, &st));
+    if (st == STAGE_FRESH) ERR_GOTO(rc, stage_side_remove(out, TRAIN_PICTURE)); // an older run's picture
     ts_set_zstd_level(s, 1);
     log_info("%s: %s, %s on %lld images of %d x %d x %d (%s, %s)", out, stage_state_name(st), model,
              (long long)train.n, train.c, train.h, train.w, data, ops_device_name(ops_ctx_device(ctx)));
@@ -214,6 +238,7 @@ int main(int argc, char **argv) {
         ERR_GOTO(rc, tr_diffusion_run(&env, &res));
     else
         ERR_GOTO(rc, tr_classifier_run(&env, &res));
+    if (res.complete && strcmp(model, "diffusion") == 0) ERR_GOTO(rc, train_picture(s, out));
     if (res.complete) ERR_GOTO(rc, stage_mark_complete(s));
     ERR_GOTO(rc, train_summary(res.complete ? "ok" : "budget spent", out, model, &res));
 fail:

@@ -427,8 +427,10 @@ START_TEST(test_sample_generate) {
     ck_assert_int_eq(tu_run("sample", a, NULL), 0);
     ck_assert_uint_eq(count_records(out, "generated"), 6);
     char p[600];
-    snprintf(p, sizeof p, "%s/grid.png", out);
+    snprintf(p, sizeof p, "%s.grid.png", out); // beside the store, never inside it
     ck_assert_int_eq(access(p, R_OK), 0);
+    snprintf(p, sizeof p, "%s/grid.png", out);
+    ck_assert_int_eq(access(p, F_OK), -1);
     ck_assert_int_eq(tu_run("sample", a, NULL), 0);
     ck_assert_ptr_nonnull(strstr(last_stderr(), "up to date"));
     const char *b[] = {"--generate", "2", "--label", "10", "--denoiser", fx_path("den.store"), "--out",

@@ -51,7 +51,8 @@ START_TEST(test_diffusion_loss_falls) {
     rows = trt_read_rows(out, "val_loss", 10, &n);
     ck_assert_int_eq(n, 2);
     free(rows);
-    ck_assert_int_eq(access(trt_path("ck/denoise.png"), R_OK), 0);
+    ck_assert_int_eq(access(trt_path("ck.denoise.png"), R_OK), 0); // beside the store
+    ck_assert_int_eq(access(trt_path("ck/denoise.png"), F_OK), -1);  // never inside it
     ck_assert_ptr_nonnull(strstr(trt_stdout(), "\"complete\":true"));
 }
 END_TEST
@@ -169,6 +170,14 @@ START_TEST(test_diffusion_budget_up_to_date_conflict) {
                           "train_diffusion.seed=9007199254740993", NULL};
     ck_assert_msg(trt_run(big1) == 2, "seed 2^53 + 1 was taken for seed 2^53: %s", trt_stdout());
     ck_assert_ptr_nonnull(strstr(trt_stderr(), "9007199254740993"));
+    // a forced fresh start removes the replaced run's picture (beside the store): while the new
+    // run is incomplete there is none
+    ck_assert_int_eq(access(trt_path("ck.denoise.png"), R_OK), 0);
+    const char *forced2[] = {DIFF_ARGS(trt_path("data"), out), "--set", "train_diffusion.steps=12", "--set",
+                             "train_diffusion.lr=1e-4", "--set", "train_diffusion.minutes=0.00001", "--force", NULL};
+    ck_assert_int_eq(trt_run(forced2), 0);
+    ck_assert_ptr_nonnull(strstr(trt_stdout(), "\"complete\":false"));
+    ck_assert_int_eq(access(trt_path("ck.denoise.png"), F_OK), -1);
 }
 END_TEST
 

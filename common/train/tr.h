@@ -189,7 +189,7 @@ void tr_meter_end(tr_meter *m, long step, long steps, tr_result *res);
 // The run's surroundings, filled by the stage.
 typedef struct {
     ts_store *out;           // the checkpoint store, opened by stage_open_output
-    const char *out_path;    // for messages and the PNG (STORE/denoise.png)
+    const char *out_path;    // for messages
     ops_ctx *ctx;
     const struct cfg *root;  // the effective configuration
     const char *config_text; // its canonical text (meta `config`)
@@ -209,7 +209,8 @@ int tr_ckpt_step(const tr_env *env, long total, long *step);
 // Trains (or continues training) the denoiser of config sections unet, diffusion and
 // train_diffusion; checkpoints every checkpoint_every steps, at the end, on SIGINT/SIGTERM
 // (then returns ERR_INTERRUPTED) and when `minutes` are spent (then complete = 0). At the end
-// writes the grid picture (table `grid`, STORE/denoise.png). ERR_CONFIG naming a bad key,
+// writes the grid picture into the store (table `grid`; library code writes no files: the train
+// stage draws it beside the store as STORE.denoise.png). ERR_CONFIG naming a bad key,
 // store/device errors.
 int tr_diffusion_run(const tr_env *env, tr_result *res);
 // The same for the ResNet-18 classifier (sections resnet, train_classifier); validation after

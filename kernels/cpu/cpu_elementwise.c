@@ -1,4 +1,4 @@
-// cpu_elementwise: fill, add, scale, axpy, axpby and the activations (forward and backward) on
+// cpu_elementwise: fill, add, scale, axpy, axpby (per row too) and the activations (forward and backward) on
 // the CPU: OpenMP over the elements (static schedule), vectorisable inner loops.
 #include "kernels/cpu/cpu_internal.h"
 
@@ -38,6 +38,16 @@ int cpu_axpy(ops_ctx *ctx, float *y, float alpha, const float *x, size_t n) {
 
 int cpu_axpby(ops_ctx *ctx, float *y, float a, const float *x, float b, const float *z, size_t n) {
     CPU_FOR(ctx, n, y[i] = a * x[i] + b * z[i]);
+    return 0;
+}
+
+int cpu_axpby_rows(ops_ctx *ctx, float *y, const float *a, const float *x, const float *b, const float *z, int rows,
+                   size_t per) {
+    if (rows < 0) return err_set(ERR_USAGE, "axpby_rows: negative row count %d", rows);
+    for (int r = 0; r < rows; r++) {
+        size_t o = (size_t)r * per;
+        cpu_axpby(ctx, y + o, a[r], x + o, b[r], z + o, per);
+    }
     return 0;
 }
 

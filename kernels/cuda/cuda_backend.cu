@@ -46,7 +46,7 @@ const char *cuda_cublas_string(cublasStatus_t st) {
 
 #define CUDA_STR2(x) #x
 #define CUDA_STR(x) CUDA_STR2(x)
-#define CUDA_CUBLAS_SONAME "libcublas.so." CUDA_STR(CUBLAS_VER_MAJOR)
+#define CUDA_CUBLAS_SONAME CUDA_CUBLAS_SONAME_PREFIX CUDA_STR(CUBLAS_VER_MAJOR)
 
 cuda_cublas_api cuda_blas;
 static pthread_once_t cuda_blas_once = PTHREAD_ONCE_INIT;
@@ -85,19 +85,13 @@ static void cuda_cublas_load_once(void) {
     if (!h) return;
     cuda_cublas_api a;
     int missing = 0;
-#define CUDA_BLAS_SYM(field, name)                                    \
-    a.field = (decltype(a.field))dlsym(h, name);                     \
+#define CUDA_BLAS_SYM(field, fn)                                      \
+    a.field = (decltype(a.field))dlsym(h, #fn);                      \
     if (!a.field && !missing) {                                      \
         missing = 1;                                                 \
-        snprintf(cuda_blas_error, sizeof cuda_blas_error, "%s lacks %s", CUDA_CUBLAS_SONAME, name); \
+        snprintf(cuda_blas_error, sizeof cuda_blas_error, "%s lacks %s", CUDA_CUBLAS_SONAME, #fn); \
     }
-    CUDA_BLAS_SYM(create, "cublasCreate_v2")
-    CUDA_BLAS_SYM(destroy, "cublasDestroy_v2")
-    CUDA_BLAS_SYM(set_stream, "cublasSetStream_v2")
-    CUDA_BLAS_SYM(set_math_mode, "cublasSetMathMode")
-    CUDA_BLAS_SYM(sgemm, "cublasSgemm_v2")
-    CUDA_BLAS_SYM(sgemm_strided_batched, "cublasSgemmStridedBatched")
-    CUDA_BLAS_SYM(status_string, "cublasGetStatusString")
+    CUDA_CUBLAS_SYMBOLS(CUDA_BLAS_SYM)
 #undef CUDA_BLAS_SYM
     if (missing) return; // the handle stays open: harmless, and dlclose of CUDA libraries is not
     cuda_blas = a;
@@ -120,7 +114,7 @@ static void cuda_ctx_fini(ops_ctx *ctx) {
     if (im->stream) cudaStreamSynchronize(im->stream);
     cuda_conv_plans_free(im);
     if (im->ws) cudaFree(im->ws);
-    if (im->flag) cudaFree(im->flag);
+    cuda_host_fini(im);
     if (im->cudnn) cudnnDestroy(im->cudnn);
     if (im->cublas) cuda_blas.destroy(im->cublas);
     if (im->stream) cudaStreamDestroy(im->stream);
@@ -129,14 +123,49 @@ static void cuda_ctx_fini(ops_ctx *ctx) {
     ctx->fini = NULL;
 }
 
+// cuDNN 9's libcudnn.so.9 loads its sub-libraries (libcudnn_ops, libcudnn_cnn: the convolutions)
+// on first use; load and version-check them now, so that a missing one is an error of context
+// creation (which --device auto warns about) rather than of the first convolution.
+static int cuda_cudnn_sublibraries(void) {
+    cudnnStatus_t st = cudnnOpsVersionCheck();
+    if (st != CUDNN_STATUS_SUCCESS)
+        return cuda_err(ERR_DEVICE, "CUDA backend: cuDNN's libcudnn_ops does not load or match: %s",
+                        cudnnGetErrorString(st));
+    st = cudnnCnnVersionCheck();
+    if (st != CUDNN_STATUS_SUCCESS)
+        return cuda_err(ERR_DEVICE, "CUDA backend: cuDNN's libcudnn_cnn (convolutions) does not load or match: %s",
+                        cudnnGetErrorString(st));
+    return 0;
+}
+
+// Loads cuBLAS and resolves its table, and loads cuDNN's sub-libraries, without a GPU
+// (kernels/backend.h).
+extern "C" __attribute__((visibility("default"))) int ops_cuda_load_libraries(void) {
+    CUDA_TRY(cuda_cublas_load());
+    return cuda_cudnn_sublibraries();
+}
+
 // Opens the device and creates the handles; on failure everything made so far is released.
 static int cuda_ctx_open(ops_ctx *ctx, cuda_impl *im) {
     int count = 0;
     cudaError_t e = cudaGetDeviceCount(&count);
-    if (e != cudaSuccess)
-        return cuda_err(ERR_DEVICE, "no usable CUDA GPU: cudaGetDeviceCount: %s (%s); use --device cpu",
-                        cudaGetErrorString(e), cudaGetErrorName(e));
-    if (count <= 0) return cuda_err(ERR_DEVICE, "no usable CUDA GPU: no CUDA device found; use --device cpu");
+    if (e != cudaSuccess) {
+        // No GPU, or no NVIDIA driver at all (the runtime then says "driver insufficient"): a
+        // machine without CUDA, where --device auto falls back quietly. A driver that is there but
+        // too old, or any other failure, is worth a warning.
+        char driver[600] = "";
+        if (e == cudaErrorNoDevice) ctx->no_device = 1;
+        if (e == cudaErrorInsufficientDriver && !dlopen("libcuda.so.1", RTLD_LAZY | RTLD_LOCAL)) {
+            ctx->no_device = 1;
+            snprintf(driver, sizeof driver, "; no NVIDIA driver here (%s)", dlerror());
+        }
+        return cuda_err(ERR_DEVICE, "no usable CUDA GPU: cudaGetDeviceCount: %s (%s)%s; use --device cpu",
+                        cudaGetErrorString(e), cudaGetErrorName(e), driver);
+    }
+    if (count <= 0) {
+        ctx->no_device = 1;
+        return cuda_err(ERR_DEVICE, "no usable CUDA GPU: no CUDA device found; use --device cpu");
+    }
     if (ctx->opt.device_index < 0 || ctx->opt.device_index >= count)
         return cuda_err(ERR_DEVICE, "CUDA device %d does not exist (this machine has %d)",
                         ctx->opt.device_index, count);
@@ -146,13 +175,13 @@ static int cuda_ctx_open(ops_ctx *ctx, cuda_impl *im) {
     CUDA_CHECK(cudaSetDevice(im->device));
     CUDA_CHECK(cudaStreamCreateWithFlags(&im->stream, cudaStreamNonBlocking));
     CUDA_TRY(cuda_cublas_load());
+    CUDA_TRY(cuda_cudnn_sublibraries());
     CUBLAS_CHECK(cuda_blas.create(&im->cublas));
     CUBLAS_CHECK(cuda_blas.set_stream(im->cublas, im->stream));
-    CUBLAS_CHECK(cuda_blas.set_math_mode(im->cublas, ctx->opt.tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
+    CUBLAS_CHECK(cuda_blas.set_math_mode(im->cublas, ctx->opt.tf32_matmul > 0 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
     CUDNN_CHECK(cudnnCreate(&im->cudnn));
     CUDNN_CHECK(cudnnSetStream(im->cudnn, im->stream));
-    CUDA_CHECK(cudaMalloc((void **)&im->flag, sizeof(int)));
-    CUDA_CHECK(cudaMemsetAsync(im->flag, 0, sizeof(int), im->stream));
+    CUDA_TRY(cuda_host_init(ctx));
     CUDA_CHECK(cudaStreamSynchronize(im->stream));
     return 0;
 }
@@ -196,16 +225,6 @@ int cuda_workspace(ops_ctx *ctx, size_t bytes, void **out) {
     return 0;
 }
 
-int cuda_flag_read(ops_ctx *ctx, int *bad) {
-    cuda_impl *im = cuda_impl_of(ctx);
-    int v = 0;
-    CUDA_CHECK(cudaMemcpyAsync(&v, im->flag, sizeof v, cudaMemcpyDeviceToHost, im->stream));
-    CUDA_CHECK(cudaStreamSynchronize(im->stream));
-    if (v) CUDA_CHECK(cudaMemsetAsync(im->flag, 0, sizeof(int), im->stream));
-    *bad = v;
-    return 0;
-}
-
 // --- memory -----------------------------------------------------------------------------------
 
 int cuda_alloc(ops_ctx *ctx, void **p, size_t bytes) {
@@ -227,31 +246,9 @@ int cuda_free(ops_ctx *ctx, void *p) {
     return 0;
 }
 
-int cuda_upload(ops_ctx *ctx, void *dst, const void *host_src, size_t bytes) {
-    if (!bytes) return 0;
-    cudaStream_t st = cuda_impl_of(ctx)->stream;
-    CUDA_CHECK(cudaMemcpyAsync(dst, host_src, bytes, cudaMemcpyHostToDevice, st));
-    CUDA_CHECK(cudaStreamSynchronize(st)); // the host buffer may be reused at once
-    return 0;
-}
-
-int cuda_download(ops_ctx *ctx, void *host_dst, const void *src, size_t bytes) {
-    if (!bytes) return 0;
-    cudaStream_t st = cuda_impl_of(ctx)->stream;
-    CUDA_CHECK(cudaMemcpyAsync(host_dst, src, bytes, cudaMemcpyDeviceToHost, st));
-    CUDA_CHECK(cudaStreamSynchronize(st));
-    return 0;
-}
-
 int cuda_copy(ops_ctx *ctx, void *dst, const void *src, size_t bytes) {
     if (!bytes || dst == src) return 0;
     CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, cuda_impl_of(ctx)->stream));
-    return 0;
-}
-
-int cuda_sync(ops_ctx *ctx) {
-    CUDA_CHECK(cudaStreamSynchronize(cuda_impl_of(ctx)->stream));
-    CUDA_CHECK(cudaGetLastError());
     return 0;
 }
 

@@ -6,9 +6,15 @@
 // (cudnnGet*Algorithm_v7): the choice depends only on the shape and the GPU, so two runs give
 // the same numbers bit for bit (the stage contract's resume guarantee). DIFFOOD_CUDNN_FIND=1
 // benchmarks instead (cudnnFind*Algorithm: often faster, but the choice, and so the rounding,
-// may differ from run to run). With tf32 off only FMA-math algorithms are accepted and the descriptor's math type
-// is CUDNN_FMA_MATH; with tf32 on it is the found algorithm's (tensor-op math allowed, including
-// CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION). Backward directions prefer deterministic algorithms.
+// may differ from run to run).
+//
+// Math types (ops_options.tf32, PyTorch's torch.backends.cudnn.allow_tf32): the descriptor is
+// queried with CUDNN_TENSOR_OP_MATH when tf32 is on (tensor cores in TF32 for float32 data, no
+// down-conversion) and CUDNN_FMA_MATH when it is off, and each direction then runs with the
+// chosen algorithm's own math type (CUDNN_FMA_MATH when tf32 is off). An algorithm whose math
+// type is CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION is never accepted: it lets cuDNN convert float32
+// to FP16 (activations overflow, small gradients flush to zero). With tf32 off, tensor-op
+// algorithms are rejected too. Backward directions prefer deterministic algorithms.
 // Workspaces come from the context's arena, at most CUDA_CONV_WS_MAX bytes per algorithm.
 //
 // Asymmetric padding (the UNet's Downsample pads right/bottom by one): cuDNN only pads
@@ -43,6 +49,11 @@ void cuda_conv_plans_free(cuda_impl *im) {
     im->plans = NULL;
 }
 
+// The math type the descriptor has while cuDNN is asked for algorithms.
+static cudnnMathType_t cuda_query_math(const cuda_conv_plan *p) {
+    return p->tf32 ? CUDNN_TENSOR_OP_MATH : CUDNN_FMA_MATH;
+}
+
 static int cuda_plan_describe(ops_ctx *ctx, cuda_conv_plan *p) {
     const ops_conv_shape *s = &p->s;
     int ho = ops_conv_out_h(s), wo = ops_conv_out_w(s);
@@ -56,7 +67,7 @@ static int cuda_plan_describe(ops_ctx *ctx, cuda_conv_plan *p) {
     int ph = p->padded ? 0 : s->pad_t, pw = p->padded ? 0 : s->pad_l;
     CUDNN_CHECK(cudnnSetConvolution2dDescriptor(p->conv_desc, ph, pw, s->stride, s->stride, 1, 1,
                                                 CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
-    CUDNN_CHECK(cudnnSetConvolutionMathType(p->conv_desc, p->tf32 ? CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION : CUDNN_FMA_MATH));
+    CUDNN_CHECK(cudnnSetConvolutionMathType(p->conv_desc, cuda_query_math(p)));
     int dn, dc, dh, dw;
     CUDNN_CHECK(cudnnGetConvolution2dForwardOutputDim(p->conv_desc, p->x_desc, p->w_desc, &dn, &dc, &dh, &dw));
     if (dn != s->n || dc != s->c_out || dh != ho || dw != wo)
@@ -99,10 +110,12 @@ static int cuda_plan_get(ops_ctx *ctx, const ops_conv_shape *s, cuda_conv_plan *
     return 0;
 }
 
-// Is a found algorithm acceptable: ran, fits the workspace cap, obeys tf32 off.
+// Is a found algorithm acceptable: ran, fits the workspace cap, never down-converts float32, and
+// uses no tensor cores when tf32 is off.
 static int cuda_perf_ok(cudnnStatus_t st, size_t mem, cudnnMathType_t math, int tf32) {
     if (st != CUDNN_STATUS_SUCCESS || mem > CUDA_CONV_WS_MAX) return 0;
-    if (!tf32 && (math == CUDNN_TENSOR_OP_MATH || math == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION)) return 0;
+    if (math == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION) return 0;
+    if (!tf32 && math == CUDNN_TENSOR_OP_MATH) return 0;
     return 1;
 }
 
@@ -135,6 +148,7 @@ static int cuda_plan_fwd(ops_ctx *ctx, cuda_conv_plan *p) {
     cudnnConvolutionFwdAlgoPerf_t perf[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
     int count = 0, idx;
     cudnnHandle_t h = cuda_impl_of(ctx)->cudnn;
+    CUDNN_CHECK(cudnnSetConvolutionMathType(p->conv_desc, cuda_query_math(p))); // another direction may have changed it
     if (cuda_use_find())
         CUDNN_CHECK(cudnnFindConvolutionForwardAlgorithm(h, p->x_desc, p->w_desc, p->conv_desc, p->y_desc,
                                                          CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &count, perf));
@@ -157,6 +171,7 @@ static int cuda_plan_bwd_data(ops_ctx *ctx, cuda_conv_plan *p) {
     cudnnConvolutionBwdDataAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
     int count = 0, idx;
     cudnnHandle_t h = cuda_impl_of(ctx)->cudnn;
+    CUDNN_CHECK(cudnnSetConvolutionMathType(p->conv_desc, cuda_query_math(p))); // another direction may have changed it
     if (cuda_use_find())
         CUDNN_CHECK(cudnnFindConvolutionBackwardDataAlgorithm(h, p->w_desc, p->y_desc, p->conv_desc, p->x_desc,
                                                               CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, &count, perf));
@@ -179,6 +194,7 @@ static int cuda_plan_bwd_filter(ops_ctx *ctx, cuda_conv_plan *p) {
     cudnnConvolutionBwdFilterAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT];
     int count = 0, idx;
     cudnnHandle_t h = cuda_impl_of(ctx)->cudnn;
+    CUDNN_CHECK(cudnnSetConvolutionMathType(p->conv_desc, cuda_query_math(p))); // another direction may have changed it
     if (cuda_use_find())
         CUDNN_CHECK(cudnnFindConvolutionBackwardFilterAlgorithm(h, p->x_desc, p->y_desc, p->conv_desc, p->w_desc,
                                                                 CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, &count, perf));

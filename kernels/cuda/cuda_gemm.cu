@@ -1,6 +1,7 @@
 // cuda_gemm: row-major GEMMs on cuBLAS (column-major) for bmm and linear. TF32 tensor-core math
-// follows ctx->opt.tf32 (set on the handle at context creation: CUBLAS_TF32_TENSOR_OP_MATH or
-// CUBLAS_DEFAULT_MATH). Bias sums use the deterministic reduction of cuda_shape.cu.
+// follows ctx->opt.tf32_matmul, not the convolutions' tf32 (set on the handle at context creation:
+// CUBLAS_TF32_TENSOR_OP_MATH or CUBLAS_DEFAULT_MATH; off by default, as PyTorch's
+// torch.backends.cuda.matmul.allow_tf32). Bias sums use the deterministic reduction of cuda_shape.cu.
 #include "kernels/cuda/cuda_internal.h"
 
 // Row-major C (M, N) = op(A) (M, K) op(B) (K, N) is column-major C^T (N, M) = op(B)^T op(A)^T:

@@ -19,6 +19,7 @@
 #include <stdint.h>
 
 #include "kernels/backend.h"
+#include "kernels/cuda/cuda_dlsym.h"
 
 extern "C" {
 #include "common/err.h"
@@ -44,6 +45,27 @@ typedef struct cuda_conv_plan {
     struct cuda_conv_plan *next;
 } cuda_conv_plan;
 
+// Deferred input checks (cuda_host.cu): a kernel that validates device data (ids, labels) gets
+// one 64-bit device word per launch and atomicMax'es cuda_flag_value(n, i, v) into it for a bad
+// value v at position i of n, so the word names the first bad position and its value. The words
+// are read at the next synchronisation point (cuda_sync_point: ops_sync, ops_download, or when
+// every word is in use), never at the launch: no host stall per call.
+#define CUDA_FLAG_SLOTS 64
+typedef enum { CUDA_FLAG_ID, CUDA_FLAG_LABEL } cuda_flag_kind;
+typedef struct {
+    const char *op;      // the op that launched the check
+    cuda_flag_kind kind; // id (0..limit-1) or label (limit classes)
+    int n, limit;
+} cuda_flag_use;
+
+// Staged uploads (cuda_host.cu): the host data is copied into a ring of pinned memory and sent
+// with cudaMemcpyAsync, so ops_upload returns at once (the caller may reuse its buffer); a part of
+// the ring is reused only after the event recorded behind its copy has completed.
+#define CUDA_STAGE_USES 64
+typedef struct {
+    size_t off, len;
+} cuda_stage_use;
+
 typedef struct {
     int device;
     cudaStream_t stream;
@@ -51,7 +73,16 @@ typedef struct {
     cudnnHandle_t cudnn;
     void *ws;          // workspace arena (cuDNN workspaces, padded copies, reduction partials)
     size_t ws_bytes;
-    int *flag;         // one device int: kernels report bad input (ids out of range) here
+    unsigned long long *flags;  // CUDA_FLAG_SLOTS device words of deferred input checks
+    unsigned long long flag_host[CUDA_FLAG_SLOTS];
+    cuda_flag_use flag_use[CUDA_FLAG_SLOTS];
+    int flag_used;     // words handed out since the last check
+    char *stage;       // pinned staging ring (NULL: uploads go synchronously from the caller's memory)
+    size_t stage_bytes, stage_head;
+    cuda_stage_use stage_use[CUDA_STAGE_USES]; // uploads in flight, oldest first from stage_first
+    cudaEvent_t stage_ev[CUDA_STAGE_USES];
+    int stage_first, stage_count, stage_events;
+    int stage_unavailable; // cudaHostAlloc failed once: uploads stay synchronous
     cuda_conv_plan *plans; // convolution plans, one per (shape, tf32)
 } cuda_impl;
 
@@ -61,18 +92,16 @@ static inline cuda_impl *cuda_impl_of(ops_ctx *ctx) { return (cuda_impl *)ctx->i
 // --- cuBLAS, loaded at run time ----------------------------------------------------------------
 // libcublas (and the 500 MB libcublasLt behind it) take ~0.4 s to load, so the shared object does
 // not link them: cuda_cublas_load() dlopens libcublas.so.<major> once a GPU has been found (the
-// .so's RPATH finds it) and fills cuda_blas. Use cuda_blas.sgemm etc., never cublas* directly.
+// .so's RPATH finds it) and fills cuda_blas from the table of cuda_dlsym.h. Use cuda_blas.sgemm
+// etc., never cublas* directly.
 typedef struct {
-    decltype(&cublasCreate_v2) create;
-    decltype(&cublasDestroy_v2) destroy;
-    decltype(&cublasSetStream_v2) set_stream;
-    decltype(&cublasSetMathMode) set_math_mode;
-    decltype(&cublasSgemm_v2) sgemm;
-    decltype(&cublasSgemmStridedBatched) sgemm_strided_batched;
-    decltype(&cublasGetStatusString) status_string;
+#define CUDA_BLAS_FIELD(field, fn) decltype(&fn) field;
+    CUDA_CUBLAS_SYMBOLS(CUDA_BLAS_FIELD)
+#undef CUDA_BLAS_FIELD
 } cuda_cublas_api;
 extern cuda_cublas_api cuda_blas;
-// Loads cuBLAS (once per process; thread-safe). 0 or ERR_DEVICE naming the library and dlerror.
+// Loads cuBLAS (once per process; thread-safe). 0 or ERR_DEVICE naming the library and dlerror,
+// or the first symbol of the table it lacks.
 int cuda_cublas_load(void);
 
 // --- errors -----------------------------------------------------------------------------------
@@ -142,8 +171,21 @@ static inline unsigned cuda_blocks(size_t n) {
 // Workspace arena: returns at least `bytes` of device scratch valid until the next call that
 // asks for workspace on the same context (grows by reallocation, after a stream sync).
 int cuda_workspace(ops_ctx *ctx, size_t bytes, void **out);
-// Reads the device flag (synchronising the stream) and resets it; *bad = its value.
-int cuda_flag_read(ops_ctx *ctx, int *bad);
+// The device word for one checking launch of `op` over n values (ids in 0..limit-1, or labels
+// of `limit` classes). When every word is in use, checks them first (a synchronisation point).
+int cuda_flag_slot(ops_ctx *ctx, const char *op, cuda_flag_kind kind, int n, int limit, unsigned long long **slot);
+// What a kernel atomicMax'es into its word for bad value v at position i of n (the first bad
+// position gives the largest word).
+__device__ __forceinline__ unsigned long long cuda_flag_value(int n, int i, int v) {
+    return ((unsigned long long)(unsigned)(n - i) << 32) | (unsigned)v;
+}
+// A synchronisation point: waits for the stream, then reads the words of the launches since the
+// last one: ERR_INPUT naming the first bad value of the first launch that found one (the words
+// are reset, the context stays usable), else 0.
+int cuda_sync_point(ops_ctx *ctx);
+// Context setup and teardown of the flags and the staging ring (cuda_host.cu).
+int cuda_host_init(ops_ctx *ctx);
+void cuda_host_fini(cuda_impl *im);
 
 // --- device helpers shared by the kernels -----------------------------------------------------
 

@@ -80,14 +80,14 @@ int cuda_mse_sum_loss(ops_ctx *ctx, float *loss, float *dpred, const float *pred
 // --- softmax cross-entropy: one block per row -------------------------------------------------
 
 __global__ void cuda_xent_row_k(double *part, float *dlogits, const float *logits, const int32_t *labels, int n, int k,
-                                int *flag) {
+                                unsigned long long *flag) {
     __shared__ double sh[CUDA_THREADS];
     int r = blockIdx.x;
     const float *z = logits + (size_t)r * k;
     int lab = labels[r];
     if (lab < 0 || lab >= k) { // uniform across the block: no barrier is skipped by some threads only
         if (threadIdx.x == 0) {
-            atomicMax(flag, n - r);
+            atomicMax(flag, cuda_flag_value(n, r, lab));
             part[r] = 0.0;
         }
         return;
@@ -112,17 +112,12 @@ int cuda_softmax_xent_loss(ops_ctx *ctx, float *loss, float *dlogits, const floa
                            int k) {
     CUDA_SHAPE_IF(n <= 0 || k <= 0, "softmax_xent_loss: invalid shape n=%d k=%d (both must be > 0)", n, k);
     void *ws;
+    unsigned long long *flag;
     CUDA_TRY(cuda_workspace(ctx, (size_t)n * sizeof(double), &ws));
+    CUDA_TRY(cuda_flag_slot(ctx, "softmax_xent_loss", CUDA_FLAG_LABEL, n, k, &flag));
     cuda_xent_row_k<<<(unsigned)n, CUDA_THREADS, 0, CUDA_STREAM(ctx)>>>((double *)ws, dlogits, logits, labels, n, k,
-                                                                        cuda_impl_of(ctx)->flag);
+                                                                        flag);
     CUDA_LAUNCHED("cuda_xent_row_k");
-    CUDA_TRY(cuda_partials_final(ctx, loss, (const double *)ws, n, 1.0 / n));
-    int bad;
-    CUDA_TRY(cuda_flag_read(ctx, &bad));
-    if (bad) {
-        int r = n - bad, lab = 0;
-        CUDA_CHECK(cudaMemcpy(&lab, labels + r, sizeof lab, cudaMemcpyDeviceToHost));
-        return cuda_err(ERR_INPUT, "softmax_xent_loss: label %d of row %d is outside the %d classes", lab, r, k);
-    }
-    return 0;
+    // a label out of range is reported at the next synchronisation point (cuda_sync_point)
+    return cuda_partials_final(ctx, loss, (const double *)ws, n, 1.0 / n);
 }

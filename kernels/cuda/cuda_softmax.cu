@@ -51,15 +51,15 @@ int cuda_softmax_bwd(ops_ctx *ctx, float *dx, const float *dy, const float *y, i
 
 // --- embedding --------------------------------------------------------------------------------
 
-// A bad id at position i raises the flag to at least n - i, so the flag names the first one.
+// A bad id raises the launch's flag word (cuda_flag_value): the word names the first one.
 __global__ void cuda_embedding_fwd_k(float *y, const float *table, const int32_t *ids, int n, int rows, int dim,
-                                     int *flag) {
+                                     unsigned long long *flag) {
     CUDA_GRID_STRIDE(j, (size_t)n * dim) {
         size_t i = j / (size_t)dim;
         int id = ids[i];
         if (id < 0 || id >= rows) {
             y[j] = 0.f;
-            atomicMax(flag, n - (int)i);
+            atomicMax(flag, cuda_flag_value(n, (int)i, id));
         } else {
             y[j] = table[(size_t)id * dim + j % (size_t)dim];
         }
@@ -68,7 +68,7 @@ __global__ void cuda_embedding_fwd_k(float *y, const float *table, const int32_t
 
 // One thread per table element, scanning the ids in order (the CPU's summation order, no atomics).
 __global__ void cuda_embedding_bwd_k(float *dtable, const float *dy, const int32_t *ids, int n, int rows, int dim,
-                                     int *flag) {
+                                     unsigned long long *flag) {
     CUDA_GRID_STRIDE(j, (size_t)rows * dim) {
         int row = (int)(j / (size_t)dim);
         size_t d = j % (size_t)dim;
@@ -76,38 +76,30 @@ __global__ void cuda_embedding_bwd_k(float *dtable, const float *dy, const int32
         for (int i = 0; i < n; i++) {
             int id = ids[i];
             if (id == row) acc += dy[(size_t)i * dim + d];
-            else if (row == 0 && d == 0 && (id < 0 || id >= rows)) atomicMax(flag, n - i);
+            else if (row == 0 && d == 0 && (id < 0 || id >= rows)) atomicMax(flag, cuda_flag_value(n, i, id));
         }
         dtable[j] = acc;
     }
 }
 
-// ERR_INPUT naming the first id outside 0..rows-1, if the kernel flagged one.
-static int cuda_embedding_check(ops_ctx *ctx, const char *op, const int32_t *ids, int n, int rows) {
-    int bad;
-    CUDA_TRY(cuda_flag_read(ctx, &bad));
-    if (!bad) return 0;
-    int i = n - bad, id = 0;
-    CUDA_CHECK(cudaMemcpy(&id, ids + i, sizeof id, cudaMemcpyDeviceToHost));
-    return cuda_err(ERR_INPUT, "%s: id %d at position %d is outside 0..%d", op, id, i, rows - 1);
-}
-
 int cuda_embedding_fwd(ops_ctx *ctx, float *y, const float *table, const int32_t *ids, int n, int rows, int dim) {
     CUDA_SHAPE_IF(n <= 0 || rows <= 0 || dim <= 0, "embedding_fwd: bad shape n %d, rows %d, dim %d", n, rows, dim);
     size_t total = (size_t)n * dim;
-    cuda_embedding_fwd_k<<<cuda_blocks(total), CUDA_THREADS, 0, CUDA_STREAM(ctx)>>>(y, table, ids, n, rows, dim,
-                                                                                    cuda_impl_of(ctx)->flag);
+    unsigned long long *flag;
+    CUDA_TRY(cuda_flag_slot(ctx, "embedding_fwd", CUDA_FLAG_ID, n, rows, &flag));
+    cuda_embedding_fwd_k<<<cuda_blocks(total), CUDA_THREADS, 0, CUDA_STREAM(ctx)>>>(y, table, ids, n, rows, dim, flag);
     CUDA_LAUNCHED("cuda_embedding_fwd_k");
-    return cuda_embedding_check(ctx, "embedding_fwd", ids, n, rows);
+    return 0; // a bad id is reported at the next synchronisation point (cuda_sync_point)
 }
 
 int cuda_embedding_bwd(ops_ctx *ctx, float *dtable, const float *dy, const int32_t *ids, int n, int rows, int dim) {
     CUDA_SHAPE_IF(n <= 0 || rows <= 0 || dim <= 0, "embedding_bwd: bad shape n %d, rows %d, dim %d", n, rows, dim);
     size_t total = (size_t)rows * dim;
-    cuda_embedding_bwd_k<<<cuda_blocks(total), CUDA_THREADS, 0, CUDA_STREAM(ctx)>>>(dtable, dy, ids, n, rows, dim,
-                                                                                    cuda_impl_of(ctx)->flag);
+    unsigned long long *flag;
+    CUDA_TRY(cuda_flag_slot(ctx, "embedding_bwd", CUDA_FLAG_ID, n, rows, &flag));
+    cuda_embedding_bwd_k<<<cuda_blocks(total), CUDA_THREADS, 0, CUDA_STREAM(ctx)>>>(dtable, dy, ids, n, rows, dim, flag);
     CUDA_LAUNCHED("cuda_embedding_bwd_k");
-    return cuda_embedding_check(ctx, "embedding_bwd", ids, n, rows);
+    return 0; // a bad id is reported at the next synchronisation point
 }
 
 // --- timestep embedding -----------------------------------------------------------------------

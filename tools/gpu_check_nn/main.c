@@ -97,9 +97,9 @@ int main(int argc, char **argv) {
     o.tf32 = tf32 >= 0 ? tf32 : bench;
     ops_options ro = ops_options_default(), dopt = ops_options_default();
     ro.threads = o.dry ? 1 : o.threads;
-    ro.tf32 = 0;
+    ro.tf32 = ro.tf32_matmul = 0;
     dopt.threads = o.threads;
-    dopt.tf32 = o.tf32;
+    dopt.tf32 = dopt.tf32_matmul = o.tf32; // both, as gpu_check_torch.py --tf32 sets both
     ops_ctx *ref = NULL, *dut = NULL;
     int rc = ops_ctx_create(&dut, o.dry ? OPS_DEV_CPU : OPS_DEV_CUDA, &dopt);
     if (rc == 0 && !bench && !o.steps) rc = ops_ctx_create(&ref, OPS_DEV_CPU, &ro);

@@ -21,6 +21,19 @@ static int case_elementwise(gc_run *r, size_t n) {
     GC_CHECK(r, "scale", what, "y", y, ops_scale(CTX, P(y), -0.75f, n));
     GC_CHECK(r, "axpy", what, "y", y, ops_axpy(CTX, P(y), 0.3f, P(a), n));
     GC_CHECK(r, "axpby", what, "y", y, ops_axpby(CTX, P(y), 0.6f, P(a), -1.3f, P(b), n));
+    GC_SEL("axpby_rows") { // one coefficient pair per row; > 256 rows crosses CUDA's launch chunks
+        int rows = n > 100000 ? 300 : n >= 1000 ? 17 : 1;
+        size_t per = n / (size_t)rows;
+        float ca[300], cb[300];
+        for (int i = 0; i < rows; i++) {
+            ca[i] = (float)(gc_uniform(r) * 2.0 - 1.0);
+            cb[i] = (float)(gc_uniform(r) * 2.0 - 1.0);
+        }
+        char w2[128];
+        snprintf(w2, sizeof w2, "%d rows x %zu", rows, per);
+        GC_BOTH(r, "axpby_rows", w2, ops_axpby_rows(CTX, P(y), ca, P(a), cb, P(b), rows, per));
+        GC_TRY(gc_compare(r, "axpby_rows", w2, "y", &y));
+    }
     for (int act = 0; act < OPS_ACT_COUNT; act++) {
         char w2[128];
         snprintf(w2, sizeof w2, "%s %s", what, gc_act_names[act]);
@@ -111,8 +124,11 @@ static int case_embedding(gc_run *r, int n, int rows, int dim) {
         int32_t badid = rows;
         GC_TRY(ops_upload(r->ref, ids_r + n / 2, &badid, sizeof badid));
         GC_TRY(ops_upload(r->dut, ids_d + n / 2, &badid, sizeof badid));
+        // CUDA reports a bad id at the next synchronisation point, not at the call (ops.h)
         int r1 = ops_embedding_fwd(r->ref, y.ref, table.ref, ids_r, n, rows, dim);
+        if (r1 == 0) r1 = ops_sync(r->ref);
         int r2 = ops_embedding_fwd(r->dut, y.dut, table.dut, ids_d, n, rows, dim);
+        if (r2 == 0) r2 = ops_sync(r->dut);
         char detail[256];
         snprintf(detail, sizeof detail, "expected ERR_INPUT on both, got ref %d, dut %d (%s)", r1, r2, err_msg());
         gc_expect(r, "embedding_fwd", "id out of range -> ERR_INPUT", r1 == ERR_INPUT && r2 == ERR_INPUT, detail);
@@ -170,6 +186,17 @@ static int case_losses(gc_run *r, int n, int per, int k) {
                 ops_softmax_xent_loss(CTX, P(loss), P(dlogits), P(logits), PI(lab_r, lab_d), n, k));
         GC_TRY(gc_compare(r, "softmax_xent_loss", what, "loss", &loss));
         GC_TRY(gc_compare(r, "softmax_xent_loss", what, "dlogits", &dlogits));
+        int32_t badlab = -1; // a label out of range is ERR_INPUT on both backends (CUDA: at the sync)
+        GC_TRY(ops_upload(r->ref, lab_r + n - 1, &badlab, sizeof badlab));
+        GC_TRY(ops_upload(r->dut, lab_d + n - 1, &badlab, sizeof badlab));
+        int r1 = ops_softmax_xent_loss(r->ref, loss.ref, dlogits.ref, logits.ref, lab_r, n, k);
+        if (r1 == 0) r1 = ops_sync(r->ref);
+        int r2 = ops_softmax_xent_loss(r->dut, loss.dut, dlogits.dut, logits.dut, lab_d, n, k);
+        if (r2 == 0) r2 = ops_sync(r->dut);
+        char detail[256];
+        snprintf(detail, sizeof detail, "expected ERR_INPUT on both, got ref %d, dut %d (%s)", r1, r2, err_msg());
+        gc_expect(r, "softmax_xent_loss", "label out of range -> ERR_INPUT", r1 == ERR_INPUT && r2 == ERR_INPUT, detail);
+        err_clear();
     }
     GC_CHECK(r, "sumsq", what, "out", ss, ops_sumsq(CTX, P(ss), P(pred), (size_t)n * per));
 done:

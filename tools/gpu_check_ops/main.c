@@ -40,9 +40,9 @@ static int parse_int(const char *s, long *out) {
 static int run_phase(gc_run *r, int dry, int threads, int tf32, const char *phase, double tol, int matmul_only) {
     ops_options ro = ops_options_default(), dopt = ops_options_default();
     ro.threads = dry ? 1 : threads;
-    ro.tf32 = 0;
+    ro.tf32 = ro.tf32_matmul = 0;
     dopt.threads = threads;
-    dopt.tf32 = tf32;
+    dopt.tf32 = dopt.tf32_matmul = tf32; // both switches: convolutions and GEMMs
     int rc = ops_ctx_create(&r->ref, OPS_DEV_CPU, &ro);
     if (rc == 0) rc = ops_ctx_create(&r->dut, dry ? OPS_DEV_CPU : OPS_DEV_CUDA, &dopt);
     if (rc < 0) goto done;

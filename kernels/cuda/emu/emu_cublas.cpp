@@ -8,7 +8,13 @@ extern "C" {
 cublasStatus_t cublasCreate_v2(cublasHandle_t *h) { *h = (cublasHandle_t)malloc(1); return CUBLAS_STATUS_SUCCESS; }
 cublasStatus_t cublasDestroy_v2(cublasHandle_t h) { free(h); return CUBLAS_STATUS_SUCCESS; }
 cublasStatus_t cublasSetStream_v2(cublasHandle_t, cudaStream_t) { return CUBLAS_STATUS_SUCCESS; }
-cublasStatus_t cublasSetMathMode(cublasHandle_t, cublasMath_t) { return CUBLAS_STATUS_SUCCESS; }
+static int emu_math_mode = -1;
+cublasStatus_t cublasSetMathMode(cublasHandle_t, cublasMath_t m) {
+    emu_math_mode = (int)m;
+    return CUBLAS_STATUS_SUCCESS;
+}
+// Emulator only: the math mode of the last cublasSetMathMode (-1 before any), for tests.
+int emu_cublas_math_mode(void) { return emu_math_mode; }
 const char *cublasGetStatusString(cublasStatus_t s) { return s ? "emulated cuBLAS error" : "success"; }
 
 cublasStatus_t cublasSgemm_v2(cublasHandle_t, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,

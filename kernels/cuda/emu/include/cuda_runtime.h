@@ -31,6 +31,7 @@ const dim3 &emu_grid_dim();
 #define gridDim (emu_grid_dim())
 void __syncthreads();
 int atomicMax(int *p, int v);
+unsigned long long atomicMax(unsigned long long *p, unsigned long long v);
 typedef struct emu_stream *cudaStream_t;
 // Runs fn once per thread of every block (dynamic shared memory and the stream are ignored);
 // returns 0 or a cudaError_t value.
@@ -38,10 +39,14 @@ int emu_launch(dim3 grid, dim3 block, const std::function<void()> &fn, size_t sm
 
 typedef int cudaError_t;
 enum { cudaSuccess = 0, cudaErrorInvalidValue = 1, cudaErrorMemoryAllocation = 2,
-       cudaErrorInvalidConfiguration = 9, cudaErrorNoDevice = 100 };
+       cudaErrorInvalidConfiguration = 9, cudaErrorInsufficientDriver = 35, cudaErrorNoDevice = 100,
+       cudaErrorEmuStagingRace = 1000 /* emulator only: see emu_runtime.cpp */ };
 enum cudaMemcpyKind { cudaMemcpyHostToHost, cudaMemcpyHostToDevice, cudaMemcpyDeviceToHost,
                       cudaMemcpyDeviceToDevice, cudaMemcpyDefault };
 #define cudaStreamNonBlocking 1
+#define cudaEventDisableTiming 2
+#define cudaHostAllocDefault 0
+typedef struct emu_event *cudaEvent_t;
 
 extern "C" {
 cudaError_t cudaGetDeviceCount(int *n);
@@ -50,6 +55,12 @@ cudaError_t cudaStreamCreateWithFlags(cudaStream_t *s, unsigned flags);
 cudaError_t cudaStreamDestroy(cudaStream_t s);
 cudaError_t cudaStreamSynchronize(cudaStream_t s);
 cudaError_t cudaMalloc(void **p, size_t bytes);
+cudaError_t cudaHostAlloc(void **p, size_t bytes, unsigned flags);
+cudaError_t cudaFreeHost(void *p);
+cudaError_t cudaEventCreateWithFlags(cudaEvent_t *e, unsigned flags);
+cudaError_t cudaEventDestroy(cudaEvent_t e);
+cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t s);
+cudaError_t cudaEventSynchronize(cudaEvent_t e);
 cudaError_t cudaFree(void *p);
 cudaError_t cudaMemcpy(void *d, const void *s, size_t n, cudaMemcpyKind k);
 cudaError_t cudaMemcpyAsync(void *d, const void *s, size_t n, cudaMemcpyKind k, cudaStream_t st);

@@ -6,13 +6,15 @@ typedef struct emu_cudnn *cudnnHandle_t;
 typedef struct emu_tensor *cudnnTensorDescriptor_t;
 typedef struct emu_filter *cudnnFilterDescriptor_t;
 typedef struct emu_conv *cudnnConvolutionDescriptor_t;
-typedef enum { CUDNN_STATUS_SUCCESS = 0, CUDNN_STATUS_BAD_PARAM = 3, CUDNN_STATUS_NOT_SUPPORTED = 9 } cudnnStatus_t;
+typedef enum { CUDNN_STATUS_SUCCESS = 0, CUDNN_STATUS_BAD_PARAM = 3, CUDNN_STATUS_NOT_SUPPORTED = 9,
+               EMU_CUDNN_STATUS_CONVERSION = 1000 } cudnnStatus_t;
 typedef enum { CUDNN_TENSOR_NCHW = 0 } cudnnTensorFormat_t;
 typedef enum { CUDNN_DATA_FLOAT = 0 } cudnnDataType_t;
 typedef enum { CUDNN_CONVOLUTION = 0, CUDNN_CROSS_CORRELATION = 1 } cudnnConvolutionMode_t;
 typedef enum { CUDNN_DEFAULT_MATH = 0, CUDNN_TENSOR_OP_MATH = 1, CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION = 2,
                CUDNN_FMA_MATH = 3 } cudnnMathType_t;
 typedef enum { CUDNN_NON_DETERMINISTIC = 0, CUDNN_DETERMINISTIC = 1 } cudnnDeterminism_t;
+enum { EMU_ALGO_CONVERT = 2, EMU_ALGO_TENSOR = 3 }; // see EMU_ALGOS in emu_runtime.cpp
 typedef int cudnnConvolutionFwdAlgo_t;
 typedef int cudnnConvolutionBwdDataAlgo_t;
 typedef int cudnnConvolutionBwdFilterAlgo_t;
@@ -27,6 +29,8 @@ EMU_PERF(cudnnConvolutionBwdDataAlgoPerf_t, cudnnConvolutionBwdDataAlgo_t)
 EMU_PERF(cudnnConvolutionBwdFilterAlgoPerf_t, cudnnConvolutionBwdFilterAlgo_t)
 extern "C" {
 const char *cudnnGetErrorString(cudnnStatus_t s);
+cudnnStatus_t cudnnOpsVersionCheck(void);
+cudnnStatus_t cudnnCnnVersionCheck(void);
 cudnnStatus_t cudnnCreate(cudnnHandle_t *h);
 cudnnStatus_t cudnnDestroy(cudnnHandle_t h);
 cudnnStatus_t cudnnSetStream(cudnnHandle_t h, cudaStream_t s);
@@ -89,5 +93,8 @@ cudnnStatus_t cudnnConvolutionBackwardFilter(cudnnHandle_t, const void *alpha, c
                                              cudnnTensorDescriptor_t, const void *dy, cudnnConvolutionDescriptor_t,
                                              cudnnConvolutionBwdFilterAlgo_t, void *ws, size_t wsb, const void *beta,
                                              cudnnFilterDescriptor_t, void *dw);
+// Emulator only (exported from the emulated libdiffood_cuda.so for tests): convolutions run so
+// far in this process under descriptor math type `math`.
+long emu_cudnn_runs(int math);
 }
 #endif
