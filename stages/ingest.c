@@ -52,7 +52,7 @@ static const cli_opt ingest_opts[] = {
     {"name", "NAME", 0, "dataset name recorded in meta (default: the store's directory name)"},
     {"batch", "N", 0, "records per commit (default 1000; does not change the output)"},
     {"force", NULL, 0, "replace an existing store that holds other results"},
-    {"shard", "I/N", 0, "only part I of N (0 <= I < N) of the selected images: a contiguous range (join with dstore merge)"},
+    {"shard", "I/N", 0, "only part I of N (0 <= I < N) of the selected images (join the parts with dstore merge)"},
     {0}};
 
 static const cli_spec ingest_spec = {
@@ -296,10 +296,10 @@ typedef struct {
     int64_t written, kept;
 } ingest_counts;
 
-// Writes every selected image that the store lacks (sel[j] under key first + j), in batches; reads back the ones it has
-// (resume) for the statistics. Fills stats and class counts.
-static int ingest_write(ts_store *s, ds_source *src, const ingest_opts_t *o, const int64_t *sel, int64_t first, int64_t n,
-                        ingest_stats *st, int64_t *class_counts, int64_t *ood, ingest_counts *cnt) {
+// Writes every selected image that the store lacks (sel[j] under key first + j), in batches;
+// reads back the ones it has (resume) for the statistics. Fills stats and class counts.
+static int ingest_write(ts_store *s, ds_source *src, const ingest_opts_t *o, const int64_t *sel, int64_t first,
+                        int64_t n, ingest_stats *st, int64_t *class_counts, int64_t *ood, ingest_counts *cnt) {
     int rc = 0, p = (int)o->pad, c = src->c, oh = src->h + 2 * p, ow = src->w + 2 * p;
     size_t in_bytes = (size_t)c * src->h * src->w, out_bytes = (size_t)c * oh * ow;
     uint8_t *raw = malloc(in_bytes), *img = malloc(out_bytes);
@@ -456,7 +456,8 @@ int main(int argc, char **argv) {
     ts_set_zstd_level(s, 1);
     log_info("%s: %s, %lld images of %d x %d x %d", o.out, stage_state_name(state), (long long)(end - begin), src.c,
              src.h + 2 * (int)o.pad, src.w + 2 * (int)o.pad);
-    ERR_GOTO(rc, ingest_write(s, &src, &o, sel + begin, begin, end - begin, &st, class_counts, &ood, &cnt));
+    ERR_GOTO(rc,
+             ingest_write(s, &src, &o, sel + begin, begin, end - begin, &st, class_counts, &ood, &cnt));
 
     ERR_GOTO(rc, ts_begin_write(s));
     ERR_GOTO(rc, ingest_write_meta(s, &o, files, end - begin, src.c, src.h + 2 * (int)o.pad, src.w + 2 * (int)o.pad, &st,
