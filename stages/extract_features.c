@@ -12,7 +12,10 @@
 // `request`: {"begin":B,"end":E} for images, plus "levels" and "repeats" for samples), so a
 // larger --limit or a samples store with more repeats computes only the records not yet there.
 // The index range: the image store's 0..n-1 (a samples store's [begin, end)), cut to its first
-// --limit indexes, then --shard I/N takes the contiguous part [I*n/N, (I+1)*n/N) of it.
+// --limit indexes, then --shard I/N takes the contiguous part [I*n/N, (I+1)*n/N) of it. A
+// shard's request carries "shard":[I,N], so that `dstore merge` of all N shards gives the store
+// of the unsharded run; features of a samples store that is itself shard I/N (sample --shard)
+// are shard I/N of the features of the joined samples (and take no --shard of their own).
 // features.batch (at most the image store's size) is part of the key: the kernels' numbers
 // depend on the batch size, so every call holds exactly that many slots at fixed places
 // (fe_pass) and a resumed or extended store equals a fresh one bit for bit.
@@ -70,6 +73,7 @@ typedef struct {
     char *samples_cls_key;          // its meta classifier_key
     int n_levels, levels[FE_MAX_LEVELS], repeats;
     int64_t begin, end;             // the range this run asks for
+    int shard_i, shard_n;           // the part it is (0, 1: not sharded)
 } fe_input;
 
 static void fe_input_free(fe_input *in) {
@@ -145,6 +149,8 @@ static int fe_read_samples(fe_input *in) {
     in->repeats = v.req.repeats;
     in->begin = v.req.begin;
     in->end = v.req.end;
+    in->shard_i = v.req.shard_i;
+    in->shard_n = v.req.shard_n;
     in->images_owned = strdup(v.images);
     in->images_path = in->images_owned;
     in->records_path = v.records ? strdup(v.records) : NULL;
@@ -172,6 +178,10 @@ static int fe_request(const fe_input *in, char **text) {
     if (in->from_samples) {
         cJSON_AddItemToObject(j, "levels", cJSON_CreateIntArray(in->levels, in->n_levels));
         cJSON_AddNumberToObject(j, "repeats", in->repeats);
+    }
+    if (in->shard_n > 1) {
+        int sh[2] = {in->shard_i, in->shard_n};
+        cJSON_AddItemToObject(j, "shard", cJSON_CreateIntArray(sh, 2));
     }
     int rc = stage_canonical_json(j, text);
     cJSON_Delete(j);
@@ -435,16 +445,24 @@ int main(int argc, char **argv) {
         ERR_GOTO_IF(rc, in.samples_cls_key && strcmp(in.samples_cls_key, cls_key) != 0, ERR_INPUT,
                     "%s was made with another classifier (classifier_key %s) than %s (key %s)", in.samples_path,
                     in.samples_cls_key, cls, cls_key);
+        ERR_GOTO_IF(rc, in.shard_n > 1 && (shard || limit > 0), ERR_USAGE,
+                    "%s is shard %d/%d of its images (sample --shard): its features take no %s", in.samples_path,
+                    in.shard_i, in.shard_n, shard ? "--shard" : "--limit");
     } else {
         ERR_GOTO(rc, fe_read_images(&in));
         in.begin = 0;
         in.end = in.count;
+        in.shard_n = 1;
     }
     if (batch > in.count) batch = (int)in.count; // fewer slots than images in the store: a fixed layout too
     if (limit > 0 && in.end - in.begin > limit) in.end = in.begin + limit;
     int64_t n0 = in.end - in.begin, b0 = in.begin;
     in.begin = b0 + n0 * si / sn;
     in.end = b0 + n0 * (si + 1) / sn;
+    if (sn > 1) {
+        in.shard_i = si;
+        in.shard_n = sn;
+    }
     ERR_GOTO(rc, fe_inputs(&in, cls_key, batch, &params, &inputs));
     ERR_GOTO(rc, fe_request(&in, &request));
     stage_id id = {"extract-features", FE_VERSION, params, inputs, request};

@@ -8,6 +8,10 @@
 // content hashes of the source files, so a rerun with the same inputs is "up to date" without
 // reading the data, a rerun after a kill resumes, and a changed input or option is refused
 // unless --force.
+//
+// --shard I/N stores only the contiguous part [I*n/N, (I+1)*n/N) of the n selected images (same
+// keys as the whole run) for a cluster's job array; meta `request` {"begin","end","count","shard"}
+// tells `dstore merge`, which joins the shards into the store one unsharded run gives.
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -19,6 +23,7 @@
 #include "common/err.h"
 #include "common/log.h"
 #include "common/rng.h"
+#include "common/samples.h"
 #include "common/stage.h"
 #include "common/store.h"
 #include "datasets/source.h"
@@ -47,6 +52,7 @@ static const cli_opt ingest_opts[] = {
     {"name", "NAME", 0, "dataset name recorded in meta (default: the store's directory name)"},
     {"batch", "N", 0, "records per commit (default 1000; does not change the output)"},
     {"force", NULL, 0, "replace an existing store that holds other results"},
+    {"shard", "I/N", 0, "only part I of N (0 <= I < N) of the selected images (join the parts with dstore merge)"},
     {0}};
 
 static const cli_spec ingest_spec = {
@@ -297,10 +303,10 @@ typedef struct {
     int64_t written, kept;
 } ingest_counts;
 
-// Writes every selected image that the store lacks, in batches; reads back the ones it has
-// (resume) for the statistics. Fills stats and class counts.
-static int ingest_write(ts_store *s, ds_source *src, const ingest_opts_t *o, const int64_t *sel, int64_t n,
-                        ingest_stats *st, int64_t *class_counts, int64_t *ood, ingest_counts *cnt) {
+// Writes every selected image that the store lacks (sel[j] under key first + j), in batches;
+// reads back the ones it has (resume) for the statistics. Fills stats and class counts.
+static int ingest_write(ts_store *s, ds_source *src, const ingest_opts_t *o, const int64_t *sel, int64_t first,
+                        int64_t n, ingest_stats *st, int64_t *class_counts, int64_t *ood, ingest_counts *cnt) {
     int rc = 0, p = (int)o->pad, c = src->c, oh = src->h + 2 * p, ow = src->w + 2 * p;
     size_t in_bytes = (size_t)c * src->h * src->w, out_bytes = (size_t)c * oh * ow;
     uint8_t *raw = malloc(in_bytes), *img = malloc(out_bytes);
@@ -313,7 +319,7 @@ static int ingest_write(ts_store *s, ds_source *src, const ingest_opts_t *o, con
         for (int64_t j = b0; j < b1; j++) {
             ts_key k;
             ts_tensor t;
-            ts_key_u64(&k, (uint64_t)j);
+            ts_key_u64(&k, (uint64_t)(first + j));
             int32_t lab = ds_source_label(src, sel[j]);
             int have = ts_has(s, "image", &k);
             ERR_GOTO(rc, have);
@@ -326,7 +332,7 @@ static int ingest_write(ts_store *s, ds_source *src, const ingest_opts_t *o, con
                 ERR_GOTO(rc, ts_get_into(s, "image", &k, &t, img, out_bytes));
                 ERR_GOTO_IF(rc, t.dtype != TS_U8 || t.rank != 3 || t.shape[0] != c || t.shape[1] != oh || t.shape[2] != ow,
                             ERR_CORRUPT, "%s: record %lld of table image has another shape than %d x %d x %d",
-                            o->out, (long long)j, c, oh, ow);
+                            o->out, (long long)(first + j), c, oh, ow);
                 cnt->kept++;
             } else {
                 rc = ds_source_get(src, sel[j], raw);
@@ -359,6 +365,25 @@ fail:
     return rc;
 }
 
+// Meta `request` of shard i of n: the part [begin, end) of the `count` selected images.
+static int ingest_shard_request(int64_t begin, int64_t end, int64_t count, int i, int n, char **text) {
+    cJSON *j = cJSON_CreateObject(), *sh = cJSON_CreateArray();
+    int rc = 0;
+    ERR_GOTO_IF(rc, !j || !sh, ERR_NOMEM, "out of memory");
+    cJSON_AddNumberToObject(j, "begin", (double)begin);
+    cJSON_AddNumberToObject(j, "end", (double)end);
+    cJSON_AddNumberToObject(j, "count", (double)count);
+    cJSON_AddItemToArray(sh, cJSON_CreateNumber(i));
+    cJSON_AddItemToArray(sh, cJSON_CreateNumber(n));
+    cJSON_AddItemToObject(j, "shard", sh);
+    sh = NULL;
+    rc = stage_canonical_json(j, text);
+fail:
+    cJSON_Delete(sh);
+    cJSON_Delete(j);
+    return rc;
+}
+
 static int ingest_summary(const ingest_opts_t *o, const char *state, int64_t count, const ingest_counts *cnt) {
     cJSON *x = cJSON_CreateObject();
     ERR_IF(!x, ERR_NOMEM, "out of memory");
@@ -378,11 +403,12 @@ int main(int argc, char **argv) {
     ingest_opts_t o;
     memset(&o, 0, sizeof o);
     cJSON *params = NULL, *inputs = NULL, *files = NULL;
-    char *params_text = NULL, *inputs_text = NULL;
+    char *params_text = NULL, *inputs_text = NULL, *request = NULL;
     ds_source src;
     memset(&src, 0, sizeof src);
     ts_store *s = NULL;
-    int64_t *sel = NULL, n_sel = 0, *class_counts = NULL, ood = 0;
+    int64_t *sel = NULL, n_sel = 0, *class_counts = NULL, ood = 0, begin = 0, end = 0;
+    int shard_i = 0, shard_n = 1;
     ingest_stats st = {0, NULL};
     ingest_counts cnt = {0, 0};
     stage_state state;
@@ -396,6 +422,9 @@ int main(int argc, char **argv) {
     if (rc < 0) goto fail;
     if (cli_has(a, "config") || cli_count(a, "set") > 0) ERR_GOTO(rc, cli_load_config(a, &c));
     ERR_GOTO(rc, ingest_parse(a, c, &o));
+    if (cli_get(a, "shard")) ERR_GOTO(rc, smp_shard_parse(cli_get(a, "shard"), &shard_i, &shard_n));
+    ERR_GOTO_IF(rc, shard_n > 1 && o.name_buf, ERR_USAGE,
+                "--shard needs --name (the default name, the store's directory name, differs between shards)");
     ERR_GOTO(rc, cli_install_interrupt());
 
     // The stage key: options + content hashes of the sources (cheap; no parsing).
@@ -404,7 +433,13 @@ int main(int argc, char **argv) {
     ERR_GOTO(rc, stage_canonical_json(params, &params_text));
     ERR_GOTO(rc, ds_source_fingerprint(&o.spec, &inputs, &files));
     ERR_GOTO(rc, stage_canonical_json(inputs, &inputs_text));
-    stage_id id = {"ingest", INGEST_VERSION, params_text, inputs_text, NULL};
+    if (shard_n > 1) { // a shard's request is its part of the selection: select first
+        ERR_GOTO(rc, ds_source_open(&src, &o.spec));
+        ERR_GOTO(rc, ingest_select(&src, &o, &sel, &n_sel));
+        smp_shard_range(n_sel, shard_i, shard_n, &begin, &end);
+        ERR_GOTO(rc, ingest_shard_request(begin, end, n_sel, shard_i, shard_n, &request));
+    }
+    stage_id id = {"ingest", INGEST_VERSION, params_text, inputs_text, request};
     ERR_GOTO(rc, stage_probe(o.out, &id, o.force, &state));
     if (state == STAGE_UP_TO_DATE) {
         log_info("%s: up to date", o.out);
@@ -413,8 +448,11 @@ int main(int argc, char **argv) {
     }
 
     // Read and check the source before the store is touched: bad input leaves nothing behind.
-    ERR_GOTO(rc, ds_source_open(&src, &o.spec));
-    ERR_GOTO(rc, ingest_select(&src, &o, &sel, &n_sel));
+    if (!sel) {
+        ERR_GOTO(rc, ds_source_open(&src, &o.spec));
+        ERR_GOTO(rc, ingest_select(&src, &o, &sel, &n_sel));
+        end = n_sel;
+    }
     ERR_GOTO(rc, ds_check_size(o.out, n_sel, src.c, src.h + 2 * o.pad, src.w + 2 * o.pad));
     st.c = src.c;
     st.hist = calloc((size_t)src.c, sizeof *st.hist);
@@ -423,16 +461,17 @@ int main(int argc, char **argv) {
 
     ERR_GOTO(rc, stage_open_output(&s, o.out, &id, o.force, &state));
     ts_set_zstd_level(s, 1);
-    log_info("%s: %s, %lld images of %d x %d x %d", o.out, stage_state_name(state), (long long)n_sel, src.c,
+    log_info("%s: %s, %lld images of %d x %d x %d", o.out, stage_state_name(state), (long long)(end - begin), src.c,
              src.h + 2 * (int)o.pad, src.w + 2 * (int)o.pad);
-    ERR_GOTO(rc, ingest_write(s, &src, &o, sel, n_sel, &st, class_counts, &ood, &cnt));
+    ERR_GOTO(rc,
+             ingest_write(s, &src, &o, sel + begin, begin, end - begin, &st, class_counts, &ood, &cnt));
 
     ERR_GOTO(rc, ts_begin_write(s));
-    ERR_GOTO(rc, ingest_write_meta(s, &o, files, n_sel, src.c, src.h + 2 * (int)o.pad, src.w + 2 * (int)o.pad, &st,
+    ERR_GOTO(rc, ingest_write_meta(s, &o, files, end - begin, src.c, src.h + 2 * (int)o.pad, src.w + 2 * (int)o.pad, &st,
                                    class_counts, ood));
     ERR_GOTO(rc, stage_mark_complete(s));
     ERR_GOTO(rc, ts_commit(s));
-    ERR_GOTO(rc, ingest_summary(&o, stage_state_name(state), n_sel, &cnt));
+    ERR_GOTO(rc, ingest_summary(&o, stage_state_name(state), end - begin, &cnt));
 fail:
     ts_close(s);
     ds_source_close(&src);
@@ -443,6 +482,7 @@ fail:
     free(o.name_buf);
     free(params_text);
     free(inputs_text);
+    free(request);
     cJSON_Delete(params);
     cJSON_Delete(inputs);
     cJSON_Delete(files);

@@ -221,8 +221,8 @@ START_TEST(test_features_limit_incremental_and_shard) {
     const char *sh2[] = {"--images", trt_path("data"), "--shard", "2/3", "--limit", "30", NULL};
     ck_assert_msg(ft_run(trt_path("s1"), sh) == 0, "%s", trt_stderr());
     ck_assert_msg(ft_run(trt_path("s2"), sh2) == 0, "%s", trt_stderr());
-    ft_assert_meta(trt_path("s1"), "request", "{\"begin\":20,\"end\":40}");
-    ft_assert_meta(trt_path("s2"), "request", "{\"begin\":20,\"end\":30}");
+    ft_assert_meta(trt_path("s1"), "request", "{\"begin\":20,\"end\":40,\"shard\":[1,3]}");
+    ft_assert_meta(trt_path("s2"), "request", "{\"begin\":20,\"end\":30,\"shard\":[2,3]}");
     ck_assert_int_eq((int)ft_count(trt_path("s1"), "logit"), 20);
     ts_store *s = NULL;
     ts_key k;

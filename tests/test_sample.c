@@ -373,6 +373,52 @@ START_TEST(test_sample_shards_merge) {
 }
 END_TEST
 
+// extract-features shards: of clean images (--shard), and of samples shards (sample --shard,
+// sharing one --cache entry): merged, each equals the unsharded run's store.
+#define FE_CMD "%s/extract-features --classifier %s --config tiny --threads 1 --quiet %s %s --out %s %s"
+START_TEST(test_sample_shards_features) {
+    char cmd[4096], out[8192];
+    snprintf(cmd, sizeof cmd, FE_CMD, tu_bin(), fx_path("cls.store"), "--images", fx_path("test.store"), tu_path("fi.store"), "");
+    ck_assert_msg(tu_capture(cmd, out, sizeof out) == 0, "%s", out);
+    const char *a[] = {"--limit", "20", LV2, "--set", "sample.repeats=2", "--cache", tu_path("cache"), NULL};
+    ck_assert_int_eq(run_sample(tu_path("all.store"), a), 0);
+    snprintf(cmd, sizeof cmd, FE_CMD, tu_bin(), fx_path("cls.store"), "--samples", tu_path("all.store"), tu_path("fs.store"), "");
+    ck_assert_msg(tu_capture(cmd, out, sizeof out) == 0, "%s", out);
+    char mi[2048] = "", ms[2048] = "", mf[2048] = "";
+    for (int i = 0; i < 3; i++) {
+        char sh[8], name[32], fname[32], iname[32];
+        snprintf(sh, sizeof sh, "%d/3", i);
+        snprintf(name, sizeof name, "sh%d.store", i);
+        snprintf(fname, sizeof fname, "fsh%d.store", i);
+        snprintf(iname, sizeof iname, "fih%d.store", i);
+        const char *b[] = {"--limit", "20", LV2, "--set", "sample.repeats=2", "--cache", tu_path("cache"), "--shard", sh, NULL};
+        ck_assert_int_eq(run_sample(tu_path(name), b), 0);
+        ck_assert_int_eq(last_computed(), 0); // the unsharded run filled the shared entry
+        snprintf(cmd, sizeof cmd, FE_CMD, tu_bin(), fx_path("cls.store"), "--samples", tu_path(name), tu_path(fname), "");
+        ck_assert_msg(tu_capture(cmd, out, sizeof out) == 0, "%s", out);
+        char opt[32];
+        snprintf(opt, sizeof opt, "--shard %s", sh);
+        snprintf(cmd, sizeof cmd, FE_CMD, tu_bin(), fx_path("cls.store"), "--images", fx_path("test.store"), tu_path(iname), opt);
+        ck_assert_msg(tu_capture(cmd, out, sizeof out) == 0, "%s", out);
+        strcat(ms, " "), strcat(ms, tu_path(name));
+        strcat(mf, " "), strcat(mf, tu_path(fname));
+        strcat(mi, " "), strcat(mi, tu_path(iname));
+    }
+    // a samples shard is already a part: its features take no --shard
+    snprintf(cmd, sizeof cmd, FE_CMD, tu_bin(), fx_path("cls.store"), "--samples", tu_path("sh1.store"), tu_path("x.store"),
+             "--shard 0/2");
+    ck_assert_int_eq(tu_capture(cmd, out, sizeof out), 2);
+    ck_assert_ptr_nonnull(strstr(out, "shard 1/3"));
+    const char *const joins[][3] = {{"ms.store", ms, "all.store"}, {"mf.store", mf, "fs.store"}, {"mi.store", mi, "fi.store"}};
+    for (int j = 0; j < 3; j++) {
+        snprintf(cmd, sizeof cmd, "%s/dstore merge %s%s", tu_bin(), tu_path(joins[j][0]), joins[j][1]);
+        ck_assert_msg(tu_capture(cmd, out, sizeof out) == 0, "%s", out);
+        ck_assert_msg(strstr(out, "joined 3 shards"), "%s", out);
+        ck_assert_int_eq(stores_differ(tu_path(joins[j][0]), tu_path(joins[j][2])), 0);
+    }
+}
+END_TEST
+
 START_TEST(test_sample_bad_input) {
     const char *out = tu_path("bad.store");
     struct {
@@ -451,6 +497,7 @@ Suite *suite_sample(void) {
     tcase_add_test(tc, test_sample_cache_across_experiments);
     tcase_add_test(tc, test_sample_changed_params_refused);
     tcase_add_test(tc, test_sample_shards_merge);
+    tcase_add_test(tc, test_sample_shards_features);
     tcase_add_test(tc, test_sample_bad_input);
     tcase_add_test(tc, test_sample_generate);
     suite_add_tcase(s, tc);

@@ -3,7 +3,8 @@
 // every method, reruns run no stage, -n plans without running, more repeats compute only the new
 // samples, a SIGKILL mid-run resumes to the same stores, a second experiment takes every sample
 // from the cache, a classifier change leaves the denoiser alone, a broken config or a missing
-// input stops before any stage, and -j2 gives the stores of -j1.
+// input stops before any stage, and -j2 and SHARDS=3 (shards joined by dstore merge) give the
+// stores of -j1.
 #define _GNU_SOURCE
 #include <check.h>
 #include <signal.h>
@@ -168,6 +169,13 @@ START_TEST(test_workflow_kill_resume_and_parallel) {
     snprintf(v, sizeof v, "OUT=%s CACHE=%s SET=sample.batch=2 -j2", tu_path("j2"), tu_path("cache3"));
     ck_assert_msg(wf_make(v) == 0, "%s", wf_out);
     wf_same_stores(tu_path("ref"), tu_path("j2"));
+    // in shards (sample, extract-features in 3, the test sets' ingest in 2), joined by dstore merge:
+    // the same stores again (the shards keep their samples: no cache)
+    snprintf(v, sizeof v, "OUT=%s CACHE= SET=sample.batch=2 SHARDS=3 INGEST_SHARDS=2 -j2", tu_path("sh"));
+    ck_assert_msg(wf_make(v) == 0, "%s", wf_out);
+    ck_assert_int_eq(access(tu_path("sh/shards/mnist.features.2/.done"), F_OK), 0);
+    ck_assert_int_eq(access(tu_path("sh/data/shards/mnist.store.1/.done"), F_OK), 0);
+    wf_same_stores(tu_path("ref"), tu_path("sh"));
 }
 END_TEST
 

@@ -29,6 +29,16 @@
 #   THREADS=n       threads per stage (default: all cores)
 #   DEVICE=cpu|cuda|auto
 #   BIN=dir         the stage binaries (default bin/ of this checkout)
+#   SHARDS=n        cut sample and extract-features of every set (and the training set's
+#                   features) into n image ranges (--shard I/n), stores OUT/shards/*.I, joined
+#                   by dstore merge into the stores one unsharded run makes (default 1: none).
+#                   Shards keep their samples in their own stores, not in CACHE (a store has one
+#                   writing host at a time; n shards on n nodes would share one cache entry).
+#   INGEST_SHARDS=n ingest the test sets in n shards (large image lists), joined likewise
+#   CACHE=          (empty) no cache: samples stay in the samples stores
+#
+# Targets besides the report (for batch schedulers, workflows/slurm/): data, classifier,
+# denoiser, shard-I (every shard-I store of sample and extract-features), ingest-shard-I.
 SHELL := /bin/bash
 .DELETE_ON_ERROR:
 .SUFFIXES:
@@ -52,13 +62,22 @@ SAMPLE_SETS := $(if $(REPEATS),--set sample.repeats=$(REPEATS)) $(if $(LEVELS),-
 SUBSET := $(if $(filter-out 0,$(TEST_N)),--shuffle $(SUBSET_SEED) --limit $(TEST_N))
 
 SETS := $(ID_NAME) $(OOD_NAMES)
+SHARDS ?= 1
+INGEST_SHARDS ?= 1
+shard_ids = $(shell seq 0 $$(( $(1) - 1 )))
+SHARD_IDS := $(call shard_ids,$(SHARDS))
+INGEST_SHARD_IDS := $(call shard_ids,$(INGEST_SHARDS))
+SHARD_DIR := $(OUT)/shards
 CLS := $(OUT)/classifier.store
 DEN := $(OUT)/denoiser.store
 stamp = $(1)/.done
 
-.PHONY: all check-inputs
+.PHONY: all check-inputs data classifier denoiser
 all: $(call stamp,$(OUT)/report)
 	@echo "report: $(OUT)/report/report.html"
+data: $(foreach n,train $(SETS),$(call stamp,$(DATA)/$(n).store))
+classifier: $(call stamp,$(CLS))
+denoiser: $(call stamp,$(DEN))
 
 # --- a stage rule: $(call stage,STORE,PREREQUISITES,COMMAND) ------------------------------------
 define stage
@@ -67,11 +86,22 @@ $(call stamp,$(1)): $(2) $(OUT)/.cmd/$(notdir $(1)) $(CONFIG_FILE) | check-input
 	$(3)
 	@touch $$@
 $(OUT)/.cmd/$(notdir $(1)): FORCE
-	@mkdir -p $$(@D); printf '%s\n' '$(strip $(3))' > $$@.tmp; \
-	  if cmp -s $$@.tmp $$@; then rm -f $$@.tmp; else mv $$@.tmp $$@; fi
+	@mkdir -p $$(@D); printf '%s\n' '$(strip $(3))' > $$@.tmp$$$$$$$$; \
+	  if cmp -s $$@.tmp$$$$$$$$ $$@; then rm -f $$@.tmp$$$$$$$$; else mv $$@.tmp$$$$$$$$ $$@; fi
+endef
+# (the temporary file is per process: the jobs of a scheduler run make side by side in one OUT)
+
+# --- a store joined from shards: $(call merged,STORE,SHARD_STORES) -------------------------------
+# dstore merge into STORE.merging, then in place of STORE (a rerun never merges into old content).
+define merged
+$(call stage,$(1),$(foreach s,$(2),$(call stamp,$(s))) $(BIN)/dstore,\
+  rm -rf $(1).merging && $(BIN)/dstore merge $(1).merging $(2) && rm -rf $(1) && mv $(1).merging $(1))
 endef
 .PHONY: FORCE
 FORCE:
+# make -f W.mk print-OUT: a variable's value (for scripts such as workflows/slurm/submit)
+print-%:
+	@echo '$($*)'
 
 # Inputs, checked before any stage runs: the config parses (every stage would say so, but only
 # after others ran), the raw files exist.
@@ -84,8 +114,20 @@ check-inputs:
 
 # --- data ------------------------------------------------------------------------------------------
 $(eval $(call stage,$(DATA)/train.store,$(BIN)/ingest,$(BIN)/ingest $(TRAIN_ARGS) --out $(DATA)/train.store --force --quiet))
-$(eval $(call stage,$(DATA)/$(ID_NAME).store,$(BIN)/ingest,$(BIN)/ingest $(ID_ARGS) $(SUBSET) --name $(ID_NAME) --out $(DATA)/$(ID_NAME).store --force --quiet))
-$(foreach n,$(OOD_NAMES),$(eval $(call stage,$(DATA)/$(n).store,$(BIN)/ingest,$(BIN)/ingest $(OOD_ARGS_$(n)) $(SUBSET) --name $(n) --out $(DATA)/$(n).store --force --quiet)))
+ARGS_$(ID_NAME) = $(ID_ARGS)
+$(foreach n,$(OOD_NAMES),$(eval ARGS_$(n) = $(OOD_ARGS_$(n))))
+ingest_cmd = $(BIN)/ingest $(ARGS_$(1)) $(SUBSET) --name $(1) --out $(2) --force --quiet $(3)
+ifeq ($(INGEST_SHARDS),1)
+$(foreach n,$(SETS),$(eval $(call stage,$(DATA)/$(n).store,$(BIN)/ingest,$(call ingest_cmd,$(n),$(DATA)/$(n).store))))
+else
+ingest_shard = $(DATA)/shards/$(1).store.$(2)
+$(foreach n,$(SETS),$(foreach i,$(INGEST_SHARD_IDS),$(eval $(call stage,$(call ingest_shard,$(n),$(i)),$(BIN)/ingest,\
+  $(call ingest_cmd,$(n),$(call ingest_shard,$(n),$(i)),--shard $(i)/$(INGEST_SHARDS))))))
+$(foreach n,$(SETS),$(eval $(call merged,$(DATA)/$(n).store,$(foreach i,$(INGEST_SHARD_IDS),$(call ingest_shard,$(n),$(i))))))
+endif
+.PHONY: $(foreach i,$(INGEST_SHARD_IDS),ingest-shard-$(i))
+$(foreach i,$(INGEST_SHARD_IDS),$(eval ingest-shard-$(i): $(if $(filter-out 1,$(INGEST_SHARDS)),\
+  $(foreach n,$(SETS),$(call stamp,$(call ingest_shard,$(n),$(i)))),data)))
 
 # --- networks --------------------------------------------------------------------------------------
 $(eval $(call stage,$(CLS),$(call stamp,$(DATA)/train.store) $(BIN)/train,\
@@ -94,21 +136,37 @@ $(eval $(call stage,$(DEN),$(call stamp,$(DATA)/train.store) $(BIN)/train,\
   $(BIN)/train --model diffusion --data $(DATA)/train.store --out $(DEN) $(COMMON) --force))
 
 # --- detection -------------------------------------------------------------------------------------
-define per_set
-$(eval $(call stage,$(OUT)/$(1).samples,$(call stamp,$(DATA)/$(1).store) $(call stamp,$(CLS)) $(call stamp,$(DEN)) $(BIN)/sample,\
-  $(BIN)/sample --images $(DATA)/$(1).store --denoiser $(DEN) --classifier $(CLS) --out $(OUT)/$(1).samples \
-  --cache $(CACHE) $(COMMON) $(SAMPLE_SETS) --force))
-$(eval $(call stage,$(OUT)/$(1).features,$(call stamp,$(OUT)/$(1).samples) $(BIN)/extract-features,\
-  $(BIN)/extract-features --classifier $(CLS) --samples $(OUT)/$(1).samples --out $(OUT)/$(1).features $(COMMON) --force))
-endef
-$(foreach n,$(SETS),$(eval $(call per_set,$(n))))
-$(eval $(call stage,$(OUT)/train.features,$(call stamp,$(DATA)/train.store) $(call stamp,$(CLS)) $(BIN)/extract-features,\
-  $(BIN)/extract-features --classifier $(CLS) --images $(DATA)/train.store --out $(OUT)/train.features $(COMMON) --force))
+# $(call sample_rule,SET,OUT_STORE,EXTRA) and $(call features_rule,SAMPLES_STORE,OUT_STORE)
+sample_rule = $(call stage,$(2),$(call stamp,$(DATA)/$(1).store) $(call stamp,$(CLS)) $(call stamp,$(DEN)) $(BIN)/sample,\
+  $(BIN)/sample --images $(DATA)/$(1).store --denoiser $(DEN) --classifier $(CLS) --out $(2) \
+  $(3) $(COMMON) $(SAMPLE_SETS) --force)
+features_rule = $(call stage,$(2),$(call stamp,$(1)) $(BIN)/extract-features,\
+  $(BIN)/extract-features --classifier $(CLS) --samples $(1) --out $(2) $(COMMON) --force)
+train_features_rule = $(call stage,$(1),$(call stamp,$(DATA)/train.store) $(call stamp,$(CLS)) $(BIN)/extract-features,\
+  $(BIN)/extract-features --classifier $(CLS) --images $(DATA)/train.store --out $(1) $(2) $(COMMON) --force)
+ifeq ($(SHARDS),1)
+$(foreach n,$(SETS),$(eval $(call sample_rule,$(n),$(OUT)/$(n).samples,$(if $(CACHE),--cache $(CACHE)))))
+$(foreach n,$(SETS),$(eval $(call features_rule,$(OUT)/$(n).samples,$(OUT)/$(n).features)))
+$(eval $(call train_features_rule,$(OUT)/train.features))
+else
+# shard I of every set: samples (their own records), their features, and the training set's
+shard_store = $(SHARD_DIR)/$(1).$(2)
+$(foreach n,$(SETS),$(foreach i,$(SHARD_IDS),\
+  $(eval $(call sample_rule,$(n),$(call shard_store,$(n).samples,$(i)),--shard $(i)/$(SHARDS)))\
+  $(eval $(call features_rule,$(call shard_store,$(n).samples,$(i)),$(call shard_store,$(n).features,$(i))))))
+$(foreach i,$(SHARD_IDS),$(eval $(call train_features_rule,$(call shard_store,train.features,$(i)),--shard $(i)/$(SHARDS))))
+$(foreach n,$(SETS:%=%.samples) $(SETS:%=%.features) train.features,\
+  $(eval $(call merged,$(OUT)/$(n),$(foreach i,$(SHARD_IDS),$(call shard_store,$(n),$(i))))))
+endif
+.PHONY: $(foreach i,$(SHARD_IDS),shard-$(i))
+$(foreach i,$(SHARD_IDS),$(eval shard-$(i): $(if $(filter-out 1,$(SHARDS)),\
+  $(foreach n,$(SETS:%=%.features) train.features,$(call stamp,$(call shard_store,$(n),$(i)))),\
+  $(foreach n,$(SETS:%=%.features) train.features,$(call stamp,$(OUT)/$(n))))))
 
 $(eval $(call stage,$(OUT)/scores.store,$(foreach n,$(SETS) train,$(call stamp,$(OUT)/$(n).features)) $(BIN)/score,\
   $(BIN)/score --id $(OUT)/$(ID_NAME).features $(foreach n,$(OOD_NAMES),--ood $(n)=$(OUT)/$(n).features) \
   --train $(OUT)/train.features --out $(OUT)/scores.store $(COMMON) --force))
 
-$(eval $(call stage,$(OUT)/report,$(call stamp,$(OUT)/scores.store) $(BIN)/report,\
+$(eval $(call stage,$(OUT)/report,$(call stamp,$(OUT)/scores.store) $(foreach n,$(SETS),$(call stamp,$(OUT)/$(n).samples)) $(BIN)/report,\
   $(BIN)/report --scores $(OUT)/scores.store --train-log $(CLS) --train-log $(DEN) \
   $(foreach n,$(SETS),--samples $(n)=$(OUT)/$(n).samples) --out $(OUT)/report --config $(CONFIG_FILE) $(foreach s,$(ALL_SET),--set $(s))))

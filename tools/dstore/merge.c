@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "common/err.h"
+#include "common/imgstats.h"
 #include "common/stage.h"
 #include "tools/dstore/dstore.h"
 
@@ -61,7 +62,16 @@ fail:
     return rc;
 }
 
-static int merge_meta(ts_store *out, ts_store *in, merge_counts *mc) {
+// Meta that a join of shards rewrites (merge_shard_join): differences there are expected.
+static int merge_join_key(const char *key) {
+    static const char *const keys[] = {"request", "key", "complete", "n", "count", "class_counts", "mean", "std", NULL};
+    for (int i = 0; keys[i]; i++)
+        if (!strcmp(key, keys[i])) return 1;
+    return 0;
+}
+
+// shard != 0: `in` is one of the shards of a run being joined (no warning for merge_join_key).
+static int merge_meta(ts_store *out, ts_store *in, int shard, merge_counts *mc) {
     char **keys = NULL;
     int n = 0, rc = 0;
     ERR_TRY(ts_meta_list(in, &keys, &n));
@@ -72,7 +82,7 @@ static int merge_meta(ts_store *out, ts_store *in, merge_counts *mc) {
         if (rc == ERR_NOTFOUND) {
             rc = ts_meta_put(out, keys[i], a);
             mc->meta_added++;
-        } else if (rc == 0 && strcmp(a, b)) {
+        } else if (rc == 0 && strcmp(a, b) && !(shard && merge_join_key(keys[i]))) {
             fprintf(stderr, "dstore merge: meta %s differs in %s; keeping %s's\n", keys[i], ts_path(in), ts_path(out));
             mc->meta_differ++;
         }
@@ -137,12 +147,47 @@ static void merge_shard_note(merge_shards *m, ts_store *in) {
     free(req);
 }
 
+// Shards of `ingest` (not an incremental stage: its whole store has no request): when they cover
+// all `count` images of their request, OUT takes the identity of the unsharded run (key =
+// base_key, no request) and its dataset facts, recomputed over the joined records.
+static int merge_ingest_finish(merge_shards *m, ts_store *out, const cJSON *req) {
+    const cJSON *count = cJSON_GetObjectItemCaseSensitive(req, "count");
+    char *shape = merge_meta_or_null(out, "shape");
+    cJSON *sj = shape ? cJSON_Parse(shape) : NULL;
+    imgstats st = {0};
+    int rc = 0;
+    ERR_GOTO_IF(rc, !cJSON_IsNumber(count) || m->begin != 0 || m->end != (int64_t)count->valuedouble, ERR_INPUT,
+                "%s: the ingest shards hold images %lld..%lld, not all of the %s selected", ts_path(out),
+                (long long)m->begin, (long long)m->end, cJSON_IsNumber(count) ? "images" : "(unknown count)");
+    ERR_GOTO_IF(rc, !cJSON_IsArray(sj) || cJSON_GetArraySize(sj) != 3 || !cJSON_IsNumber(cJSON_GetArrayItem(sj, 0)),
+                ERR_CORRUPT, "%s: meta shape is not [C,H,W]: %s", ts_path(out), shape ? shape : "(missing)");
+    ERR_GOTO(rc, imgstats_init(&st, (int)cJSON_GetArrayItem(sj, 0)->valuedouble));
+    ERR_GOTO(rc, imgstats_scan(out, &st));
+    ERR_GOTO(rc, imgstats_meta_put(out, &st));
+    ERR_GOTO(rc, ts_meta_del(out, "request"));
+    ERR_GOTO(rc, ts_meta_del(out, "base_key"));
+    ERR_GOTO(rc, ts_meta_put(out, "key", m->base));
+fail:
+    imgstats_free(&st);
+    cJSON_Delete(sj);
+    free(shape);
+    return rc;
+}
+
 // When the inputs were all the shards of one request, in order: OUT gets the joined request,
-// its key (as the unsharded run computes it) and the completion of the shards.
+// its key (as the unsharded run computes it) and the completion of the shards; meta `n` (the
+// images of the request, extract-features) becomes the joined count; ingest's shards become
+// the unsharded store (merge_ingest_finish).
 static int merge_shard_join(merge_shards *m, ts_store *out) {
     for (int i = 0; m->contiguous && i < m->shard_n; i++)
         if (!m->seen[i]) m->contiguous = 0;
-    if (!m->contiguous) return 0;
+    if (!m->contiguous) {
+        if (m->shard_n > 0)
+            fprintf(stderr, "dstore merge: the inputs are not all %d shards of one run in order (0/%d, 1/%d, ...): "
+                            "records merged, meta of %s kept (not a joined run)\n", m->shard_n, m->shard_n, m->shard_n,
+                    ts_path(out));
+        return 0;
+    }
     char *stage = merge_meta_or_null(out, "stage"), *ver = merge_meta_or_null(out, "stage_version"),
          *params = merge_meta_or_null(out, "params"), *inputs = merge_meta_or_null(out, "inputs"),
          *req = merge_meta_or_null(out, "request"), *text = NULL;
@@ -159,6 +204,14 @@ static int merge_shard_join(merge_shards *m, ts_store *out) {
     ERR_GOTO(rc, ts_meta_put(out, "request", text));
     ERR_GOTO(rc, ts_meta_put(out, "key", key));
     ERR_GOTO(rc, ts_meta_put(out, "complete", m->complete ? "true" : "false"));
+    char *n = merge_meta_or_null(out, "n");
+    if (n) {
+        char buf[32];
+        snprintf(buf, sizeof buf, "%lld", (long long)(m->end - m->begin));
+        free(n);
+        ERR_GOTO(rc, ts_meta_put(out, "n", buf));
+    }
+    if (!strcmp(stage, "ingest")) ERR_GOTO(rc, merge_ingest_finish(m, out, j));
     fprintf(stderr, "dstore merge: joined %d shards of %s: images %lld..%lld%s\n", m->shard_n, stage,
             (long long)m->begin, (long long)m->end, m->complete ? "" : " (some shard is incomplete)");
 fail:
@@ -209,7 +262,7 @@ int dst_merge(int argc, char **argv) {
         ERR_GOTO(rc, ts_tables(in, &names, &n));
         ERR_GOTO(rc, ts_begin_write(out));
         for (int j = 0; j < n; j++) ERR_GOTO(rc, merge_table(out, in, names[j], have_codec, codec, &mc));
-        ERR_GOTO(rc, merge_meta(out, in, &mc));
+        ERR_GOTO(rc, merge_meta(out, in, ms.contiguous, &mc));
         ERR_GOTO(rc, ts_commit(out));
         ts_names_free(names, n);
         names = NULL;
