@@ -295,12 +295,12 @@ static int iw_import(const cli_args *a) {
                    NULL};
     stage_state st;
     ERR_GOTO(rc, stage_probe(j.out, &id, cli_has(a, "force"), &st));
-    if (st == STAGE_UP_TO_DATE) {
+    if (st == STAGE_UP_TO_DATE && !j.train_id) {
         log_info("%s: up to date", j.out);
         ERR_GOTO(rc, iw_summary(&j, "up to date", 0));
         goto fail;
     }
-    ERR_GOTO_IF(rc, j.train_id && st == STAGE_RESUME, ERR_CONFLICT,
+    ERR_GOTO_IF(rc, j.train_id && st != STAGE_FRESH, ERR_CONFLICT,
                 "%s: train has already continued from these weights (meta step); --force replaces that progress",
                 j.out);
 

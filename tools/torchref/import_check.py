@@ -3,7 +3,8 @@ reference networks of models.py, and the check of safetensors files exported by 
 
   import_check.py write DIR small|paper|hostile
       small:   unet_small.yml / resnet_small.yml config overlays; unet_ema.ckpt (the EMA helper's
-               dict), unet_model.ckpt (a state_dict), unet_train.ckpt (a train.ckpt-shaped list with
+               dict), unet_model.ckpt (a state_dict), unet_missing.ckpt / unet_extra.ckpt (one
+               tensor less / more), unet_train.ckpt (a train.ckpt-shaped list with
                DDP "module." names, Adam state after 2 steps, LambdaLR state, epoch 3, step 1234),
                unet.safetensors (written by a small writer: the EMA weights), resnet_best.ckpt
                (OpenOOD-style state_dict after 3 training forwards: BatchNorm buffers),
@@ -140,11 +141,15 @@ def read_st(path):
     return out, header.get("__metadata__", {})
 
 
-def write_small(d):
-    torch.manual_seed(1)
+def write_overlays(d):
     for name in ("unet_small", "resnet_small", "unet_paper", "resnet_paper"):
         kind, cfg = CONFIGS[name]
         open(os.path.join(d, name + ".yml"), "w").write(yaml_overlay(kind, cfg))
+
+
+def write_small(d):
+    torch.manual_seed(1)
+    write_overlays(d)
     unet = build("unet", UNET_SMALL)
     # two Adam steps: trained weights and optimizer moments that are not zero
     opt = torch.optim.Adam(unet.parameters(), lr=1e-3)
@@ -160,6 +165,11 @@ def write_small(d):
     sd = unet.state_dict()
     torch.save(dict(ema), os.path.join(d, "unet_ema.ckpt"))  # EMAHelper.state_dict(): a plain dict
     torch.save(sd, os.path.join(d, "unet_model.ckpt"))
+    torch.save(collections.OrderedDict((k, v) for k, v in sd.items() if k != "mid.attn_1.q.bias"),
+               os.path.join(d, "unet_missing.ckpt"))
+    extra = collections.OrderedDict(sd)
+    extra["extra.weight"] = torch.zeros(2)
+    torch.save(extra, os.path.join(d, "unet_extra.ckpt"))
     ddp = collections.OrderedDict(("module." + k, v) for k, v in sd.items())
     torch.save([ddp, opt.state_dict(), sched.state_dict(), 3, 1234, "1129-0945"], os.path.join(d, "unet_train.ckpt"))
     write_st(os.path.join(d, "unet.safetensors"), ema)
@@ -186,6 +196,7 @@ def write_small(d):
 
 def write_paper(d):
     torch.manual_seed(5)
+    write_overlays(d)
     unet = build("unet", UNET_PAPER)
     torch.save(unet.state_dict(), os.path.join(d, "unet_paper.ckpt"))
     x, t, y = unet_inputs(UNET_PAPER, 2, 6)
