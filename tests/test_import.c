@@ -7,7 +7,7 @@
 // on the same inputs (relative error <= 1e-4); sample and extract-features run on them; the
 // exports load into the reference modules with load_state_dict(strict=True) and give PyTorch's
 // outputs; bad and hostile files exit 2 with messages naming the problem, and mutated files
-// never crash the parsers (wio_fuzz_one in process).
+// never crash the parsers (wio_fuzz_one in process); the tiny workflow runs on imported weights.
 #define _GNU_SOURCE
 #include <check.h>
 #include <stdio.h>
@@ -63,7 +63,7 @@ static void iw_write(const char *what) {
         if (system(cmd) != 0) snprintf(iw_err, sizeof iw_err, "%s failed: see %s/py.log", cmd, iw_dir);
     }
 }
-static void iw_write_small(void) { iw_write("small hostile"); }
+static void iw_write_small(void) { iw_write("small hostile tiny"); }
 static void iw_write_paper(void) { iw_write("paper"); }
 static void iw_remove(void) {
     char cmd[512];
@@ -438,6 +438,29 @@ START_TEST(test_wio_mutations) {
 }
 END_TEST
 
+// The tiny workflow (workflows/ci-tiny.mk) with imported networks instead of trained ones: the
+// stages chain on them up to the report; a rerun does nothing.
+START_TEST(test_import_workflow) {
+    const char *script = iw_script();
+    char root[600], cmd[2400], out[8192];
+    snprintf(root, sizeof root, "%.*s", (int)(strlen(script) - strlen("/tools/torchref/import_check.py")), script);
+    if (strcmp(script, "tools/torchref/import_check.py") == 0) snprintf(root, sizeof root, ".");
+    snprintf(cmd, sizeof cmd,
+             "make --no-print-directory -f '%s/workflows/ci-tiny.mk' BIN='%s' OUT='%s' CACHE='%s' THREADS=1 "
+             "DENOISER_CKPT='%s' CLASSIFIER_CKPT='%s' 2>&1",
+             root, tu_bin(), trt_path("run"), trt_path("cache"), iw_in("tiny_ema.ckpt"), iw_in("tiny_best.ckpt"));
+    int rc = tu_capture(cmd, out, sizeof out);
+    ck_assert_msg(rc == 0, "workflow with imported weights: %s", out);
+    ck_assert_msg(strstr(out, "import-weights") && !strstr(out, "bin/train "), "not imported: %s", out);
+    ck_assert_msg(strstr(out, "report.html"), "%s", out);
+    char *v = iw_meta(trt_path("run/denoiser.store"), "source");
+    ck_assert_str_eq(v, iw_in("tiny_ema.ckpt"));
+    free(v);
+    rc = tu_capture(cmd, out, sizeof out);
+    ck_assert_msg(rc == 0 && !strstr(out, "import-weights"), "the rerun did work: %s", out);
+}
+END_TEST
+
 // --- the paper configurations ---------------------------------------------------------------------
 
 START_TEST(test_import_paper) {
@@ -468,6 +491,7 @@ Suite *suite_import(void) {
     tcase_add_test(tc, test_import_resnet);
     tcase_add_test(tc, test_import_refusals);
     tcase_add_test(tc, test_wio_mutations);
+    tcase_add_test(tc, test_import_workflow);
     suite_add_tcase(s, tc);
     TCase *tp = tcase_create("paper");
     tcase_add_unchecked_fixture(tp, iw_write_paper, iw_remove);

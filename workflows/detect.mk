@@ -29,6 +29,8 @@
 #   THREADS=n       threads per stage (default: all cores)
 #   DEVICE=cpu|cuda|auto
 #   BIN=dir         the stage binaries (default bin/ of this checkout)
+#   CLASSIFIER_CKPT=file, DENOISER_CKPT=file  import these PyTorch/safetensors checkpoints
+#                   (bin/import-weights) instead of training the networks
 SHELL := /bin/bash
 .DELETE_ON_ERROR:
 .SUFFIXES:
@@ -88,10 +90,24 @@ $(eval $(call stage,$(DATA)/$(ID_NAME).store,$(BIN)/ingest,$(BIN)/ingest $(ID_AR
 $(foreach n,$(OOD_NAMES),$(eval $(call stage,$(DATA)/$(n).store,$(BIN)/ingest,$(BIN)/ingest $(OOD_ARGS_$(n)) $(SUBSET) --name $(n) --out $(DATA)/$(n).store --force --quiet)))
 
 # --- networks --------------------------------------------------------------------------------------
+# Trained here, or imported from PyTorch checkpoints (README "Imported weights"): CLASSIFIER_CKPT
+# (OpenOOD's best.ckpt; normalised with the training store's mean/std) and DENOISER_CKPT (the
+# original project's ema.ckpt), each optional.
+INPUT_FILES += $(CLASSIFIER_CKPT) $(DENOISER_CKPT)
+ifneq ($(CLASSIFIER_CKPT),)
+$(eval $(call stage,$(CLS),$(call stamp,$(DATA)/train.store) $(BIN)/import-weights $(CLASSIFIER_CKPT),\
+  $(BIN)/import-weights $(CLASSIFIER_CKPT) --model resnet18 --data $(DATA)/train.store --out $(CLS) $(COMMON) --force))
+else
 $(eval $(call stage,$(CLS),$(call stamp,$(DATA)/train.store) $(BIN)/train,\
   $(BIN)/train --model classifier --data $(DATA)/train.store --out $(CLS) $(COMMON) --force))
+endif
+ifneq ($(DENOISER_CKPT),)
+$(eval $(call stage,$(DEN),$(BIN)/import-weights $(DENOISER_CKPT),\
+  $(BIN)/import-weights $(DENOISER_CKPT) --model unet --out $(DEN) $(COMMON) --force))
+else
 $(eval $(call stage,$(DEN),$(call stamp,$(DATA)/train.store) $(BIN)/train,\
   $(BIN)/train --model diffusion --data $(DATA)/train.store --out $(DEN) $(COMMON) --force))
+endif
 
 # --- detection -------------------------------------------------------------------------------------
 define per_set

@@ -57,7 +57,7 @@ static const cli_spec iw_spec = {
     "ResNet-18) or safetensors files into a checkpoint store that sample and extract-features accept; names and "
     "shapes are checked against the configuration's network. --export writes a store's weights to safetensors "
     "with the reference state_dict names (load_state_dict(strict=True) on the reference PyTorch modules).",
-    iw_opts, CLI_STD_CONFIG | CLI_STD_LOG, 0, 1};
+    iw_opts, CLI_STD_ALL, 0, 1};
 
 // --- inputs ----------------------------------------------------------------------------------
 
@@ -305,8 +305,8 @@ static int iw_import(const cli_args *a) {
                 j.out);
 
     ops_options oo = ops_options_default();
-    oo.threads = 1;
-    ERR_GOTO(rc, ops_ctx_create_named(&ctx, "cpu", &oo));
+    oo.threads = cli_threads(a);
+    ERR_GOTO(rc, ops_ctx_create_named(&ctx, cli_device(a), &oo)); // the weights pass through its arenas
     const cfg *node = NULL;
     if (strcmp(j.model, "diffusion") == 0) {
         unet_config uc;

@@ -1,7 +1,7 @@
 """Checkpoints for tests/test_import.c (issue 14), written by PyTorch's own torch.save from the
 reference networks of models.py, and the check of safetensors files exported by import-weights.
 
-  import_check.py write DIR small|paper|hostile
+  import_check.py write DIR small|paper|hostile|tiny
       small:   unet_small.yml / resnet_small.yml config overlays; unet_ema.ckpt (the EMA helper's
                dict), unet_model.ckpt (a state_dict), unet_missing.ckpt / unet_extra.ckpt (one
                tensor less / more), unet_train.ckpt (a train.ckpt-shaped list with
@@ -13,6 +13,7 @@ reference networks of models.py, and the check of safetensors files exported by 
                resnet_paper.ckpt, inputs and outputs.
       hostile: hand-made torch.save-like zips: a storage claiming more bytes than the file, a
                negative stride, an offset past the storage, a global other than the allowed ones.
+      tiny:    tiny_ema.ckpt and tiny_best.ckpt: the networks of config/tiny.yml.
   import_check.py check DIR MODEL CONFIG FILE.safetensors OUT_PREFIX
       loads FILE with load_state_dict(strict=True) into the reference MODEL (unet|resnet) built
       from CONFIG (name of an overlay written by `write`), runs it on OUT_PREFIX's inputs and
@@ -38,6 +39,9 @@ UNET_SMALL = dict(ch=16, ch_mult=[1, 2], num_res_blocks=1, attn_resolutions=[8],
                   out_ch=3, image_size=16, num_classes=10, num_groups=4)
 UNET_PAPER = dict(ch=128, ch_mult=[1, 2, 2, 2], num_res_blocks=2, attn_resolutions=[16], dropout=0.1,
                   in_channels=3, out_ch=3, image_size=32, num_classes=10, num_groups=32)
+UNET_TINY = dict(ch=8, ch_mult=[1, 2], num_res_blocks=1, attn_resolutions=[16], dropout=0.0, in_channels=1,
+                 out_ch=1, image_size=32, num_classes=10, num_groups=4)  # config/tiny.yml
+RESNET_TINY = dict(width=4, in_channels=1, num_classes=10)
 RESNET_SMALL = dict(width=8, in_channels=3, num_classes=10)
 RESNET_PAPER = dict(width=64, in_channels=3, num_classes=10)
 MEAN = [0.4914, 0.4822, 0.4465]
@@ -194,6 +198,14 @@ def write_small(d):
     save_npy(d, "resnet_small_feature", feat.numpy())
 
 
+def write_tiny(d):
+    """The networks of config/tiny.yml (random weights): for the workflow with imported weights."""
+    torch.manual_seed(9)
+    unet = build("unet", UNET_TINY)
+    torch.save({k: v.detach().clone() for k, v in unet.named_parameters()}, os.path.join(d, "tiny_ema.ckpt"))
+    torch.save(resnet_trained(RESNET_TINY, 10).state_dict(), os.path.join(d, "tiny_best.ckpt"))
+
+
 def write_paper(d):
     torch.manual_seed(5)
     write_overlays(d)
@@ -288,7 +300,7 @@ def main():
     torch.set_num_threads(2)
     if sys.argv[1] == "write":
         d, what = sys.argv[2], sys.argv[3]
-        {"small": write_small, "paper": write_paper, "hostile": write_hostile}[what](d)
+        {"small": write_small, "paper": write_paper, "hostile": write_hostile, "tiny": write_tiny}[what](d)
     elif sys.argv[1] == "check":
         check(*sys.argv[2:7])
     else:
