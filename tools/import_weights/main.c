@@ -262,6 +262,8 @@ static int iw_import(const cli_args *a) {
     else return err_set(ERR_USAGE, "--model must be unet or resnet18, not '%s'", model);
     ERR_IF(!j.out, ERR_USAGE, "--out STORE is required");
     ERR_IF(cli_has(a, "ema") && strcmp(j.model, "diffusion") != 0, ERR_USAGE, "--ema is for --model unet");
+    ERR_IF(j.optim && strcmp(j.model, "diffusion") != 0, ERR_USAGE,
+           "--optim is for --model unet (the original project's train.ckpt holds Adam's state)");
     ERR_IF(cli_has(a, "table") || cli_has(a, "safetensors"), ERR_USAGE, "--table and --safetensors go with --export");
     j.train_id = j.optim && j.data;
 
