@@ -415,8 +415,8 @@ START_TEST(test_wio_mutations) {
         if (f < 3) {
             ck_assert_msg(rc == 0, "%s: %s", files[f], err_msg());
             ck_assert_int_gt(wf.n, 100);
-            wio_file_free(&wf);
         }
+        if (rc == 0) wio_file_free(&wf);
         uint8_t *b = malloc(n);
         for (int k = 1; k <= 64; k++) { // truncations
             memcpy(b, orig, n);
@@ -442,7 +442,8 @@ END_TEST
 // stages chain on them up to the report; a rerun does nothing.
 START_TEST(test_import_workflow) {
     const char *script = iw_script();
-    char root[600], cmd[2400], out[8192];
+    static char out[1 << 16];
+    char root[600], cmd[2400];
     snprintf(root, sizeof root, "%.*s", (int)(strlen(script) - strlen("/tools/torchref/import_check.py")), script);
     if (strcmp(script, "tools/torchref/import_check.py") == 0) snprintf(root, sizeof root, ".");
     snprintf(cmd, sizeof cmd,
@@ -450,14 +451,17 @@ START_TEST(test_import_workflow) {
              "DENOISER_CKPT='%s' CLASSIFIER_CKPT='%s' 2>&1",
              root, tu_bin(), trt_path("run"), trt_path("cache"), iw_in("tiny_ema.ckpt"), iw_in("tiny_best.ckpt"));
     int rc = tu_capture(cmd, out, sizeof out);
-    ck_assert_msg(rc == 0, "workflow with imported weights: %s", out);
-    ck_assert_msg(strstr(out, "import-weights") && !strstr(out, "bin/train "), "not imported: %s", out);
-    ck_assert_msg(strstr(out, "report.html"), "%s", out);
+    size_t len = strlen(out);
+    const char *tail = out + (len > 1500 ? len - 1500 : 0); // check's messages are short
+    ck_assert_msg(rc == 0, "workflow with imported weights: ...%s", tail);
+    ck_assert_msg(strstr(out, "import-weights") && !strstr(out, "bin/train "), "not imported: ...%s", tail);
+    ck_assert_msg(access(trt_path("run/report/report.html"), R_OK) == 0, "no report: ...%s", tail);
     char *v = iw_meta(trt_path("run/denoiser.store"), "source");
     ck_assert_str_eq(v, iw_in("tiny_ema.ckpt"));
     free(v);
     rc = tu_capture(cmd, out, sizeof out);
-    ck_assert_msg(rc == 0 && !strstr(out, "import-weights"), "the rerun did work: %s", out);
+    len = strlen(out);
+    ck_assert_msg(rc == 0 && !strstr(out, "import-weights"), "the rerun did work: ...%s", out + (len > 1500 ? len - 1500 : 0));
 }
 END_TEST
 
