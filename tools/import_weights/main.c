@@ -308,7 +308,8 @@ static int iw_import(const cli_args *a) {
 
     ops_options oo = ops_options_default();
     oo.threads = cli_threads(a);
-    ERR_GOTO(rc, ops_ctx_create_named(&ctx, cli_device(a), &oo)); // the weights pass through its arenas
+    // the weights pass through the network's arenas: the CPU unless --device says otherwise
+    ERR_GOTO(rc, ops_ctx_create_named(&ctx, cli_has(a, "device") ? cli_device(a) : "cpu", &oo));
     const cfg *node = NULL;
     if (strcmp(j.model, "diffusion") == 0) {
         unet_config uc;
