@@ -402,6 +402,57 @@ START_TEST(test_import_refusals) {
 }
 END_TEST
 
+// The expected element (i, j) of dtypes.ckpt's tensor `name` (base = arange(24).reshape(4, 6) / 2).
+static float iw_dtype_value(const char *name, int i, int j) {
+    if (strcmp(name, "t") == 0) return (float)(j * 6 + i) * 0.5f;
+    if (strcmp(name, "s") == 0) return (float)((1 + i) * 6 + 2 + j) * 0.5f;
+    float v = (float)(i * 6 + j) * 0.5f;
+    if (!strcmp(name, "i64") || !strcmp(name, "i32") || !strcmp(name, "u8")) return (float)(int)v;
+    if (!strcmp(name, "b")) return v > 3;
+    return v;
+}
+
+// torch.save's storages of every type, a transposed view (strides) and a slice (storage offset)
+// of one shared storage, a scalar; safetensors of three types: the values PyTorch wrote.
+START_TEST(test_wio_dtypes_views) {
+    const char *files[] = {"dtypes.ckpt", "dtypes.safetensors"};
+    for (int f = 0; f < 2; f++) {
+        size_t n = 0;
+        uint8_t *buf = tu_read_file(iw_in(files[f]), &n);
+        wio_file wf;
+        ck_assert_msg(wio_parse(&wf, buf, n, files[f]) == 0, "%s", err_msg());
+        ck_assert_int_eq(wf.n, f ? 3 : 11);
+        for (int k = 0; k < wf.n; k++) {
+            const wio_item *it = &wf.items[k];
+            ck_assert_int_eq(it->kind, WIO_ITEM_TENSOR);
+            float x[24];
+            if (strcmp(it->name, "scalar") == 0) {
+                ck_assert_int_eq(it->t.rank, 0);
+                wio_tensor_f32(&it->t, x);
+                ck_assert_float_eq(x[0], 7.25f);
+                continue;
+            }
+            int rows = !strcmp(it->name, "t") ? 6 : !strcmp(it->name, "s") ? 2 : 4;
+            int cols = !strcmp(it->name, "t") ? 4 : !strcmp(it->name, "s") ? 3 : 6;
+            ck_assert_int_eq(it->t.rank, 2);
+            ck_assert_int_eq(it->t.shape[0], rows);
+            ck_assert_int_eq(it->t.shape[1], cols);
+            wio_tensor_f32(&it->t, x);
+            for (int i = 0; i < rows; i++)
+                for (int j = 0; j < cols; j++)
+                    ck_assert_msg(x[i * cols + j] == iw_dtype_value(it->name, i, j), "%s %s[%d][%d] = %g, expected %g",
+                                  files[f], it->name, i, j, x[i * cols + j], iw_dtype_value(it->name, i, j));
+        }
+        const wio_item *t = wio_find(&wf, "t");
+        if (t) ck_assert_int_eq(t->t.stride[0], 1); // a view, not a copy
+        const wio_item *s = wio_find(&wf, "s");
+        if (s) ck_assert_int_eq(s->t.offset, 8);
+        wio_file_free(&wf);
+        free(buf);
+    }
+}
+END_TEST
+
 // Every truncation and many byte changes of real files: the parsers return (accepting or
 // refusing) and never crash; the intact files parse to their tensors.
 START_TEST(test_wio_mutations) {
@@ -495,6 +546,7 @@ Suite *suite_import(void) {
     tcase_add_test(tc, test_import_resnet);
     tcase_add_test(tc, test_import_refusals);
     tcase_add_test(tc, test_wio_mutations);
+    tcase_add_test(tc, test_wio_dtypes_views);
     tcase_add_test(tc, test_import_workflow);
     suite_add_tcase(s, tc);
     TCase *tp = tcase_create("paper");

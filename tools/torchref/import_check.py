@@ -6,7 +6,8 @@ reference networks of models.py, and the check of safetensors files exported by 
                dict), unet_model.ckpt (a state_dict), unet_missing.ckpt / unet_extra.ckpt (one
                tensor less / more), unet_train.ckpt (a train.ckpt-shaped list with
                DDP "module." names, Adam state after 2 steps, LambdaLR state, epoch 3, step 1234),
-               unet.safetensors (written by a small writer: the EMA weights), resnet_best.ckpt
+               unet.safetensors (written by a small writer: the EMA weights), dtypes.ckpt and
+               dtypes.safetensors (every storage type, strided and offset views), resnet_best.ckpt
                (OpenOOD-style state_dict after 3 training forwards: BatchNorm buffers),
                resnet_nonbt.ckpt (num_batches_tracked dropped); inputs and reference outputs as .npy.
       paper:   the paper configurations (UNet 35.75 M, ResNet-18 width 64): unet_paper.ckpt,
@@ -186,6 +187,14 @@ def write_small(d):
     save_npy(d, "unet_small_eps_model", unet_forward(unet, x, t, y).numpy())
     unet.load_state_dict(ema, strict=True)
     save_npy(d, "unet_small_eps_ema", unet_forward(unet, x, t, y).numpy())
+
+    # every storage type, views sharing one storage (transpose: strides; slice: offset), a scalar
+    base = torch.arange(24.0).reshape(4, 6) * 0.5
+    dt = collections.OrderedDict(f32=base, t=base.t(), s=base[1:3, 2:5], f16=base.half(), bf16=base.bfloat16(),
+                                 f64=base.double(), i64=base.long(), i32=base.int(), u8=base.to(torch.uint8),
+                                 b=base > 3, scalar=torch.tensor(7.25))
+    torch.save(dt, os.path.join(d, "dtypes.ckpt"))
+    write_st(os.path.join(d, "dtypes.safetensors"), collections.OrderedDict(f32=base, f16=base.half(), i64=base.long()))
 
     res = resnet_trained(RESNET_SMALL, 3)
     torch.save(res.state_dict(), os.path.join(d, "resnet_best.ckpt"))
