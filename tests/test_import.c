@@ -247,6 +247,14 @@ START_TEST(test_import_unet_files) {
     const char *again[] = {iw_in("unet_ema.ckpt"), "--model", "unet", "--config", cfg, "--out", trt_path("unet0"), NULL};
     ck_assert_int_eq(iw_run(again), 0);
     ck_assert_ptr_nonnull(strstr(trt_stdout(), "up to date"));
+    // training settings mean nothing to imported weights; the schedule does (sample reads it)
+    const char *lr[] = {iw_in("unet_ema.ckpt"), "--model", "unet", "--config", cfg, "--out", trt_path("unet0"),
+                        "--set", "train_diffusion.lr=1e-3", NULL};
+    ck_assert_int_eq(iw_run(lr), 0);
+    ck_assert_ptr_nonnull(strstr(trt_stdout(), "up to date"));
+    const char *sch[] = {iw_in("unet_ema.ckpt"), "--model", "unet", "--config", cfg, "--out", trt_path("unet0"),
+                         "--set", "diffusion.beta_end=0.03", NULL};
+    ck_assert_int_eq(iw_run(sch), 2);
     const char *other[] = {iw_in("unet_model.ckpt"), "--model", "unet", "--config", cfg, "--out", trt_path("unet0"), NULL};
     ck_assert_int_eq(iw_run(other), 2);
     ck_assert_ptr_nonnull(strstr(iw_stderr(), "--force"));

@@ -156,17 +156,35 @@ typedef struct {
     int channels;
 } iw_job;
 
+// The config section `name` as a JSON object into obj.
+static int iw_section(cJSON *obj, const cfg *root, const char *name) {
+    char *text = NULL;
+    ERR_TRY(cfg_canonical(root, name, &text));
+    cJSON *x = cJSON_Parse(text);
+    free(text);
+    ERR_IF(!x, ERR_NOMEM, "out of memory");
+    cJSON_AddItemToObject(obj, name, x);
+    return 0;
+}
+
+// The store's stage params and inputs: for an import, what the weights mean to detection (the
+// network section; the denoiser's schedule, which sample reads from the checkpoint; the
+// normalisation) and the files' hashes; with train's identity, what train would compute.
 static int iw_identity(iw_job *j, char **params, char **inputs) {
-    char *net_params = NULL;
-    ERR_TRY(tr_stage_params(j->root, j->model, &net_params));
     if (j->train_id) { // train continues from this store
-        *params = net_params;
+        ERR_TRY(tr_stage_params(j->root, j->model, params));
         return tr_stage_inputs(j->data, NULL, inputs);
     }
     cJSON *p = cJSON_CreateObject(), *in = cJSON_CreateObject();
     int rc = 0;
     ERR_GOTO_IF(rc, !p || !in, ERR_NOMEM, "out of memory");
-    cJSON_AddItemToObject(p, "network", cJSON_Parse(net_params));
+    cJSON_AddStringToObject(p, "model", j->model);
+    if (strcmp(j->model, "diffusion") == 0) {
+        ERR_GOTO(rc, iw_section(p, j->root, "unet"));
+        ERR_GOTO(rc, iw_section(p, j->root, "diffusion"));
+    } else {
+        ERR_GOTO(rc, iw_section(p, j->root, "resnet"));
+    }
     cJSON_AddBoolToObject(p, "optim", j->optim);
     if (j->have_norm) {
         cJSON_AddItemToObject(p, "mean", cJSON_CreateDoubleArray(j->mean, j->channels));
@@ -177,7 +195,6 @@ static int iw_identity(iw_job *j, char **params, char **inputs) {
     ERR_GOTO(rc, stage_canonical_json(p, params));
     ERR_GOTO(rc, stage_canonical_json(in, inputs));
 fail:
-    free(net_params);
     cJSON_Delete(p);
     cJSON_Delete(in);
     return rc;
