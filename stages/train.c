@@ -26,10 +26,6 @@
 #include "common/train/tr.h"
 #include "kernels/ops.h"
 
-// 2: the reference's warm-up (step k uses lr * k / warmup, the first step lr 0) and step decay
-// counted from the end of the warm-up; stores of version 1 trained one step ahead. The params
-// text holds the config sections exactly (cfg_canonical), no longer through cJSON doubles.
-#define TRAIN_VERSION 2
 
 static const cli_opt train_opts[] = {
     {"model", "MODEL", 0, "diffusion (the denoiser UNet) or classifier (the ResNet-18 discriminator)"},
@@ -68,56 +64,6 @@ static int train_picture(ts_store *s, const char *out) {
 fail:
     ts_tensor_free(&t);
     free(path);
-    return rc;
-}
-
-// The parameters that determine the checkpoint: sections as the config's own canonical text,
-// embedded as raw JSON (never parsed into cJSON doubles: seeds above 2^53 stay distinct).
-static int train_add_section(cJSON *obj, const cfg *root, const char *path, const char *name,
-                             const char *const *drop) {
-    char *text = NULL;
-    ERR_TRY(cfg_canonical_except(root, path, drop, &text));
-    cJSON *j = cJSON_AddRawToObject(obj, name, text);
-    free(text);
-    ERR_IF(!j, ERR_NOMEM, "out of memory");
-    return 0;
-}
-
-static int train_params(const cfg *root, const char *model, char **text) {
-    static const char *const drop_d[] = {"minutes", "log_every", "checkpoint_every", NULL};
-    static const char *const drop_c[] = {"minutes", "log_every", NULL};
-    cJSON *p = cJSON_CreateObject();
-    int rc = 0;
-    ERR_IF(!p, ERR_NOMEM, "out of memory");
-    cJSON_AddStringToObject(p, "model", model);
-    if (strcmp(model, "diffusion") == 0) {
-        ERR_GOTO(rc, train_add_section(p, root, "diffusion", "diffusion", NULL));
-        ERR_GOTO(rc, train_add_section(p, root, "unet", "unet", NULL));
-        ERR_GOTO(rc, train_add_section(p, root, "train_diffusion", "train", drop_d));
-    } else {
-        ERR_GOTO(rc, train_add_section(p, root, "resnet", "resnet", NULL));
-        ERR_GOTO(rc, train_add_section(p, root, "train_classifier", "train", drop_c));
-    }
-    ERR_GOTO(rc, stage_canonical_json(p, text));
-fail:
-    cJSON_Delete(p);
-    return rc;
-}
-
-static int train_inputs(const char *data, const char *val, char **text) {
-    char k[HASH_HEX_LEN + 1];
-    cJSON *p = cJSON_CreateObject();
-    int rc = 0;
-    ERR_IF(!p, ERR_NOMEM, "out of memory");
-    ERR_GOTO(rc, stage_input_key(data, k));
-    cJSON_AddStringToObject(p, "data", k);
-    if (val) {
-        ERR_GOTO(rc, stage_input_key(val, k));
-        cJSON_AddStringToObject(p, "val", k);
-    }
-    ERR_GOTO(rc, stage_canonical_json(p, text));
-fail:
-    cJSON_Delete(p);
     return rc;
 }
 
@@ -209,9 +155,9 @@ int main(int argc, char **argv) {
     ERR_GOTO(rc, tr_check_config(c, model));
     ERR_GOTO(rc, cli_install_interrupt());
 
-    ERR_GOTO(rc, train_params(c, model, &params));
-    ERR_GOTO(rc, train_inputs(data, valp, &inputs));
-    stage_id id = {"train", TRAIN_VERSION, params, inputs, NULL};
+    ERR_GOTO(rc, tr_stage_params(c, model, &params));
+    ERR_GOTO(rc, tr_stage_inputs(data, valp, &inputs));
+    stage_id id = {"train", TR_STAGE_VERSION, params, inputs, NULL};
     ERR_GOTO(rc, stage_probe(out, &id, force, &st));
     if (st == STAGE_UP_TO_DATE) {
         log_info("%s: up to date", out);

@@ -36,6 +36,8 @@
 #                   writing host at a time; n shards on n nodes would share one cache entry).
 #   INGEST_SHARDS=n ingest the test sets in n shards (large image lists), joined likewise
 #   CACHE=          (empty) no cache: samples stay in the samples stores
+#   CLASSIFIER_CKPT=file, DENOISER_CKPT=file  import these PyTorch/safetensors checkpoints
+#                   (bin/import-weights) instead of training the networks
 #
 # Targets besides the report (for batch schedulers, workflows/slurm/): data, classifier,
 # denoiser, shard-I (every shard-I store of sample and extract-features), ingest-shard-I.
@@ -130,10 +132,24 @@ $(foreach i,$(INGEST_SHARD_IDS),$(eval ingest-shard-$(i): $(if $(filter-out 1,$(
   $(foreach n,$(SETS),$(call stamp,$(call ingest_shard,$(n),$(i)))),data)))
 
 # --- networks --------------------------------------------------------------------------------------
+# Trained here, or imported from PyTorch checkpoints (README "Imported weights"): CLASSIFIER_CKPT
+# (OpenOOD's best.ckpt; normalised with the training store's mean/std) and DENOISER_CKPT (the
+# original project's ema.ckpt), each optional.
+INPUT_FILES += $(CLASSIFIER_CKPT) $(DENOISER_CKPT)
+ifneq ($(CLASSIFIER_CKPT),)
+$(eval $(call stage,$(CLS),$(call stamp,$(DATA)/train.store) $(BIN)/import-weights $(CLASSIFIER_CKPT),\
+  $(BIN)/import-weights $(CLASSIFIER_CKPT) --model resnet18 --data $(DATA)/train.store --out $(CLS) $(COMMON) --force))
+else
 $(eval $(call stage,$(CLS),$(call stamp,$(DATA)/train.store) $(BIN)/train,\
   $(BIN)/train --model classifier --data $(DATA)/train.store --out $(CLS) $(COMMON) --force))
+endif
+ifneq ($(DENOISER_CKPT),)
+$(eval $(call stage,$(DEN),$(BIN)/import-weights $(DENOISER_CKPT),\
+  $(BIN)/import-weights $(DENOISER_CKPT) --model unet --out $(DEN) $(COMMON) --force))
+else
 $(eval $(call stage,$(DEN),$(call stamp,$(DATA)/train.store) $(BIN)/train,\
   $(BIN)/train --model diffusion --data $(DATA)/train.store --out $(DEN) $(COMMON) --force))
+endif
 
 # --- detection -------------------------------------------------------------------------------------
 # $(call sample_rule,SET,OUT_STORE,EXTRA) and $(call features_rule,SAMPLES_STORE,OUT_STORE)

@@ -222,6 +222,21 @@ int tr_classifier_run(const tr_env *env, tr_result *res);
 // [0, 1]. Store errors, ERR_INPUT (shape mismatch), device errors.
 int tr_classifier_eval(ts_store *ckpt, ops_ctx *ctx, const tr_images *test, int batch, double *acc);
 
+// --- the train stage's identity (tr_stage.c) -----------------------------------------------------
+
+// stage_id version of train's checkpoint stores. 2: the reference's warm-up (step k uses
+// lr * k / warmup, the first step lr 0) and step decay counted from the end of the warm-up;
+// stores of version 1 trained one step ahead. The params text holds the config sections exactly
+// (cfg_canonical_except), no longer through cJSON doubles.
+#define TR_STAGE_VERSION 2
+// The canonical params text of a checkpoint of `model` ("diffusion" or "classifier"): the
+// network and schedule sections and the training section without the keys that do not change
+// the result (minutes, log_every, checkpoint_every). *text malloc'd. ERR_CONFIG, ERR_NOMEM.
+int tr_stage_params(const struct cfg *root, const char *model, char **text);
+// The canonical inputs text: the keys of the complete image stores `data` and `val` (may be
+// NULL). stage_input_key's errors.
+int tr_stage_inputs(const char *data, const char *val, char **text);
+
 // Checks the config values the loops use (ERR_CONFIG naming key and value): for model
 // "diffusion" or "classifier". Called by the stage before it touches the output store.
 int tr_check_config(const struct cfg *root, const char *model);
