@@ -152,6 +152,9 @@ enum {
     TS_CREATE = 2, // create the directory (and missing parents) and the environment when missing
     TS_NOSYNC = 4, // no fsync at commit: a killed process loses nothing committed, an OS crash
                    // may lose the last commits (fast bulk writers; tests)
+    TS_REPLACE = 8, // with TS_CREATE: a damaged store (ERR_CORRUPT: truncated or invalid data.mdb,
+                    // damaged meta) or one of an unsupported format is replaced by an empty one
+                    // (its data.mdb and lock.mdb are removed, under the writer lock)
 };
 
 // Opens the store at directory `path`; *out owned by the caller, release with ts_close.

@@ -19,6 +19,7 @@
 #include "common/cli.h"
 #include "common/err.h"
 #include "common/log.h"
+#include "common/stage.h"
 #include "common/report/rep.h"
 
 #define REPORT_MAX_GROUP 64
@@ -116,6 +117,14 @@ int main(int argc, char **argv) {
     ERR_GOTO(rc, rep_load_scores(&r, scores, near, nnear, far, nfar, decimals));
     log_info("%s: %d methods, %d OOD sets", scores, r.nmethods, r.nsets - 1);
     for (size_t i = 0; i < cli_count(a, "train-log"); i++) ERR_GOTO(rc, rep_load_trainlog(&r, cli_value(a, "train-log", i)));
+    // what it reads is never where it writes (common/stage.h), whatever the flags
+    ERR_GOTO(rc, stage_note_input(scores));
+    for (size_t i = 0; i < cli_count(a, "train-log"); i++) ERR_GOTO(rc, stage_note_input(cli_value(a, "train-log", i)));
+    for (size_t i = 0; i < cli_count(a, "samples"); i++) {
+        const char *v = cli_value(a, "samples", i), *eq = strchr(v, '=');
+        ERR_GOTO(rc, stage_note_input(eq ? eq + 1 : v));
+    }
+    ERR_GOTO(rc, stage_check_output(out));
     ERR_GOTO(rc, report_mkdir(out));
     for (size_t i = 0; pictures > 0 && i < cli_count(a, "samples"); i++) {
         free(spec);
