@@ -93,6 +93,11 @@ START_TEST(test_states) {
     ck_assert_int_eq(stage_input_key(spath, key), 0);
     ck_assert_int_eq(stage_key(&id, want), 0);
     ck_assert_str_eq(key, want);
+    // now an input of this process: refused as an output, whatever the flags
+    ck_assert_int_eq(stage_probe(spath, &id, 1, &st), ERR_CONFLICT);
+    ck_assert_ptr_nonnull(strstr(err_msg(), "also an input"));
+    ck_assert_int_eq(stage_open_output(&s, spath, &id, 1, &st), ERR_CONFLICT);
+    stage_forget_inputs(); // this test plays several runs in one process
     // other params: refused, naming the key that differs and --force
     stage_id other = id;
     other.params = "{\"pad\":0}";
@@ -156,7 +161,9 @@ START_TEST(test_incremental_request) {
     ck_assert_int_eq(stage_key(&id, base), 0);
     ck_assert_str_ne(k2, base);
     ck_assert_int_eq(stage_input_key(spath, k4), 0);
+    stage_forget_inputs();
     ck_assert_str_eq(k4, k2);
+    stage_forget_inputs();
     ck_assert_int_eq(stage_probe(spath, &id, 0, &st), 0);
     ck_assert_int_eq(st, STAGE_UP_TO_DATE);
     // more repeats: resume; the store says so (new request and key, not complete) before work
@@ -180,6 +187,7 @@ START_TEST(test_incremental_request) {
     ck_assert_int_eq(stage_mark_complete(s), 0);
     ts_close(s);
     ck_assert_int_eq(stage_input_key(spath, k4), 0);
+    stage_forget_inputs();
     ck_assert_int_ne(strcmp(k4, k2), 0);
     ck_assert_int_eq(stage_probe(spath, &more, 0, &st), 0);
     ck_assert_int_eq(st, STAGE_UP_TO_DATE);
