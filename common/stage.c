@@ -313,21 +313,6 @@ int stage_probe(const char *path, const stage_id *id, int force, stage_state *st
     return rc;
 }
 
-// Drops every record table and every non-"ts." meta key, in the open batch.
-static int stage_clear(ts_store *s) {
-    char **names = NULL;
-    int n = 0, rc = 0;
-    ERR_TRY(ts_tables(s, &names, &n));
-    for (int i = 0; i < n && rc >= 0; i++) rc = ts_drop_table(s, names[i]);
-    ts_names_free(names, n);
-    ERR_TRY(rc);
-    ERR_TRY(ts_meta_list(s, &names, &n));
-    for (int i = 0; i < n && rc >= 0; i++)
-        if (strncmp(names[i], "ts.", 3) != 0) rc = ts_meta_del(s, names[i]);
-    ts_names_free(names, n);
-    return rc;
-}
-
 int stage_open_output(ts_store **out, const char *path, const stage_id *id, int force, stage_state *state) {
     int rc = 0;
     ts_store *s = NULL;
@@ -352,8 +337,9 @@ int stage_open_output(ts_store **out, const char *path, const stage_id *id, int 
     }
     if (*state == STAGE_FRESH) {
         snprintf(ver, sizeof ver, "%d", id->version);
+        // replaced, not cleared table by table: nothing of the old content is read (it may be damaged)
+        ERR_GOTO(rc, ts_reset(s));
         ERR_GOTO(rc, ts_begin_write(s));
-        ERR_GOTO(rc, stage_clear(s));
         ERR_GOTO(rc, ts_meta_put(s, "stage", id->stage));
         ERR_GOTO(rc, ts_meta_put(s, "stage_version", ver));
         ERR_GOTO(rc, ts_meta_put(s, "params", id->params));

@@ -26,8 +26,10 @@
 // UP_TO_DATE when complete, else RESUME (committed records are kept; compute only the missing
 // ones). A store with ANOTHER key (or records but no key) is refused with ERR_CONFLICT (exit
 // status 2) naming what differs (stage, version, which params keys, which inputs) and saying to
-// use --force; with force != 0 it is cleared (every record table dropped, every meta key but
-// the store's own "ts.*" deleted) and is FRESH.
+// use --force; with force != 0 it is replaced by an empty store (ts_reset: its LMDB files are
+// removed, so a store whose pages are damaged is replaced too) and is FRESH. A store that cannot
+// be opened because it is damaged or of an older format is treated the same way: refused with a
+// message saying to use --force, replaced with it.
 #ifndef DIFFOOD_STAGE_H
 #define DIFFOOD_STAGE_H
 
@@ -86,7 +88,7 @@ int stage_probe(const char *path, const stage_id *id, int force, stage_state *st
 // Opens (creating it when missing) the output store for writing, holding its writer lock until
 // ts_close (a second writer is refused: ERR_CONFLICT naming the holder), and settles its meta as
 // described above: FRESH writes stage/stage_version/params/inputs/key and complete=false in one
-// commit (after clearing, when forced); RESUME keeps everything; UP_TO_DATE opens it unchanged.
+// commit (after ts_reset); RESUME keeps everything; UP_TO_DATE opens it unchanged.
 // *out is owned by the caller (ts_close). Errors: ERR_CONFLICT as stage_probe, store errors.
 // No batch is open on return.
 int stage_open_output(ts_store **out, const char *path, const stage_id *id, int force, stage_state *state);

@@ -250,6 +250,25 @@ static int remove_env(ts_store *s) {
     return 0;
 }
 
+int ts_reset(ts_store *s) {
+    TS_GUARD(s);
+    ERR_IF(s->flags & TS_RDONLY, ERR_USAGE, "store %s: opened read-only", s->path);
+    ERR_IF(s->ncursors, ERR_USAGE, "store %s: reset with open cursors", s->path);
+    if (s->wtxn) ts_abort(s);
+    if (s->rtxn) { mdb_txn_abort(s->rtxn); s->rtxn = NULL; }
+    if (s->env) mdb_env_close(s->env); // nothing of the old pages is read again (they may be damaged)
+    s->env = NULL;
+    s->rd_depth = 0;
+    forget_tables(s, 0, NULL);
+    ts__dict_free(s);
+    ERR_TRY(remove_env(s));
+    unsigned flags = s->flags;
+    s->flags |= TS_CREATE;
+    int rc = open_env(s);
+    s->flags = flags;
+    return rc;
+}
+
 int ts_open(ts_store **out, const char *path, unsigned flags) {
     int rc = 0;
     *out = NULL;
@@ -278,15 +297,8 @@ int ts_open(ts_store **out, const char *path, unsigned flags) {
     if (!(flags & TS_RDONLY)) ERR_GOTO(rc, ts__lock_take(path, &s->lock_fd));
     rc = open_env(s);
     if ((rc == ERR_CORRUPT || rc == ERR_UNSUPPORTED) && (flags & TS_REPLACE)) {
-        // a damaged or old store the caller asked to replace: start afresh, under the lock
-        if (s->wtxn) ts_abort(s);
-        if (s->rtxn) { mdb_txn_abort(s->rtxn); s->rtxn = NULL; }
-        if (s->env) mdb_env_close(s->env);
-        s->env = NULL;
-        forget_tables(s, 0, NULL);
-        err_clear();
-        ERR_GOTO(rc, remove_env(s));
-        rc = open_env(s);
+        err_clear(); // a damaged or old store the caller asked to replace: start afresh
+        rc = ts_reset(s);
     }
     ERR_GOTO(rc, rc);
     *out = s;

@@ -166,6 +166,11 @@ enum {
 // store), ERR_CORRUPT (data.mdb truncated, foreign or damaged), ERR_STORE (LMDB failures,
 // e.g. locks, permissions), ERR_USAGE (TS_RDONLY with TS_CREATE). Messages name the path.
 int ts_open(ts_store **out, const char *path, unsigned flags);
+// Empties a store opened for writing by replacing its LMDB files with a fresh environment (the
+// writer lock stays held; readers that have it open keep reading the old, unlinked file). Reads
+// nothing of the old pages, so it also works on a store whose page structure is damaged. The
+// open batch is discarded; no cursor may be open. ERR_USAGE (read-only, cursors), ERR_IO.
+int ts_reset(ts_store *s);
 // Closes the store (an open write batch is aborted). NULL-safe.
 void ts_close(ts_store *s);
 // The path given to ts_open. Owned by the store.
