@@ -161,7 +161,8 @@ enum {
 // The LMDB map starts at 64 GiB (sparse; $DIFFOOD_STORE_MAPSIZE bytes when set, for tests) and
 // doubles when a batch begins with more than half of it used, or when a lone put fills it; a
 // single batch larger than the free map fails with ERR_STORE ("commit smaller batches").
-// Errors: ERR_NOTFOUND (missing directory without TS_CREATE, or a directory without data.mdb),
+// Errors: ERR_NOTFOUND (missing directory without TS_CREATE, a directory without data.mdb, or an
+// empty environment: a creation killed before its first commit),
 // ERR_INPUT (a regular file or other non-directory; an LMDB environment that is not a tensor
 // store), ERR_CORRUPT (data.mdb truncated, foreign or damaged), ERR_STORE (LMDB failures,
 // e.g. locks, permissions), ERR_USAGE (TS_RDONLY with TS_CREATE). Messages name the path.

@@ -94,7 +94,9 @@ int ts__meta_open(ts_store *s, int may_init) {
             return ts_commit(s);
         }
         if (st.ms_entries == 0)
-            return err_set(ERR_INPUT, "store %s: empty LMDB environment, not a tensor store", s->path);
+            // (a writer killed between creating data.mdb and its first commit leaves this behind:
+            // ERR_NOTFOUND like a directory without data.mdb, so that a stage starts it afresh)
+            return err_set(ERR_NOTFOUND, "store %s: an empty LMDB environment, not (yet) a tensor store", s->path);
         return err_set(ERR_INPUT, "store %s: an LMDB environment but not a tensor store (no meta table)", s->path);
     }
     if (mrc) { rc = ts__lmdb_err(s, mrc, "meta table"); goto fail; }
