@@ -40,7 +40,7 @@ def stage_cmds(tag):
            F + "/t10k-labels-idx1-ubyte.gz"]
     return [
         ("ingest", o("train.store"), ing + ["--format", "idx", "--images", F + "/train-images-idx3-ubyte.gz",
-                                            "--labels", F + "/train-labels-idx1-ubyte.gz", "--limit", "600",
+                                            "--labels", F + "/train-labels-idx1-ubyte.gz", "--limit", "300",
                                             "--batch", "50", "--name", "train", "--out", o("train.store")]),
         ("ingest-id", o("id.store"), ing + idx + ["--limit", "16", "--name", "fashion_mnist", "--out", o("id.store")]),
         ("ingest-ood", o("ood.store"), ing + ["--format", "mnist-json", "--path", DIGITS, "--limit", "16",
@@ -144,17 +144,18 @@ def drill_full():
         subprocess.run(["mount", "-o", "remount,size=16m", mnt], check=True)
         r = run(ing + ["--out", big])  # after freeing space: resumes and completes
         same(p("ref/big.store"), big, "ingest after a full disk")
-        # a stage that fails on a full disk: train's checkpoint
-        subprocess.run(["mount", "-o", "remount,size=2m", mnt], check=True)
-        os.remove(os.path.join(big, "data.mdb"))
-        tr = [BIN + "/train", "--model", "classifier", "--data", small, "--out", os.path.join(mnt, "fill.store")]
-        subprocess.run(["dd", "if=/dev/zero", "of=" + os.path.join(mnt, "fill"), "bs=64k", "count=1000"],
-                       capture_output=True)
+        # train's checkpoint on a full disk: fill it, leaving 40 KiB
+        shutil.rmtree(big)
+        fill = os.path.join(mnt, "fill")
+        subprocess.run(["dd", "if=/dev/zero", "of=" + fill, "bs=64k", "count=1000"], capture_output=True)
+        os.truncate(fill, os.path.getsize(fill) - 40 * 1024)
+        tr = [BIN + "/train", "--model", "classifier", "--data", small, "--out", os.path.join(mnt, "c.store")]
         r = run(tr + TINY, ok=(1,))
         if "disk is full" not in r.stderr:
             fail("train on a full disk: no 'disk is full' message:\n%s" % r.stderr)
         run([BIN + "/dstore", "verify", small])
-        print("full disk: message names the store; other store intact; rerun after freeing space completes")
+        print("full disk: message names the store; other store intact; rerun after freeing space completes; "
+              "train: " + r.stderr.strip().split("\n")[-1][:200])
     finally:
         subprocess.run(["umount", mnt])
 
@@ -162,7 +163,7 @@ def drill_full():
 def drill_writer():
     F2 = F + "/train-images-idx3-ubyte.gz"
     ing = [BIN + "/ingest", "--format", "idx", "--images", F2, "--labels", F + "/train-labels-idx1-ubyte.gz",
-           "--batch", "50", "--out", p("w.store")]
+           "--batch", "20", "--limit", "20000", "--out", p("w.store")]
     first = subprocess.Popen(ing + ["--pad", "2"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     for _ in range(500):  # until it holds the store
         if os.path.exists(p("w.store/data.mdb")):
@@ -173,9 +174,33 @@ def drill_writer():
     if "another process is writing it" not in r.stderr or want not in r.stderr or p("w.store") not in r.stderr:
         fail("second writer: message does not name the store and %s:\n%s" % (want, r.stderr))
     run([BIN + "/dstore", "ls", p("w.store")])  # a reader is not blocked
+    # dstore's writing commands are refused too
+    run([sys.executable, "-c", "import numpy as np; np.save('%s', np.zeros((3, 4), np.float32))" % p("x.npy")])
+    run([BIN + "/dstore", "import", p("x.store"), "x", "--npy", p("x.npy")])
+    r2 = run([BIN + "/dstore", "import", p("w.store"), "x", "--npy", p("x.npy")], ok=(2,))
+    r3 = run([BIN + "/dstore", "merge", p("w.store"), p("x.store")], ok=(2,))
+    for r_ in (r2, r3):
+        if "another process is writing it" not in r_.stderr:
+            fail("dstore import/merge into a store being written: " + r_.stderr)
     if first.wait() != 0:
         fail("the first writer failed: " + first.stderr.read())
     run([BIN + "/dstore", "verify", p("w.store")])
+    # train holds its checkpoint store for the whole run
+    shutil.rmtree(p("w.store"))
+    run([BIN + "/ingest", "--format", "idx", "--images", F2, "--labels", F + "/train-labels-idx1-ubyte.gz",
+         "--pad", "2", "--limit", "300", "--out", p("t.store")])
+    tr = [BIN + "/train", "--model", "diffusion", "--data", p("t.store"), "--val", p("t.store"), "--out",
+          p("den.store"), "--set", "train_diffusion.steps=100000"] + TINY
+    first = subprocess.Popen(tr, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(1000):
+        if os.path.exists(p("den.store/data.mdb")):
+            break
+        time.sleep(0.01)
+    r4 = run(tr + ["--force"], ok=(2,))
+    first.kill()
+    first.wait()
+    if "pid %d" % first.pid not in r4.stderr:
+        fail("a second train into the same checkpoint store: " + r4.stderr)
     print("second writer refused (%s); reader not blocked" % r.stderr.strip().split("\n")[-1][:160])
 
 
