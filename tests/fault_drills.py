@@ -32,9 +32,10 @@ def p(name):
     return os.path.join(DIR, name)
 
 
-def stage_cmds(tag):
-    """The chain of stage commands; outputs carry `tag` (inputs are the reference outputs)."""
-    o = lambda n: p(n + tag)
+def stage_cmds(tag, outdir=None):
+    """The chain of stage commands; outputs carry `tag` and lie in outdir (default DIR); the
+    inputs are the reference outputs in DIR."""
+    o = lambda n: os.path.join(outdir or DIR, n + tag)
     ing = [BIN + "/ingest", "--quiet", "--pad", "2"]
     idx = ["--format", "idx", "--images", F + "/t10k-images-idx3-ubyte.gz", "--labels",
            F + "/t10k-labels-idx1-ubyte.gz"]
@@ -116,14 +117,50 @@ def drill_kill():
             run(kout)
             same(out, kpath, name)
         print("%-24s ref %.2fs, kills %s: same" % (name, dur, ", ".join(kills)), flush=True)
+    full_disk_chain()
 
 
-def drill_full():
-    mnt = p("tmpfs")
+def mount_small(mnt):
+    """Mounts a 2 MiB tmpfs at mnt; False (with a message) when this process may not."""
     os.makedirs(mnt, exist_ok=True)
     r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", mnt], capture_output=True, text=True)
     if r.returncode != 0:
         print("SKIP: cannot mount a tmpfs here (%s): the full-disk drill needs root" % r.stderr.strip())
+        return False
+    return True
+
+
+def full_disk_chain():
+    """Every writing stage, its output on a full disk: exit 1 saying the disk is full, naming the
+    output; the input stores stay intact."""
+    mnt = p("tmpfs-chain")
+    if not mount_small(mnt):
+        return
+    try:
+        fill = os.path.join(mnt, "fill")
+        subprocess.run(["dd", "if=/dev/zero", "of=" + fill, "bs=64k", "count=1000"], capture_output=True)
+        os.truncate(fill, os.path.getsize(fill) - 12 * 1024)
+        said = []
+        for name, out, cmd in stage_cmds(".f", mnt):
+            r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            ok = r.returncode == 1 and "disk is full" in r.stderr and out in r.stderr
+            if name == "report":  # files, not a store: its own message
+                ok = r.returncode == 1 and "disk is full" in r.stderr
+            if not ok:
+                fail("%s on a full disk: exit %d\n%s" % (name, r.returncode, r.stderr[-2000:]))
+            said.append(name)
+            shutil.rmtree(out, ignore_errors=True)
+        for name, out, cmd in stage_cmds(""):
+            if name != "report":
+                run([BIN + "/dstore", "verify", out])
+        print("full disk, every stage: %s said so; the inputs verify" % ", ".join(said), flush=True)
+    finally:
+        subprocess.run(["umount", mnt])
+
+
+def drill_full():
+    mnt = p("tmpfs")
+    if not mount_small(mnt):
         sys.exit(77)
     try:
         ing = [BIN + "/ingest", "--quiet", "--format", "idx", "--images", F + "/t10k-images-idx3-ubyte.gz",
