@@ -260,7 +260,7 @@ int stage_note_input(const char *path) {
 
 void stage_forget_inputs(void) { stage_ninputs = 0; }
 
-int stage_check_output(const char *out) {
+int stage_check_output(const char *out, int holds) {
     struct stat st;
     char real[PATH_MAX];
     if (stat(out, &st) != 0 || !realpath(out, real)) return 0; // nothing there: it cannot be an input
@@ -268,7 +268,7 @@ int stage_check_output(const char *out) {
     for (int i = 0; i < stage_ninputs; i++) {
         const char *in = stage_inputs[i].real;
         int same = stage_inputs[i].dev == st.st_dev && stage_inputs[i].ino == st.st_ino;
-        int inside = in[0] && !strncmp(in, real, n) && (in[n] == '/' || (n == 1 && real[0] == '/'));
+        int inside = holds && in[0] && !strncmp(in, real, n) && (in[n] == '/' || (n == 1 && real[0] == '/'));
         if (same || inside)
             return err_set(ERR_CONFLICT,
                            "%s: the output is also an input of this run (%s%s); a stage never writes over what "
@@ -285,7 +285,7 @@ int stage_probe(const char *path, const stage_id *id, int force, stage_state *st
     ERR_TRY(stage_full_key(id, key));
     struct stat st;
     *state = STAGE_FRESH;
-    ERR_TRY(stage_check_output(path));
+    ERR_TRY(stage_check_output(path, 1));
     if (stat(path, &st) != 0) {
         ERR_IF(errno != ENOENT, ERR_IO, "%s: cannot stat: %s", path, strerror(errno));
         return 0;
@@ -320,7 +320,7 @@ int stage_open_output(ts_store **out, const char *path, const stage_id *id, int 
     *out = NULL;
     ERR_TRY(stage_full_key(id, key));
     ERR_TRY(stage_key(id, base));
-    ERR_TRY(stage_check_output(path));
+    ERR_TRY(stage_check_output(path, 1));
     ERR_GOTO(rc, ts_open(&s, path, TS_CREATE | (force ? TS_REPLACE : 0)));
     ERR_GOTO(rc, stage_decide(s, id, key, force, state));
     if (*state == STAGE_RESUME && id->request) { // a new request: say so before computing

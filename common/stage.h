@@ -103,8 +103,10 @@ int stage_open_output(ts_store **out, const char *path, const stage_id *id, int 
 // Notes `path` (a store, file or directory) as an input of this run; a missing path is ignored
 // (reading it fails later). 0, or ERR_USAGE past 64 inputs.
 int stage_note_input(const char *path);
-// 0 when `out` is none of the noted inputs and holds none of them; ERR_CONFLICT otherwise.
-int stage_check_output(const char *out);
+// 0 when `out` is none of the noted inputs (and, when holds != 0, a directory holding none of
+// them); ERR_CONFLICT otherwise. Stores are checked with holds = 1; a folder of files that may
+// sit beside its inputs (report) with holds = 0.
+int stage_check_output(const char *out, int holds);
 // Forgets the noted inputs (a process that runs several stages, e.g. a test).
 void stage_forget_inputs(void);
 

@@ -102,8 +102,9 @@ int ts__meta_open(ts_store *s, int may_init) {
     if (mrc) { rc = ts__lmdb_err(s, mrc, "meta table"); goto fail; }
     MDB_val k = {strlen(TS_FORMAT_KEY), TS_FORMAT_KEY}, v;
     mrc = mdb_get(txn, meta, &k, &v);
-    if (mrc == MDB_NOTFOUND) {
-        rc = err_set(ERR_INPUT, "store %s: not a tensor store (meta has no %s)", s->path, TS_FORMAT_KEY);
+    if (mrc == MDB_NOTFOUND) { // a store's meta table without its marker: damaged
+        rc = err_set(ERR_CORRUPT, "store %s: damaged or not a tensor store (its meta has no %s)", s->path,
+                     TS_FORMAT_KEY);
         goto fail;
     }
     if (mrc) { rc = ts__lmdb_err(s, mrc, "meta table"); goto fail; }

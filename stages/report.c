@@ -135,7 +135,7 @@ int main(int argc, char **argv) {
         const char *v = cli_value(a, "samples", i), *eq = strchr(v, '=');
         ERR_GOTO(rc, stage_note_input(eq ? eq + 1 : v));
     }
-    ERR_GOTO(rc, stage_check_output(out));
+    ERR_GOTO(rc, stage_check_output(out, 0)); // beside its inputs is fine (e.g. in the run folder)
     ERR_GOTO(rc, report_mkdir(out));
     for (size_t i = 0; pictures > 0 && i < cli_count(a, "samples"); i++) {
         free(spec);
