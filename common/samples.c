@@ -181,6 +181,7 @@ int smp_open(smp_view *v, const char *path) {
     memset(v, 0, sizeof *v);
     char *stage = NULL, *req = NULL, *records = NULL;
     int rc = 0;
+    ERR_GOTO(rc, stage_note_input(path)); // a stage reading it never writes over it
     ERR_GOTO(rc, ts_open(&v->own, path, TS_RDONLY));
     rc = ts_meta_get(v->own, "stage", &stage);
     ERR_GOTO_IF(rc, rc == ERR_NOTFOUND || (rc == 0 && strcmp(stage, "sample") != 0), ERR_INPUT,
@@ -202,6 +203,7 @@ int smp_open(smp_view *v, const char *path) {
         rc = 0;
     } else {
         ERR_GOTO(rc, rc);
+        ERR_GOTO(rc, stage_note_input(records));
         rc = ts_open(&v->rec, records, TS_RDONLY);
         if (rc < 0) {
             err_prefix(rc, "%s: its cache entry %s cannot be read (moved or deleted? rerun sample): ", path, records);

@@ -2,6 +2,7 @@
 #include "common/stage.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -252,6 +253,52 @@ fail:
     return rc;
 }
 
+// --- an output that is also an input --------------------------------------------------------
+// The inputs of this run (stage_input_key and stage_note_input add them): an output that is one
+// of them, or holds one of them, is refused before anything is touched.
+#define STAGE_MAX_INPUTS 64
+static struct {
+    dev_t dev;
+    ino_t ino;
+    char real[PATH_MAX];
+    char path[256];
+} stage_inputs[STAGE_MAX_INPUTS];
+static int stage_ninputs;
+
+int stage_note_input(const char *path) {
+    struct stat st;
+    if (!path || stat(path, &st) != 0) return 0; // a missing input fails where it is read
+    for (int i = 0; i < stage_ninputs; i++)
+        if (stage_inputs[i].dev == st.st_dev && stage_inputs[i].ino == st.st_ino) return 0;
+    ERR_IF(stage_ninputs == STAGE_MAX_INPUTS, ERR_USAGE, "%s: more than %d inputs", path, STAGE_MAX_INPUTS);
+    int i = stage_ninputs++;
+    stage_inputs[i].dev = st.st_dev;
+    stage_inputs[i].ino = st.st_ino;
+    if (!realpath(path, stage_inputs[i].real)) stage_inputs[i].real[0] = 0;
+    snprintf(stage_inputs[i].path, sizeof stage_inputs[i].path, "%s", path);
+    return 0;
+}
+
+void stage_forget_inputs(void) { stage_ninputs = 0; }
+
+int stage_check_output(const char *out, int holds) {
+    struct stat st;
+    char real[PATH_MAX];
+    if (stat(out, &st) != 0 || !realpath(out, real)) return 0; // nothing there: it cannot be an input
+    size_t n = strlen(real);
+    for (int i = 0; i < stage_ninputs; i++) {
+        const char *in = stage_inputs[i].real;
+        int same = stage_inputs[i].dev == st.st_dev && stage_inputs[i].ino == st.st_ino;
+        int inside = holds && in[0] && !strncmp(in, real, n) && (in[n] == '/' || (n == 1 && real[0] == '/'));
+        if (same || inside)
+            return err_set(ERR_CONFLICT,
+                           "%s: the output is also an input of this run (%s%s); a stage never writes over what "
+                           "it reads, not even with --force: choose another output",
+                           out, stage_inputs[i].path, same ? "" : " lies inside it");
+    }
+    return 0;
+}
+
 // --- probing and opening ---------------------------------------------------------------------
 
 int stage_probe(const char *path, const stage_id *id, int force, stage_state *state) {
@@ -259,6 +306,7 @@ int stage_probe(const char *path, const stage_id *id, int force, stage_state *st
     ERR_TRY(stage_full_key(id, key));
     struct stat st;
     *state = STAGE_FRESH;
+    ERR_TRY(stage_check_output(path, 1));
     if (stat(path, &st) != 0) {
         ERR_IF(errno != ENOENT, ERR_IO, "%s: cannot stat: %s", path, strerror(errno));
         return 0;
@@ -269,24 +317,20 @@ int stage_probe(const char *path, const stage_id *id, int force, stage_state *st
         err_clear();
         return 0;
     }
+    if (rc == ERR_CORRUPT || rc == ERR_UNSUPPORTED) { // damaged, or another format
+        if (force) { // stage_open_output replaces it
+            err_clear();
+            return 0;
+        }
+        if (!strstr(err_msg(), "--force")) {
+            char msg[2048];
+            snprintf(msg, sizeof msg, "%s", err_msg());
+            return err_set(rc, "%s; rerun with --force to replace it", msg);
+        }
+    }
     ERR_TRY(rc);
     rc = stage_decide(s, id, key, force, state);
     ts_close(s);
-    return rc;
-}
-
-// Drops every record table and every non-"ts." meta key, in the open batch.
-static int stage_clear(ts_store *s) {
-    char **names = NULL;
-    int n = 0, rc = 0;
-    ERR_TRY(ts_tables(s, &names, &n));
-    for (int i = 0; i < n && rc >= 0; i++) rc = ts_drop_table(s, names[i]);
-    ts_names_free(names, n);
-    ERR_TRY(rc);
-    ERR_TRY(ts_meta_list(s, &names, &n));
-    for (int i = 0; i < n && rc >= 0; i++)
-        if (strncmp(names[i], "ts.", 3) != 0) rc = ts_meta_del(s, names[i]);
-    ts_names_free(names, n);
     return rc;
 }
 
@@ -297,7 +341,8 @@ int stage_open_output(ts_store **out, const char *path, const stage_id *id, int 
     *out = NULL;
     ERR_TRY(stage_full_key(id, key));
     ERR_TRY(stage_key(id, base));
-    ERR_GOTO(rc, ts_open(&s, path, TS_CREATE));
+    ERR_TRY(stage_check_output(path, 1));
+    ERR_GOTO(rc, ts_open(&s, path, TS_CREATE | (force ? TS_REPLACE : 0)));
     ERR_GOTO(rc, stage_decide(s, id, key, force, state));
     if (*state == STAGE_RESUME && id->request) { // a new request: say so before computing
         char *old_key = stage_meta_or_null(s, "key");
@@ -313,8 +358,9 @@ int stage_open_output(ts_store **out, const char *path, const stage_id *id, int 
     }
     if (*state == STAGE_FRESH) {
         snprintf(ver, sizeof ver, "%d", id->version);
+        // replaced, not cleared table by table: nothing of the old content is read (it may be damaged)
+        ERR_GOTO(rc, ts_reset(s));
         ERR_GOTO(rc, ts_begin_write(s));
-        ERR_GOTO(rc, stage_clear(s));
         ERR_GOTO(rc, ts_meta_put(s, "stage", id->stage));
         ERR_GOTO(rc, ts_meta_put(s, "stage_version", ver));
         ERR_GOTO(rc, ts_meta_put(s, "params", id->params));
@@ -353,6 +399,7 @@ int stage_input_key(const char *path, char key[HASH_HEX_LEN + 1]) {
     ts_store *s = NULL;
     char *k = NULL;
     int rc = 0;
+    ERR_TRY(stage_note_input(path));
     ERR_TRY(ts_open(&s, path, TS_RDONLY));
     int c = stage_is_complete(s);
     ERR_GOTO(rc, c);

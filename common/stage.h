@@ -26,8 +26,10 @@
 // UP_TO_DATE when complete, else RESUME (committed records are kept; compute only the missing
 // ones). A store with ANOTHER key (or records but no key) is refused with ERR_CONFLICT (exit
 // status 2) naming what differs (stage, version, which params keys, which inputs) and saying to
-// use --force; with force != 0 it is cleared (every record table dropped, every meta key but
-// the store's own "ts.*" deleted) and is FRESH.
+// use --force; with force != 0 it is replaced by an empty store (ts_reset: its LMDB files are
+// removed, so a store whose pages are damaged is replaced too) and is FRESH. A store that cannot
+// be opened because it is damaged or of an older format is treated the same way: refused with a
+// message saying to use --force, replaced with it.
 #ifndef DIFFOOD_STAGE_H
 #define DIFFOOD_STAGE_H
 
@@ -76,16 +78,37 @@ int stage_canonical_json(const cJSON *item, char **text);
 
 // Decides the state of the store at `path` for `id` without creating or changing anything
 // (read-only open when it exists). *state is FRESH when the store is missing or empty, or when
-// another key is there and force != 0. Errors: ERR_CONFLICT (another key, force == 0; message
+// another key is there and force != 0, or when it is damaged or of an older store format
+// (ERR_CORRUPT / ERR_UNSUPPORTED from ts_open) and force != 0: stage_open_output then replaces it;
+// without force those errors say to rerun with --force. ERR_CONFLICT when `path` is an input
+// (stage_check_output). Errors: ERR_CONFLICT (another key, force == 0; message
 // names path, the differences and --force), ERR_INPUT/ERR_CORRUPT/ERR_STORE from ts_open.
 int stage_probe(const char *path, const stage_id *id, int force, stage_state *state);
 
-// Opens (creating it when missing) the output store for writing and settles its meta as
+// Opens (creating it when missing) the output store for writing, holding its writer lock until
+// ts_close (a second writer is refused: ERR_CONFLICT naming the holder), and settles its meta as
 // described above: FRESH writes stage/stage_version/params/inputs/key and complete=false in one
-// commit (after clearing, when forced); RESUME keeps everything; UP_TO_DATE opens it unchanged.
+// commit (after ts_reset); RESUME keeps everything; UP_TO_DATE opens it unchanged.
 // *out is owned by the caller (ts_close). Errors: ERR_CONFLICT as stage_probe, store errors.
 // No batch is open on return.
 int stage_open_output(ts_store **out, const char *path, const stage_id *id, int force, stage_state *state);
+
+// --- an output that is also an input ---------------------------------------------------------
+// A stage never writes over what it reads, whatever the flags: stage_input_key notes every input
+// store it is given (stage_note_input notes other inputs: source files and directories), and
+// stage_probe and stage_open_output refuse an output that is one of them (the same path, a
+// symlink to it, the same inode) or a directory holding one, with ERR_CONFLICT naming both, before
+// anything is touched. So a stage keys its inputs before it probes its output.
+
+// Notes `path` (a store, file or directory) as an input of this run; a missing path is ignored
+// (reading it fails later). 0, or ERR_USAGE past 64 inputs.
+int stage_note_input(const char *path);
+// 0 when `out` is none of the noted inputs (and, when holds != 0, a directory holding none of
+// them); ERR_CONFLICT otherwise. Stores are checked with holds = 1; a folder of files that may
+// sit beside its inputs (report) with holds = 0.
+int stage_check_output(const char *out, int holds);
+// Forgets the noted inputs (a process that runs several stages, e.g. a test).
+void stage_forget_inputs(void);
 
 // Sets meta complete=true (joins the open batch, if any; else commits on its own).
 int stage_mark_complete(ts_store *s);

@@ -7,16 +7,30 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
 
 #include "common/err.h"
 #include "common/store_internal.h"
 
 #define TS_MAP_INITIAL (UINT64_C(64) << 30) // sparse: the file grows with the data
 #define TS_MAX_DBS 256
-#define TS_MAIN_DBI ((MDB_dbi)~0u) // list_keys: "the unnamed main database"
+
+// Whether the file system holding path has (almost) no space left for this user.
+static int disk_full(const char *path) {
+    struct statvfs v;
+    if (!path || statvfs(path, &v) != 0) return 0;
+    return (uint64_t)v.f_bavail * v.f_frsize < (UINT64_C(1) << 20);
+}
 
 int ts__lmdb_err(ts_store *s, int mrc, const char *what) {
     int code = ERR_STORE;
+    // LMDB reports a full disk as ENOSPC, or as EIO when a write into the file's holes failed
+    if (mrc == ENOSPC || mrc == EDQUOT || ((mrc == EIO || mrc == EFBIG) && disk_full(s ? s->path : NULL)))
+        return err_set(ERR_STORE,
+                       "store %s: %s: the disk is full (%s); free some space and rerun: what was committed "
+                       "before is kept and the rerun continues from there",
+                       s ? s->path : "?", what, mdb_strerror(mrc));
     if (mrc == MDB_NOTFOUND) code = ERR_NOTFOUND;
     else if (mrc == MDB_CORRUPTED || mrc == MDB_PAGE_NOTFOUND || mrc == MDB_INVALID ||
              mrc == MDB_VERSION_MISMATCH)
@@ -99,8 +113,8 @@ int ts__txn_begin_rd(ts_store *s, MDB_txn **txn) {
     if (mrc == MDB_MAP_RESIZED && !s->ncursors && s->rd_depth == 0 && !s->wtxn) {
         // another process grew the map: adopt its size (no transaction of ours may be open)
         if (s->rtxn) { mdb_txn_abort(s->rtxn); s->rtxn = NULL; }
-        mdb_env_set_mapsize(s->env, 0);
-        mrc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, txn);
+        mrc = mdb_env_set_mapsize(s->env, 0);
+        if (!mrc) mrc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, txn);
     }
     if (mrc) {
         *txn = NULL;
@@ -121,7 +135,8 @@ int ts__rd_begin(ts_store *s, MDB_txn **txn) {
         else mrc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &s->rtxn);
         if (mrc == MDB_MAP_RESIZED && s->ncursors == 0) { // another process grew the map
             if (s->rtxn) { mdb_txn_abort(s->rtxn); s->rtxn = NULL; }
-            mdb_env_set_mapsize(s->env, 0);
+            mrc = mdb_env_set_mapsize(s->env, 0);
+            if (mrc) return ts__lmdb_err(s, mrc, "adopt the grown map");
             continue;
         }
         break;
@@ -140,57 +155,6 @@ void ts__rd_end(ts_store *s, MDB_txn *txn) {
 }
 
 // --- opening -----------------------------------------------------------------------------------
-static int check_format(ts_store *s, int may_init) {
-    int rc = 0, mrc;
-    MDB_txn *txn = NULL;
-    MDB_dbi main_dbi, meta;
-    MDB_stat st;
-    ERR_TRY(ts__txn_begin_rd(s, &txn));
-    mrc = mdb_dbi_open(txn, NULL, 0, &main_dbi);
-    if (!mrc) mrc = mdb_stat(txn, main_dbi, &st);
-    if (mrc) { rc = ts__lmdb_err(s, mrc, "main database"); goto fail; }
-    mrc = mdb_dbi_open(txn, TS_META_TABLE, 0, &meta);
-    if (mrc == MDB_NOTFOUND) {
-        mdb_txn_abort(txn);
-        txn = NULL;
-        if (st.ms_entries == 0 && may_init) { // fresh environment: mark it
-            ERR_TRY(ts_begin_write(s));
-            rc = ts_meta_put(s, TS_FORMAT_KEY, TS_FORMAT_TEXT);
-            if (rc < 0) { ts_abort(s); return rc; }
-            return ts_commit(s);
-        }
-        if (st.ms_entries == 0)
-            return err_set(ERR_INPUT, "store %s: empty LMDB environment, not a tensor store", s->path);
-        return err_set(ERR_INPUT, "store %s: an LMDB environment but not a tensor store (no meta table)", s->path);
-    }
-    if (mrc) { rc = ts__lmdb_err(s, mrc, "meta table"); goto fail; }
-    MDB_val k = {strlen(TS_FORMAT_KEY), TS_FORMAT_KEY}, v;
-    mrc = mdb_get(txn, meta, &k, &v);
-    if (mrc == MDB_NOTFOUND) {
-        rc = err_set(ERR_INPUT, "store %s: not a tensor store (meta has no %s)", s->path, TS_FORMAT_KEY);
-        goto fail;
-    }
-    if (mrc) { rc = ts__lmdb_err(s, mrc, "meta table"); goto fail; }
-    const char *prefix = "diffood-tensor-store ";
-    size_t pl = strlen(prefix);
-    if (v.mv_size <= pl || memcmp(v.mv_data, prefix, pl)) {
-        rc = err_set(ERR_INPUT, "store %s: not a tensor store (bad %s)", s->path, TS_FORMAT_KEY);
-        goto fail;
-    }
-    if (v.mv_size != strlen(TS_FORMAT_TEXT) || memcmp(v.mv_data, TS_FORMAT_TEXT, v.mv_size)) {
-        rc = err_set(ERR_UNSUPPORTED, "store %s: unsupported format '%.*s' (this build reads '%s')", s->path,
-                     (int)v.mv_size, (const char *)v.mv_data, TS_FORMAT_TEXT);
-        goto fail;
-    }
-    mdb_txn_commit(txn); // keeps the meta handle open for the environment
-    txn = NULL;
-    ERR_TRY(ts__dbi(s, TS_META_TABLE, 0, &meta));
-    return 0;
-fail:
-    if (txn) mdb_txn_abort(txn);
-    return rc;
-}
-
 // mkdir -p: creates path and its missing parents.
 static int mkdir_parents(const char *path) {
     char buf[4096];
@@ -208,40 +172,24 @@ static int mkdir_parents(const char *path) {
     return 0;
 }
 
-int ts_open(ts_store **out, const char *path, unsigned flags) {
+// Opens the LMDB environment of s (its directory exists; the writer lock is held when writing)
+// and checks it is a readable store of this format.
+static int open_env(ts_store *s) {
     int rc = 0, mrc;
-    *out = NULL;
-    ERR_IF((flags & TS_RDONLY) && (flags & TS_CREATE), ERR_USAGE, "store %s: read-only and create together", path);
+    const char *path = s->path;
+    unsigned flags = s->flags;
     struct stat st;
-    if (stat(path, &st) != 0) {
-        if (errno != ENOENT) return err_set(ERR_IO, "store %s: %s", path, strerror(errno));
-        if (!(flags & TS_CREATE)) return err_set(ERR_NOTFOUND, "store %s: no such store (missing directory)", path);
-        ERR_TRY(mkdir_parents(path));
-    } else if (!S_ISDIR(st.st_mode)) {
-        return err_set(ERR_INPUT, "store %s: not a store (a store is a directory; this is a file)", path);
-    }
-    size_t pl = strlen(path);
-    char *data = malloc(pl + 16);
-    if (!data) return err_set(ERR_NOMEM, "store %s: out of memory", path);
-    snprintf(data, pl + 16, "%s/data.mdb", path);
+    char data[4200];
+    ERR_IF(strlen(path) > 4000, ERR_USAGE, "store %.100s...: path too long", path);
+    snprintf(data, sizeof data, "%s/data.mdb", path);
     int have_data = stat(data, &st) == 0;
     off_t data_size = have_data ? st.st_size : 0;
-    if (have_data && !S_ISREG(st.st_mode)) {
-        free(data);
-        return err_set(ERR_INPUT, "store %s: data.mdb is not a regular file", path);
-    }
-    free(data);
+    ERR_IF(have_data && !S_ISREG(st.st_mode), ERR_INPUT, "store %s: data.mdb is not a regular file", path);
     if (!have_data && !(flags & TS_CREATE))
         return err_set(ERR_NOTFOUND, "store %s: not a tensor store (no data.mdb in the directory)", path);
     if (have_data && data_size < 2 * 4096 && !(data_size == 0 && (flags & TS_CREATE)))
         return err_set(ERR_CORRUPT, "store %s: data.mdb is truncated (%lld bytes)", path, (long long)data_size);
 
-    ts_store *s = calloc(1, sizeof *s);
-    if (!s) return err_set(ERR_NOMEM, "store %s: out of memory", path);
-    s->flags = flags;
-    s->zlevel = 3;
-    s->path = strdup(path);
-    ERR_GOTO_IF(rc, !s->path, ERR_NOMEM, "store %s: out of memory", path);
     uint64_t map = TS_MAP_INITIAL;
     const char *env_map = getenv("DIFFOOD_STORE_MAPSIZE"); // tests of map growth
     if (env_map && strtoull(env_map, NULL, 10) >= (1u << 20)) map = strtoull(env_map, NULL, 10);
@@ -250,10 +198,11 @@ int ts_open(ts_store **out, const char *path, unsigned flags) {
     if (flags & TS_NOSYNC) mflags |= MDB_NOSYNC;
     for (int attempt = 0; attempt < 2; attempt++) {
         mrc = mdb_env_create(&s->env);
-        if (mrc) { rc = ts__lmdb_err(s, mrc, "create environment"); s->env = NULL; goto fail; }
-        mdb_env_set_maxdbs(s->env, TS_MAX_DBS);
-        mdb_env_set_maxreaders(s->env, 510);
-        mdb_env_set_mapsize(s->env, (size_t)map);
+        if (mrc) { s->env = NULL; return ts__lmdb_err(s, mrc, "create environment"); }
+        mrc = mdb_env_set_maxdbs(s->env, TS_MAX_DBS);
+        if (!mrc) mrc = mdb_env_set_maxreaders(s->env, 510);
+        if (!mrc) mrc = mdb_env_set_mapsize(s->env, (size_t)map);
+        if (mrc) return ts__lmdb_err(s, mrc, "set up environment");
         mrc = mdb_env_open(s->env, path, mflags, 0664);
         // a read-only look at a store on read-only media: no lock file (no writer can be there)
         if ((mrc == EACCES || mrc == EROFS) && (flags & TS_RDONLY) && !(mflags & MDB_NOLOCK)) {
@@ -266,32 +215,92 @@ int ts_open(ts_store **out, const char *path, unsigned flags) {
     }
     if (mrc) {
         if (mrc == MDB_INVALID || mrc == MDB_VERSION_MISMATCH || mrc == ENOENT || mrc == EINVAL)
-            rc = err_set(ERR_CORRUPT, "store %s: data.mdb is not a valid LMDB file (%s)", path, mdb_strerror(mrc));
-        else
-            rc = ts__lmdb_err(s, mrc, "open");
-        goto fail;
+            return err_set(ERR_CORRUPT, "store %s: data.mdb is not a valid LMDB file (%s)", path, mdb_strerror(mrc));
+        return ts__lmdb_err(s, mrc, "open");
     }
     // A truncated file would fault on access: the pages LMDB thinks it has must be in the file.
     MDB_envinfo info;
     MDB_stat est;
-    mdb_env_info(s->env, &info);
-    mdb_env_stat(s->env, &est);
-    struct stat fst;
-    {
-        char dp[4096];
-        snprintf(dp, sizeof dp, "%s/data.mdb", path);
-        ERR_GOTO_IF(rc, stat(dp, &fst) != 0, ERR_IO, "store %s: data.mdb: %s", path, strerror(errno));
-    }
+    mrc = mdb_env_info(s->env, &info);
+    if (!mrc) mrc = mdb_env_stat(s->env, &est);
+    if (mrc) return ts__lmdb_err(s, mrc, "environment info");
+    ERR_IF(stat(data, &st) != 0, ERR_IO, "store %s: data.mdb: %s", path, strerror(errno));
     uint64_t need = ((uint64_t)info.me_last_pgno + 1) * est.ms_psize;
-    ERR_GOTO_IF(rc, (uint64_t)fst.st_size < need, ERR_CORRUPT,
-                "store %s: data.mdb is truncated (%lld bytes, its pages need %" PRIu64 ")", path,
-                (long long)fst.st_size, need);
-    int dead = 0; // reader slots of killed processes would keep old pages from being reused
-    mdb_reader_check(s->env, &dead);
+    ERR_IF((uint64_t)st.st_size < need, ERR_CORRUPT,
+           "store %s: data.mdb is truncated (%lld bytes, its pages need %" PRIu64 ")", path,
+           (long long)st.st_size, need);
+    if (!(mflags & MDB_NOLOCK)) {
+        int dead = 0; // reader slots of killed processes would keep old pages from being reused
+        mrc = mdb_reader_check(s->env, &dead);
+        if (mrc) return ts__lmdb_err(s, mrc, "reader check");
+    }
+    ERR_TRY(ts__meta_open(s, !(flags & TS_RDONLY) && (flags & TS_CREATE)));
+    return rc;
+}
+
+// Removes the LMDB files of a damaged store (TS_REPLACE; the writer lock is held).
+static int remove_env(ts_store *s) {
+    char p[4200];
+    const char *files[] = {"data.mdb", "lock.mdb"};
+    for (int i = 0; i < 2; i++) {
+        snprintf(p, sizeof p, "%s/%s", s->path, files[i]);
+        ERR_IF(unlink(p) != 0 && errno != ENOENT, ERR_IO, "store %s: cannot remove the damaged %s: %s", s->path,
+               files[i], strerror(errno));
+    }
+    return 0;
+}
+
+int ts_reset(ts_store *s) {
+    TS_GUARD(s);
+    ERR_IF(s->flags & TS_RDONLY, ERR_USAGE, "store %s: opened read-only", s->path);
+    ERR_IF(s->ncursors, ERR_USAGE, "store %s: reset with open cursors", s->path);
+    if (s->wtxn) ts_abort(s);
+    if (s->rtxn) { mdb_txn_abort(s->rtxn); s->rtxn = NULL; }
+    if (s->env) mdb_env_close(s->env); // nothing of the old pages is read again (they may be damaged)
+    s->env = NULL;
+    s->rd_depth = 0;
+    forget_tables(s, 0, NULL);
+    ts__dict_free(s);
+    ERR_TRY(remove_env(s));
+    unsigned flags = s->flags;
+    s->flags |= TS_CREATE;
+    int rc = open_env(s);
+    s->flags = flags;
+    return rc;
+}
+
+int ts_open(ts_store **out, const char *path, unsigned flags) {
+    int rc = 0;
+    *out = NULL;
+    ERR_IF((flags & TS_RDONLY) && (flags & TS_CREATE), ERR_USAGE, "store %s: read-only and create together", path);
+    ERR_IF((flags & TS_REPLACE) && !(flags & TS_CREATE), ERR_USAGE, "store %s: TS_REPLACE without TS_CREATE", path);
+    ts__guard_install();
+    struct stat st;
+    if (stat(path, &st) != 0) {
+        if (errno != ENOENT) return err_set(ERR_IO, "store %s: %s", path, strerror(errno));
+        if (!(flags & TS_CREATE)) return err_set(ERR_NOTFOUND, "store %s: no such store (missing directory)", path);
+        ERR_TRY(mkdir_parents(path));
+    } else if (!S_ISDIR(st.st_mode)) {
+        return err_set(ERR_INPUT, "store %s: not a store (a store is a directory; this is a file)", path);
+    }
+    ts_store *s = calloc(1, sizeof *s);
+    if (!s) return err_set(ERR_NOMEM, "store %s: out of memory", path);
+    s->lock_fd = -1;
+    s->flags = flags;
+    s->zlevel = 3;
+    s->path = strdup(path);
+    ERR_GOTO_IF(rc, !s->path, ERR_NOMEM, "store %s: out of memory", path);
+    TS_GUARD(s);
     s->cctx = ZSTD_createCCtx();
     s->dctx = ZSTD_createDCtx();
     ERR_GOTO_IF(rc, !s->cctx || !s->dctx, ERR_NOMEM, "store %s: out of memory (zstd)", path);
-    ERR_GOTO(rc, check_format(s, !(flags & TS_RDONLY) && (flags & TS_CREATE)));
+    if (!(flags & TS_RDONLY)) ERR_GOTO(rc, ts__lock_take(path, &s->lock_fd));
+    rc = open_env(s);
+    if ((rc == ERR_CORRUPT || rc == ERR_UNSUPPORTED) && (flags & TS_REPLACE)) {
+        err_clear(); // a damaged or old store the caller asked to replace: start afresh
+        rc = ts_reset(s);
+    }
+    ERR_GOTO(rc, rc);
     *out = s;
     return 0;
 fail:
@@ -304,6 +313,7 @@ void ts_close(ts_store *s) {
     if (s->wtxn) ts_abort(s);
     if (s->rtxn) mdb_txn_abort(s->rtxn);
     if (s->env) mdb_env_close(s->env);
+    ts__lock_release(s->lock_fd);
     forget_tables(s, 0, NULL);
     free(s->tabs);
     ts__dict_free(s);
@@ -327,25 +337,27 @@ static int maybe_grow(ts_store *s) {
     MDB_envinfo info;
     MDB_stat est;
     if (s->ncursors) return 0;
-    mdb_env_info(s->env, &info);
-    mdb_env_stat(s->env, &est);
+    int mrc = mdb_env_info(s->env, &info);
+    if (!mrc) mrc = mdb_env_stat(s->env, &est);
+    if (mrc) return ts__lmdb_err(s, mrc, "environment info");
     uint64_t used = ((uint64_t)info.me_last_pgno + 1) * est.ms_psize;
     if (used <= info.me_mapsize / 2) return 0;
     if (s->rtxn) { mdb_txn_abort(s->rtxn); s->rtxn = NULL; }
-    int mrc = mdb_env_set_mapsize(s->env, info.me_mapsize * 2);
+    mrc = mdb_env_set_mapsize(s->env, info.me_mapsize * 2);
     if (mrc) return ts__lmdb_err(s, mrc, "grow map");
     return 0;
 }
 
 int ts_begin_write(ts_store *s) {
+    TS_GUARD(s);
     ERR_IF(s->flags & TS_RDONLY, ERR_USAGE, "store %s: opened read-only", s->path);
     ERR_IF(s->wtxn != NULL, ERR_USAGE, "store %s: a write batch is already open", s->path);
     ERR_TRY(maybe_grow(s));
     int mrc = mdb_txn_begin(s->env, NULL, 0, &s->wtxn);
     if (mrc == MDB_MAP_RESIZED && !s->ncursors) {
         if (s->rtxn) { mdb_txn_abort(s->rtxn); s->rtxn = NULL; }
-        mdb_env_set_mapsize(s->env, 0);
-        mrc = mdb_txn_begin(s->env, NULL, 0, &s->wtxn);
+        mrc = mdb_env_set_mapsize(s->env, 0);
+        if (!mrc) mrc = mdb_txn_begin(s->env, NULL, 0, &s->wtxn);
     }
     if (mrc) {
         s->wtxn = NULL;
@@ -355,6 +367,7 @@ int ts_begin_write(ts_store *s) {
 }
 
 int ts_commit(ts_store *s) {
+    TS_GUARD(s);
     ERR_IF(!s->wtxn, ERR_USAGE, "store %s: commit without a write batch", s->path);
     ts__cursors_detach(s);
     int mrc = mdb_txn_commit(s->wtxn);
@@ -368,6 +381,7 @@ int ts_commit(ts_store *s) {
 }
 
 void ts_abort(ts_store *s) {
+    TS_GUARD(s);
     if (!s->wtxn) return;
     ts__cursors_detach(s);
     mdb_txn_abort(s->wtxn);
@@ -379,6 +393,7 @@ int ts_in_write(const ts_store *s) { return s->wtxn != NULL; }
 
 // --- tables ------------------------------------------------------------------------------------
 int ts_table_exists(ts_store *s, const char *table) {
+    TS_GUARD(s);
     MDB_dbi dbi;
     int rc = ts__dbi(s, table, 0, &dbi);
     if (rc == ERR_NOTFOUND) {
@@ -389,6 +404,7 @@ int ts_table_exists(ts_store *s, const char *table) {
 }
 
 int ts_count(ts_store *s, const char *table, uint64_t *n) {
+    TS_GUARD(s);
     MDB_dbi dbi;
     MDB_txn *txn;
     MDB_stat st;
@@ -411,8 +427,7 @@ void ts_names_free(char **names, int n) {
     free(names);
 }
 
-// Lists the keys of database `dbi` (as text) into a malloc'd array; skip_meta drops "meta".
-static int list_keys(ts_store *s, MDB_dbi dbi, int skip_meta, char ***names, int *n) {
+int ts__list_keys(ts_store *s, MDB_dbi dbi, int skip_meta, char ***names, int *n) {
     int rc = 0, mrc, cnt = 0, cap = 0;
     char **v = NULL;
     MDB_txn *txn = NULL;
@@ -456,11 +471,13 @@ fail:
 }
 
 int ts_tables(ts_store *s, char ***names, int *n) {
+    TS_GUARD(s);
     // the unnamed main database lists the named ones
-    return list_keys(s, TS_MAIN_DBI, 1, names, n);
+    return ts__list_keys(s, TS_MAIN_DBI, 1, names, n);
 }
 
 int ts_drop_table(ts_store *s, const char *table) {
+    TS_GUARD(s);
     ERR_IF(!strcmp(table, TS_META_TABLE) || !strncmp(table, "ts.", 3), ERR_USAGE,
            "store %s: table '%s' is the store's own and cannot be dropped", s->path, table);
     ERR_IF(s->flags & TS_RDONLY, ERR_USAGE, "store %s: opened read-only", s->path);
@@ -479,6 +496,7 @@ fail:
 }
 
 int ts_env_stat(ts_store *s, ts_env_info *st) {
+    TS_GUARD(s);
     MDB_envinfo info;
     MDB_stat est;
     memset(st, 0, sizeof *st);
@@ -496,73 +514,4 @@ int ts_env_stat(ts_store *s, ts_env_info *st) {
     snprintf(dp, sizeof dp, "%s/data.mdb", s->path);
     if (stat(dp, &fst) == 0) st->file_bytes = (uint64_t)fst.st_size;
     return 0;
-}
-
-// --- meta --------------------------------------------------------------------------------------
-static int meta_key(ts_store *s, const char *key, MDB_val *k) {
-    size_t n = strlen(key);
-    ERR_IF(n == 0 || n > TS_KEY_MAX, ERR_USAGE, "store %s: bad meta key '%.40s'", s->path, key);
-    k->mv_size = n;
-    k->mv_data = (void *)key;
-    return 0;
-}
-
-int ts_meta_put(ts_store *s, const char *key, const char *text) {
-    MDB_val k, v = {strlen(text), (void *)text};
-    ERR_TRY(meta_key(s, key, &k));
-    ERR_IF(s->flags & TS_RDONLY, ERR_USAGE, "store %s: opened read-only", s->path);
-    int own = !s->wtxn, rc = 0;
-    if (own) ERR_TRY(ts_begin_write(s));
-    MDB_dbi dbi;
-    ERR_GOTO(rc, ts__dbi(s, TS_META_TABLE, 1, &dbi));
-    int mrc = mdb_put(s->wtxn, dbi, &k, &v, 0);
-    if (mrc) { rc = ts__lmdb_err(s, mrc, "meta put"); goto fail; }
-    if (own) return ts_commit(s);
-    return 0;
-fail:
-    if (own) ts_abort(s);
-    return rc;
-}
-
-int ts_meta_get(ts_store *s, const char *key, char **text) {
-    MDB_val k, v;
-    MDB_dbi dbi;
-    MDB_txn *txn;
-    *text = NULL;
-    ERR_TRY(meta_key(s, key, &k));
-    ERR_TRY(ts__dbi(s, TS_META_TABLE, 0, &dbi));
-    ERR_TRY(ts__rd_begin(s, &txn));
-    int mrc = mdb_get(txn, dbi, &k, &v), rc = 0;
-    if (mrc == MDB_NOTFOUND) rc = err_set(ERR_NOTFOUND, "store %s: no meta key '%s'", s->path, key);
-    else if (mrc) rc = ts__lmdb_err(s, mrc, "meta get");
-    else {
-        *text = strndup(v.mv_data, v.mv_size);
-        if (!*text) rc = err_set(ERR_NOMEM, "store %s: out of memory", s->path);
-    }
-    ts__rd_end(s, txn);
-    return rc;
-}
-
-int ts_meta_del(ts_store *s, const char *key) {
-    MDB_val k;
-    ERR_TRY(meta_key(s, key, &k));
-    ERR_IF(s->flags & TS_RDONLY, ERR_USAGE, "store %s: opened read-only", s->path);
-    int own = !s->wtxn, rc = 0;
-    if (own) ERR_TRY(ts_begin_write(s));
-    MDB_dbi dbi;
-    ERR_GOTO(rc, ts__dbi(s, TS_META_TABLE, 0, &dbi));
-    int mrc = mdb_del(s->wtxn, dbi, &k, NULL);
-    if (mrc == MDB_NOTFOUND) { rc = err_set(ERR_NOTFOUND, "store %s: no meta key '%s'", s->path, key); goto fail; }
-    if (mrc) { rc = ts__lmdb_err(s, mrc, "meta delete"); goto fail; }
-    if (own) return ts_commit(s);
-    return 0;
-fail:
-    if (own) ts_abort(s);
-    return rc;
-}
-
-int ts_meta_list(ts_store *s, char ***keys, int *n) {
-    MDB_dbi dbi;
-    ERR_TRY(ts__dbi(s, TS_META_TABLE, 0, &dbi));
-    return list_keys(s, dbi, 0, keys, n);
 }

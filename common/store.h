@@ -9,7 +9,15 @@
 // * Keys are fixed-width big-endian integers, so LMDB order is numeric order: a sample index
 //   (ts_key_u64), a tuple such as (index, level, repeat) (ts_key_tuple), or a string for
 //   parameter tables (ts_key_str, the PyTorch state_dict name).
-// * One writer, any number of readers (other processes, e.g. `dstore` watching a running stage).
+// * `meta` values carry a checksum of their name and text, checked on every read and, for every
+//   entry, at ts_open (store format 2, docs/FORMATS.md): a damaged meta entry is ERR_CORRUPT
+//   naming the store and the key.
+// * One writer, any number of readers (other processes, e.g. `dstore` watching a running stage):
+//   a handle opened for writing holds an exclusive flock on STORE/writer.lock until ts_close; a
+//   second writer is refused (ERR_CONFLICT naming the holder's pid). Readers take no lock.
+// * Damage to LMDB's own pages that makes LMDB abort (SIGABRT) or fault (SIGSEGV, SIGBUS) inside a
+//   store function ends the process with exit status 2 and a message naming the store
+//   (store_guard.c; the handlers are installed by the first ts_open where none is installed).
 //   Writes go through batches (ts_begin_write ... ts_commit): a batch commits atomically; a
 //   killed writer loses at most its uncommitted batch; readers never see half a record.
 //   A put outside a batch commits on its own.
@@ -152,17 +160,30 @@ enum {
     TS_CREATE = 2, // create the directory (and missing parents) and the environment when missing
     TS_NOSYNC = 4, // no fsync at commit: a killed process loses nothing committed, an OS crash
                    // may lose the last commits (fast bulk writers; tests)
+    TS_REPLACE = 8, // with TS_CREATE: a damaged store (ERR_CORRUPT: truncated or invalid data.mdb,
+                    // damaged meta) or one of an unsupported format is replaced by an empty one
+                    // (its data.mdb and lock.mdb are removed, under the writer lock)
 };
 
-// Opens the store at directory `path`; *out owned by the caller, release with ts_close.
+// Opens the store at directory `path`; *out owned by the caller, release with ts_close. Without
+// TS_RDONLY it takes the writer lock first (ERR_CONFLICT "another process is writing it (pid N,
+// PROG)"), and checks every meta entry's checksum.
 // The LMDB map starts at 64 GiB (sparse; $DIFFOOD_STORE_MAPSIZE bytes when set, for tests) and
 // doubles when a batch begins with more than half of it used, or when a lone put fills it; a
 // single batch larger than the free map fails with ERR_STORE ("commit smaller batches").
-// Errors: ERR_NOTFOUND (missing directory without TS_CREATE, or a directory without data.mdb),
+// Errors: ERR_NOTFOUND (missing directory without TS_CREATE, a directory without data.mdb, or an
+// empty environment: a creation killed before its first commit),
 // ERR_INPUT (a regular file or other non-directory; an LMDB environment that is not a tensor
-// store), ERR_CORRUPT (data.mdb truncated, foreign or damaged), ERR_STORE (LMDB failures,
-// e.g. locks, permissions), ERR_USAGE (TS_RDONLY with TS_CREATE). Messages name the path.
+// store), ERR_CORRUPT (data.mdb truncated, foreign or damaged; a damaged meta entry),
+// ERR_UNSUPPORTED (another store format, e.g. format 1 of earlier builds), ERR_STORE (LMDB failures,
+// e.g. locks, permissions), ERR_CONFLICT (another writer holds the store), ERR_IO (its lock
+// file), ERR_USAGE (TS_RDONLY with TS_CREATE). Messages name the path.
 int ts_open(ts_store **out, const char *path, unsigned flags);
+// Empties a store opened for writing by replacing its LMDB files with a fresh environment (the
+// writer lock stays held; readers that have it open keep reading the old, unlinked file). Reads
+// nothing of the old pages, so it also works on a store whose page structure is damaged. The
+// open batch is discarded; no cursor may be open. ERR_USAGE (read-only, cursors), ERR_IO.
+int ts_reset(ts_store *s);
 // Closes the store (an open write batch is aborted). NULL-safe.
 void ts_close(ts_store *s);
 // The path given to ts_open. Owned by the store.
@@ -281,9 +302,11 @@ int ts_dict_train(ts_store *s, const char *table, size_t max_samples, size_t dic
 int ts_dict_id(ts_store *s, const char *table, uint32_t *id);
 
 // --- meta: text values -----------------------------------------------------------------------
-// Sets meta[key] = text (UTF-8, any length; key 1..TS_KEY_MAX bytes). Joins the open batch.
+// Sets meta[key] = text (UTF-8, any length; key 1..TS_KEY_MAX bytes), stored with a checksum of
+// key and text. Joins the open batch.
 int ts_meta_put(ts_store *s, const char *key, const char *text);
-// *text = malloc'd copy of meta[key] (caller frees). ERR_NOTFOUND when absent.
+// *text = malloc'd copy of meta[key] (caller frees). ERR_NOTFOUND when absent, ERR_CORRUPT
+// (naming store and key) when its checksum does not match.
 int ts_meta_get(ts_store *s, const char *key, char **text);
 // Deletes meta[key]; ERR_NOTFOUND when absent.
 int ts_meta_del(ts_store *s, const char *key);

@@ -6,6 +6,7 @@
 #include "common/store_internal.h"
 
 int ts_cursor_open(ts_store *s, const char *table, ts_cursor **out) {
+    TS_GUARD(s);
     int rc = 0, mrc;
     MDB_dbi dbi;
     *out = NULL;
@@ -52,6 +53,7 @@ void ts__cursors_detach(ts_store *s) {
 
 void ts_cursor_close(ts_cursor *c) {
     if (!c) return;
+    TS_GUARD(c->s);
     if (c->cur) mdb_cursor_close(c->cur);
     if (c->own_txn) mdb_txn_abort(c->txn);
     for (ts_cursor **p = &c->s->wcursors; *p; p = &(*p)->next_w)
@@ -80,6 +82,7 @@ static int cursor_move(ts_cursor *c, MDB_cursor_op op, ts_key *key) {
 }
 
 int ts_cursor_next(ts_cursor *c, ts_key *key) {
+    TS_GUARD(c->s);
     if (c->at_end || !c->cur) return 0;
     int rc = cursor_move(c, c->positioned ? MDB_NEXT : MDB_FIRST, key);
     if (rc == 0) c->at_end = 1;
@@ -87,11 +90,13 @@ int ts_cursor_next(ts_cursor *c, ts_key *key) {
 }
 
 void ts_cursor_reset(ts_cursor *c) {
+    TS_GUARD(c->s);
     c->positioned = 0;
     c->at_end = !c->cur;
 }
 
 int ts_cursor_seek(ts_cursor *c, const ts_key *key) {
+    TS_GUARD(c->s);
     if (!c->cur) return 0;
     c->key.mv_size = key->len;
     c->key.mv_data = (void *)key->b;
@@ -107,11 +112,13 @@ int ts_cursor_key(ts_cursor *c, ts_key *key) {
 }
 
 int ts_cursor_info(ts_cursor *c, ts_record_info *info) {
+    TS_GUARD(c->s);
     ERR_IF(!c->positioned, ERR_USAGE, "store %s: table '%s': cursor not on a record", c->s->path, c->table);
     return ts__rec_info(c->s, c->table, &c->key, &c->val, info);
 }
 
 int ts_cursor_get(ts_cursor *c, ts_tensor *out, void *buf, size_t cap) {
+    TS_GUARD(c->s);
     memset(out, 0, sizeof *out);
     ERR_IF(!c->positioned, ERR_USAGE, "store %s: table '%s': cursor not on a record", c->s->path, c->table);
     return ts__rec_decode(c->s, c->table, &c->key, &c->val, out, buf, cap);
@@ -119,6 +126,7 @@ int ts_cursor_get(ts_cursor *c, ts_tensor *out, void *buf, size_t cap) {
 
 // --- statistics --------------------------------------------------------------------------------
 int ts_stat(ts_store *s, const char *table, int scan, ts_table_stat *st) {
+    TS_GUARD(s);
     MDB_dbi dbi;
     MDB_txn *txn = NULL;
     MDB_cursor *cur = NULL;

@@ -77,6 +77,7 @@ static int dict_read(ts_store *s, const char *table, uint32_t id, int want_activ
 }
 
 int ts_dict_id(ts_store *s, const char *table, uint32_t *id) {
+    TS_GUARD(s);
     *id = 0;
     int rc = dict_read(s, table, 0, 1, id, NULL, NULL);
     if (rc == ERR_NOTFOUND) {
@@ -142,6 +143,7 @@ int ts__ddict(ts_store *s, const char *table, uint32_t id, ZSTD_DDict **ddict) {
 
 // --- training ----------------------------------------------------------------------------------
 int ts_dict_train(ts_store *s, const char *table, size_t max_samples, size_t dict_bytes, uint32_t *id_out) {
+    TS_GUARD(s);
     int rc = 0, own = 0;
     ts_cursor *c = NULL;
     uint8_t *samples = NULL, *dict = NULL;

@@ -12,7 +12,10 @@
 #define TS_REC_HEADER 72         // bytes of a record header
 #define TS_META_TABLE "meta"
 #define TS_FORMAT_KEY "ts.format"
-#define TS_FORMAT_TEXT "diffood-tensor-store 1"
+#define TS_FORMAT_PREFIX "diffood-tensor-store "
+#define TS_FORMAT_TEXT "diffood-tensor-store 2" // 2: meta values carry a checksum (store_meta.c)
+#define TS_META_MAGIC 0x6d737464u // "dtsm" little-endian: the start of a meta value
+#define TS_META_HEADER 12         // magic u32 + XXH64 of name and text u64
 
 #define TS_DICT_TABLE "ts.dict" // zstd dictionaries: "TABLE\0" + id (BE u32) -> dictionary bytes;
                                 // "TABLE" -> id of the table's active dictionary (BE u32)
@@ -37,6 +40,7 @@ typedef struct {      // per handle: decompression dictionaries by (table, id)
 
 struct ts_store {
     char *path;
+    int lock_fd;       // the writer lock (store_guard.c), -1 when read-only
     MDB_env *env;
     unsigned flags;
     MDB_txn *wtxn;     // the open batch, or NULL
@@ -78,6 +82,10 @@ void ts__cursors_detach(ts_store *s);
 // --- store.c -----------------------------------------------------------------------------------
 // LMDB status -> err code with a message "store PATH: WHAT: lmdb error".
 int ts__lmdb_err(ts_store *s, int mrc, const char *what);
+#define TS_MAIN_DBI ((MDB_dbi)~0u) // ts__list_keys: "the unnamed main database"
+// Lists the keys of database `dbi` (as text) into a malloc'd array, sorted; skip_meta drops
+// "meta" and "ts.*" (the main database's own tables).
+int ts__list_keys(ts_store *s, MDB_dbi dbi, int skip_meta, char ***names, int *n);
 // Begins a fresh read-only transaction (adopting a map grown by another process when it can).
 int ts__txn_begin_rd(ts_store *s, MDB_txn **txn);
 // A read transaction: the batch when open, else the reusable one (renewed). Pair with ts__rd_end.
@@ -88,6 +96,28 @@ void ts__rd_end(ts_store *s, MDB_txn *txn);
 int ts__dbi(ts_store *s, const char *table, int create, MDB_dbi *dbi);
 // Grows a scratch buffer (which = 1 or 2) to at least n bytes. ERR_NOMEM.
 int ts__scratch(ts_store *s, int which, size_t n);
+
+// --- store_meta.c ------------------------------------------------------------------------------
+// Checks the format marker and every meta entry's checksum of a freshly opened environment;
+// marks a fresh empty one as a store when may_init. ERR_INPUT (not a store), ERR_UNSUPPORTED
+// (another format), ERR_CORRUPT (a damaged meta entry, naming its key).
+int ts__meta_open(ts_store *s, int may_init);
+
+// --- store_guard.c -----------------------------------------------------------------------------
+// Takes the writer lock of the store directory `path` into *fd (release with ts__lock_release).
+// ERR_CONFLICT naming the store and the holder when another writer has it; ERR_IO.
+int ts__lock_take(const char *path, int *fd);
+void ts__lock_release(int fd);
+// Installs the crash guard's handlers for SIGSEGV, SIGBUS, SIGABRT (once; only where no other
+// handler is installed).
+void ts__guard_install(void);
+// The store the calling thread is inside (NULL: none); set through TS_GUARD.
+extern __thread const char *ts__guard_path;
+const char *ts__guard_enter(const char *path);
+void ts__guard_leave(const char **prev);
+// First statement of a store function: until it returns, a crash inside LMDB names store s.
+#define TS_GUARD(s) \
+    const char *ts__guard_prev_ __attribute__((cleanup(ts__guard_leave), unused)) = ts__guard_enter((s)->path)
 
 // --- store_dict.c ------------------------------------------------------------------------------
 // The compression dictionary for puts into `table` (NULL when it has none). ERR_* on failure.

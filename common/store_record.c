@@ -290,6 +290,7 @@ static int check_table(ts_store *s, const char *table) {
 }
 
 int ts_put(ts_store *s, const char *table, const ts_key *key, const ts_tensor *t, ts_codec codec) {
+    TS_GUARD(s);
     ERR_TRY(check_table(s, table));
     ERR_IF(s->flags & TS_RDONLY, ERR_USAGE, "store %s: opened read-only", s->path);
     int own = !s->wtxn, rc = 0, mrc = 0;
@@ -304,7 +305,8 @@ int ts_put(ts_store *s, const char *table, const ts_key *key, const ts_tensor *t
         ts_abort(s);
         if (s->ncursors) break;
         MDB_envinfo info;
-        mdb_env_info(s->env, &info);
+        mrc = mdb_env_info(s->env, &info);
+        if (mrc) return ts__lmdb_err(s, mrc, "environment info");
         if (s->rtxn) { mdb_txn_abort(s->rtxn); s->rtxn = NULL; }
         mrc = mdb_env_set_mapsize(s->env, info.me_mapsize * 2);
         if (mrc) return ts__lmdb_err(s, mrc, "grow map");
@@ -335,6 +337,7 @@ static int lookup(ts_store *s, const char *table, const ts_key *key, MDB_txn **t
 }
 
 int ts_get_into(ts_store *s, const char *table, const ts_key *key, ts_tensor *out, void *buf, size_t cap) {
+    TS_GUARD(s);
     MDB_txn *txn;
     MDB_val v;
     memset(out, 0, sizeof *out);
@@ -347,6 +350,7 @@ int ts_get_into(ts_store *s, const char *table, const ts_key *key, ts_tensor *ou
 }
 
 int ts_get(ts_store *s, const char *table, const ts_key *key, ts_tensor *out) {
+    TS_GUARD(s);
     MDB_txn *txn;
     MDB_val v;
     memset(out, 0, sizeof *out);
@@ -358,6 +362,7 @@ int ts_get(ts_store *s, const char *table, const ts_key *key, ts_tensor *out) {
 }
 
 int ts_get_info(ts_store *s, const char *table, const ts_key *key, ts_record_info *info) {
+    TS_GUARD(s);
     MDB_txn *txn;
     MDB_val v;
     ERR_TRY(lookup(s, table, key, &txn, &v));
@@ -368,6 +373,7 @@ int ts_get_info(ts_store *s, const char *table, const ts_key *key, ts_record_inf
 }
 
 int ts_has(ts_store *s, const char *table, const ts_key *key) {
+    TS_GUARD(s);
     MDB_txn *txn;
     MDB_val v;
     int rc = lookup(s, table, key, &txn, &v);
@@ -381,6 +387,7 @@ int ts_has(ts_store *s, const char *table, const ts_key *key) {
 }
 
 int ts_del(ts_store *s, const char *table, const ts_key *key) {
+    TS_GUARD(s);
     char kb[128];
     ERR_TRY(check_table(s, table));
     ERR_IF(s->flags & TS_RDONLY, ERR_USAGE, "store %s: opened read-only", s->path);

@@ -397,6 +397,14 @@ static int ingest_summary(const ingest_opts_t *o, const char *state, int64_t cou
     return rc;
 }
 
+// The sources are inputs: the output may be none of them, nor hold one (common/stage.h).
+static int ingest_note_inputs(const ds_source_spec *sp) {
+    const char *one[] = {sp->images, sp->labels, sp->list, sp->root};
+    for (int i = 0; i < 4; i++) ERR_TRY(stage_note_input(one[i]));
+    for (int i = 0; i < sp->n_paths; i++) ERR_TRY(stage_note_input(sp->paths[i]));
+    return 0;
+}
+
 int main(int argc, char **argv) {
     cli_args *a = NULL;
     cfg *c = NULL;
@@ -440,6 +448,7 @@ int main(int argc, char **argv) {
         ERR_GOTO(rc, ingest_shard_request(begin, end, n_sel, shard_i, shard_n, &request));
     }
     stage_id id = {"ingest", INGEST_VERSION, params_text, inputs_text, request};
+    ERR_GOTO(rc, ingest_note_inputs(&o.spec));
     ERR_GOTO(rc, stage_probe(o.out, &id, o.force, &state));
     if (state == STAGE_UP_TO_DATE) {
         log_info("%s: up to date", o.out);

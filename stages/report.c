@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cjson/cJSON.h>
 
@@ -19,6 +20,7 @@
 #include "common/cli.h"
 #include "common/err.h"
 #include "common/log.h"
+#include "common/stage.h"
 #include "common/report/rep.h"
 
 #define REPORT_MAX_GROUP 64
@@ -60,16 +62,26 @@ static int report_has_format(const cfg *c, const char *fmt) {
     return 0;
 }
 
+// Writes b to DIR/NAME through a temporary file renamed into place: a failed write (a full disk)
+// leaves the previous file, never a truncated one.
 static int report_write(const char *dir, const char *name, const rep_buf *b) {
-    char path[4096];
+    char path[4096], tmp[4200];
     snprintf(path, sizeof path, "%s/%s", dir, name);
-    FILE *f = fopen(path, "w");
-    ERR_IF(!f, ERR_IO, "%s: cannot create (%s)", path, strerror(errno));
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    ERR_IF(!f, ERR_IO, "%s: cannot create (%s)", tmp, strerror(errno));
+    errno = 0;
     size_t n = b->len ? fwrite(b->s, 1, b->len, f) : 0;
-    int bad = n != b->len;
-    bad |= fclose(f) != 0;
-    ERR_IF(bad, ERR_IO, "%s: write error", path);
-    log_info("wrote %s", path);
+    int e = n != b->len ? errno : 0;
+    if (fclose(f) != 0 && !e) e = errno ? errno : EIO;
+    if (n != b->len && !e) e = EIO;
+    if (!e && rename(tmp, path) != 0) e = errno;
+    if (e) {
+        unlink(tmp);
+        if (e == ENOSPC || e == EDQUOT)
+            return err_set(ERR_IO, "%s: the disk is full (%s); free some space and rerun", path, strerror(e));
+        return err_set(ERR_IO, "%s: write error (%s)", path, strerror(e));
+    }
     return 0;
 }
 
@@ -116,6 +128,14 @@ int main(int argc, char **argv) {
     ERR_GOTO(rc, rep_load_scores(&r, scores, near, nnear, far, nfar, decimals));
     log_info("%s: %d methods, %d OOD sets", scores, r.nmethods, r.nsets - 1);
     for (size_t i = 0; i < cli_count(a, "train-log"); i++) ERR_GOTO(rc, rep_load_trainlog(&r, cli_value(a, "train-log", i)));
+    // what it reads is never where it writes (common/stage.h), whatever the flags
+    ERR_GOTO(rc, stage_note_input(scores));
+    for (size_t i = 0; i < cli_count(a, "train-log"); i++) ERR_GOTO(rc, stage_note_input(cli_value(a, "train-log", i)));
+    for (size_t i = 0; i < cli_count(a, "samples"); i++) {
+        const char *v = cli_value(a, "samples", i), *eq = strchr(v, '=');
+        ERR_GOTO(rc, stage_note_input(eq ? eq + 1 : v));
+    }
+    ERR_GOTO(rc, stage_check_output(out, 0)); // beside its inputs is fine (e.g. in the run folder)
     ERR_GOTO(rc, report_mkdir(out));
     for (size_t i = 0; pictures > 0 && i < cli_count(a, "samples"); i++) {
         free(spec);

@@ -111,7 +111,7 @@ START_TEST(test_ls_info_show) {
     ck_assert_int_eq(sh("$DS info s"), 0);
     HAS("f32 (64)");
     HAS("u8 (1, 28, 28)");
-    HAS("ts.format: diffood-tensor-store 1");
+    HAS("ts.format: diffood-tensor-store 2");
     ck_assert_int_eq(sh("$DS info s --json"), 0);
     HAS("\"raw_bytes\":7680");
     HAS("\"shape\":[1,28,28]");
@@ -216,9 +216,9 @@ START_TEST(test_verify_btree_damage) {
                         "assert n >= 1, n\n"
                         "open('s/data.mdb', 'wb').write(d)\""),
                      0);
-    int rc = sh("$DS verify s");
-    ck_assert_msg(rc == 1, "exit %d:\n%s", rc, out);
-    ck_assert_msg(strstr(out, "probably damaged") || strstr(out, "BAD table t"), "%s", out);
+    int rc = sh("$DS verify s"); // an LMDB error on the page (1, listed) or a crash inside LMDB (2, named)
+    ck_assert_msg((rc == 1 && strstr(out, "BAD table t")) || (rc == 2 && strstr(out, "data.mdb is damaged")),
+                  "exit %d:\n%s", rc, out);
     HAS(" s");
 }
 END_TEST

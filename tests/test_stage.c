@@ -93,6 +93,11 @@ START_TEST(test_states) {
     ck_assert_int_eq(stage_input_key(spath, key), 0);
     ck_assert_int_eq(stage_key(&id, want), 0);
     ck_assert_str_eq(key, want);
+    // now an input of this process: refused as an output, whatever the flags
+    ck_assert_int_eq(stage_probe(spath, &id, 1, &st), ERR_CONFLICT);
+    ck_assert_ptr_nonnull(strstr(err_msg(), "also an input"));
+    ck_assert_int_eq(stage_open_output(&s, spath, &id, 1, &st), ERR_CONFLICT);
+    stage_forget_inputs(); // this test plays several runs in one process
     // other params: refused, naming the key that differs and --force
     stage_id other = id;
     other.params = "{\"pad\":0}";
@@ -156,7 +161,9 @@ START_TEST(test_incremental_request) {
     ck_assert_int_eq(stage_key(&id, base), 0);
     ck_assert_str_ne(k2, base);
     ck_assert_int_eq(stage_input_key(spath, k4), 0);
+    stage_forget_inputs();
     ck_assert_str_eq(k4, k2);
+    stage_forget_inputs();
     ck_assert_int_eq(stage_probe(spath, &id, 0, &st), 0);
     ck_assert_int_eq(st, STAGE_UP_TO_DATE);
     // more repeats: resume; the store says so (new request and key, not complete) before work
@@ -180,6 +187,7 @@ START_TEST(test_incremental_request) {
     ck_assert_int_eq(stage_mark_complete(s), 0);
     ts_close(s);
     ck_assert_int_eq(stage_input_key(spath, k4), 0);
+    stage_forget_inputs();
     ck_assert_int_ne(strcmp(k4, k2), 0);
     ck_assert_int_eq(stage_probe(spath, &more, 0, &st), 0);
     ck_assert_int_eq(st, STAGE_UP_TO_DATE);
@@ -211,6 +219,90 @@ START_TEST(test_conflict_messages) {
 }
 END_TEST
 
+// An output that is an input (by path, symlink, trailing slash, or a directory holding it) is
+// refused before anything is touched, whatever the flags; other outputs are not.
+START_TEST(test_output_is_input) {
+    stage_id id = {"ingest", 1, "{}", "{}", NULL};
+    stage_state st;
+    ts_store *s;
+    char key[33], key2[33], p[600];
+    ck_assert_int_eq(stage_open_output(&s, spath, &id, 0, &st), 0);
+    ck_assert_int_eq(stage_mark_complete(s), 0);
+    ts_close(s);
+    ck_assert_int_eq(stage_input_key(spath, key), 0);
+    ck_assert_int_eq(symlink(spath, tu_path("link.store")), 0);
+    snprintf(p, sizeof p, "%s/", spath);
+    const char *bad[] = {spath, tu_path("link.store"), p, tu_dir};
+    stage_id other = {"train", 1, "{\"x\":1}", "{}", NULL};
+    for (int i = 0; i < 4; i++) {
+        ck_assert_int_eq(stage_probe(bad[i], &other, 1, &st), ERR_CONFLICT);
+        ck_assert_msg(strstr(err_msg(), "also an input") && strstr(err_msg(), bad[i]), "%s", err_msg());
+        ck_assert_int_eq(stage_open_output(&s, bad[i], &other, 1, &st), ERR_CONFLICT);
+    }
+    ck_assert_int_eq(stage_check_output(tu_dir, 0), 0); // a report folder beside its inputs
+    ck_assert_int_eq(stage_check_output(tu_path("other.store"), 1), 0);
+    const char *f = tu_put("images.idx", "x");
+    ck_assert_int_eq(stage_note_input(f), 0);
+    ck_assert_int_eq(stage_check_output(f, 1), ERR_CONFLICT);
+    stage_forget_inputs();
+    ck_assert_int_eq(stage_input_key(spath, key2), 0); // untouched
+    ck_assert_str_eq(key, key2);
+}
+END_TEST
+
+// A damaged output store: refused saying to use --force; --force replaces it, also when its page
+// structure is damaged (replacing reads none of the old pages).
+START_TEST(test_force_replaces_damaged) {
+    stage_id id = {"ingest", 1, "{}", "{}", NULL}, other = {"ingest", 1, "{\"pad\":1}", "{}", NULL};
+    stage_state st;
+    ts_store *s;
+    char file[600];
+    snprintf(file, sizeof file, "%s/data.mdb", spath);
+    ck_assert_int_eq(stage_open_output(&s, spath, &id, 0, &st), 0);
+    ck_assert_int_eq(ts_begin_write(s), 0);
+    for (uint64_t i = 0; i < 2000; i++) put_record(s, i);
+    ck_assert_int_eq(ts_commit(s), 0);
+    ck_assert_int_eq(stage_mark_complete(s), 0);
+    ts_close(s);
+    // every other leaf page of records made a branch page: dropping the table would walk them and
+    // abort in LMDB
+    size_t len;
+    uint8_t *d = tu_read_file(file, &len);
+    int n = 0;
+    for (size_t pg = 2; pg < len / 4096; pg++) {
+        uint8_t *q = d + pg * 4096;
+        uint64_t pgno;
+        memcpy(&pgno, q, 8);
+        uint16_t lower;
+        memcpy(&lower, q + 12, 2);
+        // a leaf (flags P_LEAF) full of records (> 40 nodes: not the small meta or main leaf)
+        if (pgno == pg && q[10] == 2 && q[11] == 0 && (lower - 16) / 2 > 40 && pg % 2) q[10] = 1, n++;
+    }
+    ck_assert_int_ge(n, 2);
+    tu_write_file(file, d, len);
+    int orc = stage_open_output(&s, spath, &other, 1, &st);
+    ck_assert_msg(orc == 0, "%d %s", orc, err_msg());
+    ck_assert_int_eq(st, STAGE_FRESH);
+    ck_assert_int_eq(ts_table_exists(s, "label"), 0);
+    put_record(s, 7);
+    ts_close(s);
+    // a truncated data.mdb: refused, naming --force; replaced with it
+    ck_assert_int_eq(truncate(file, 5000), 0);
+    ck_assert_int_eq(stage_probe(spath, &other, 0, &st), ERR_CORRUPT);
+    ck_assert_msg(strstr(err_msg(), "truncated") && strstr(err_msg(), "--force"), "%s", err_msg());
+    ck_assert_int_eq(stage_open_output(&s, spath, &other, 0, &st), ERR_CORRUPT);
+    ck_assert_int_eq(stage_probe(spath, &other, 1, &st), 0);
+    ck_assert_int_eq(st, STAGE_FRESH);
+    ck_assert_int_eq(stage_open_output(&s, spath, &other, 1, &st), 0);
+    ck_assert_int_eq(st, STAGE_FRESH);
+    ck_assert_int_eq(stage_mark_complete(s), 0);
+    ts_close(s);
+    ck_assert_int_eq(stage_probe(spath, &other, 0, &st), 0);
+    ck_assert_int_eq(st, STAGE_UP_TO_DATE);
+    free(d);
+}
+END_TEST
+
 Suite *suite_stage(void) {
     Suite *s = suite_create("stage");
     TCase *tc = tcase_create("contract");
@@ -220,6 +312,8 @@ Suite *suite_stage(void) {
     tcase_add_test(tc, test_incremental_request);
     tcase_add_test(tc, test_foreign_store);
     tcase_add_test(tc, test_conflict_messages);
+    tcase_add_test(tc, test_output_is_input);
+    tcase_add_test(tc, test_force_replaces_damaged);
     suite_add_tcase(s, tc);
     return s;
 }

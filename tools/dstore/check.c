@@ -14,7 +14,8 @@ int dst_verify(int argc, char **argv) {
     static const cli_opt opts[] = {{"json", NULL, 0, "print one line of JSON"}, {0}};
     static const cli_spec spec = {"dstore verify", "STORE [--json]",
                                   "Decodes every record of every table and checks headers, lengths and checksums. "
-                                  "Prints the table and key of each bad record; exit 0 when all are good, 1 when not.",
+                                  "Prints the table and key of each bad record; exit 0 when all are good, 1 when not, "
+                                  "2 when the store cannot be read (not a store, damaged meta, damaged LMDB pages).",
                                   opts, 0, 1, 1};
     cli_args *a = NULL;
     ts_store *s = NULL;
