@@ -50,10 +50,27 @@ int thr_available(void) {
 
 int thr_count(int requested) { return requested > 0 ? requested : thr_available(); }
 
+// Whether argv is this process's own command line (/proc/self/cmdline): cli_parse is also called
+// with made-up arguments (the test runner), which must never re-execute the process.
+static bool thr_argv_is_own(char **argv) {
+    FILE *f = fopen("/proc/self/cmdline", "rb");
+    if (!f) return false;
+    bool same = true;
+    for (char **a = argv; *a && same; a++)
+        for (const char *c = *a;; c++) {
+            int ch = fgetc(f);
+            if (ch != (unsigned char)*c) { same = false; break; }
+            if (!*c) break;
+        }
+    same = same && fgetc(f) == EOF;
+    fclose(f);
+    return same;
+}
+
 void thr_wait_policy(char **argv) {
-    if (getenv("OMP_WAIT_POLICY") || getenv("GOMP_SPINCOUNT")) return;
+    if (getenv("OMP_WAIT_POLICY") || getenv("GOMP_SPINCOUNT") || !argv || !argv[0]) return;
     const char *keep = getenv("DIFFOOD_OMP_KEEP"), *pre = getenv("LD_PRELOAD");
-    if ((keep && strcmp(keep, "0")) || (pre && strstr(pre, "vgpreload"))) return;
+    if ((keep && strcmp(keep, "0")) || (pre && strstr(pre, "vgpreload")) || !thr_argv_is_own(argv)) return;
     if (setenv("GOMP_SPINCOUNT", THR_SPINCOUNT, 1) || setenv(THR_MARK_ENV, "1", 1)) return;
     execv("/proc/self/exe", argv);
     // exec failed (no /proc, say): run on with the policy we have; the environment we changed

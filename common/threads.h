@@ -16,7 +16,8 @@
 //   GOMP_SPINCOUNT=THR_SPINCOUNT (bounded spinning, then sleep) and re-executes itself once
 //   (/proc/self/exe, same argv and environment otherwise) before doing anything else. A
 //   policy the user set is kept; DIFFOOD_OMP_KEEP=1 disables the re-execution; so does running
-//   under valgrind (which would not follow the exec).
+//   under valgrind (which would not follow the exec), and arguments that are not the process's
+//   own command line (cli_parse called by the test runner).
 #ifndef DIFFOOD_THREADS_H
 #define DIFFOOD_THREADS_H
 

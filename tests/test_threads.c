@@ -71,6 +71,24 @@ START_TEST(test_wait_policy) {
 }
 END_TEST
 
+// Made-up arguments (cli_parse called inside the test runner) never re-execute the process.
+START_TEST(test_no_reexec_of_foreign_argv) {
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        unsetenv("OMP_WAIT_POLICY");
+        unsetenv("GOMP_SPINCOUNT");
+        unsetenv("DIFFOOD_OMP_KEEP");
+        char *fake[] = {"sample", "--out", "x.store", NULL};
+        thr_wait_policy(fake);
+        _exit(getenv("GOMP_SPINCOUNT") ? 1 : 0); // reached only without a re-execution
+    }
+    int st = 0;
+    ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+    ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status %d", st);
+}
+END_TEST
+
 Suite *suite_threads(void) {
     Suite *s = suite_create("threads");
     TCase *tc = tcase_create("threads");
@@ -78,6 +96,7 @@ Suite *suite_threads(void) {
     tcase_add_test(tc, test_count);
     tcase_add_test(tc, test_affinity);
     tcase_add_test(tc, test_wait_policy);
+    tcase_add_test(tc, test_no_reexec_of_foreign_argv);
     suite_add_tcase(s, tc);
     return s;
 }

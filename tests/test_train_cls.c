@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
+#include <lmdb.h>
 
 #include "common/err.h"
 #include "common/stage.h"
@@ -70,30 +71,82 @@ START_TEST(test_classifier_learns_and_evaluates) {
 }
 END_TEST
 
-// Waits until the run `pid` writing `out` has committed a checkpoint at step >= min, and returns
-// the store with a write batch open: the run can take no further checkpoint (nor finish) until
-// the test aborts that batch. *at: the committed step, asserted below `total` (the run is
-// certainly unfinished).
-static ts_store *hold_at_step(const char *out, long min, long total, pid_t pid, long *at) {
+// A holder of LMDB's write lock on a store, in a child process (the store's own writer lock,
+// STORE/writer.lock, is the run's: a second ts_open for writing is refused). While it holds the
+// lock the run can commit nothing: no further checkpoint, no completion.
+typedef struct {
+    pid_t pid;
+    int fd; // write a byte to release
+} lmdb_hold;
+
+static lmdb_hold lmdb_hold_take(const char *path) {
+    int up[2], down[2];
+    ck_assert_int_eq(pipe(up), 0);
+    ck_assert_int_eq(pipe(down), 0);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        MDB_env *env = NULL;
+        MDB_txn *txn = NULL;
+        char b = 1;
+        if (mdb_env_create(&env) || mdb_env_set_maxdbs(env, 256) || mdb_env_set_mapsize(env, (size_t)64 << 30) ||
+            mdb_env_open(env, path, 0, 0664) || mdb_txn_begin(env, NULL, 0, &txn))
+            _exit(1);
+        if (write(up[1], &b, 1) != 1 || read(down[0], &b, 1) < 0) _exit(2); // held until released
+        mdb_txn_abort(txn);
+        mdb_env_close(env);
+        _exit(0);
+    }
+    close(up[1]);
+    close(down[0]);
+    char b = 0;
+    ck_assert_msg(read(up[0], &b, 1) == 1, "could not take LMDB's write lock on %s", path);
+    close(up[0]);
+    return (lmdb_hold){pid, down[1]};
+}
+
+static void lmdb_hold_release(lmdb_hold h) {
+    char b = 1;
+    ck_assert_int_eq(write(h.fd, &b, 1), 1);
+    close(h.fd);
+    int st = 0;
+    ck_assert_int_eq(waitpid(h.pid, &st, 0), h.pid);
+    ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+}
+
+// The committed meta `step` of a store (read only: never blocked by the writer), or -1.
+static long committed_step(const char *out, int *complete) {
+    ts_store *s = NULL;
+    char *text = NULL;
+    long step = -1;
+    if (ts_open(&s, out, TS_RDONLY) == 0 && ts_meta_get(s, "step", &text) == 0) {
+        step = atol(text);
+        if (complete) *complete = stage_is_complete(s);
+    }
+    err_clear();
+    free(text);
+    ts_close(s);
+    return step;
+}
+
+// Waits until the run `pid` writing `out` has committed a checkpoint at step >= min, then holds
+// LMDB's write lock: the run can take no further checkpoint (nor finish) until the test releases
+// it. *at: the committed step, asserted below `total` (the run is certainly unfinished).
+static lmdb_hold hold_at_step(const char *out, long min, long total, pid_t pid, long *at) {
     for (int i = 0; i < 30000; i++) { // up to a minute
         ck_assert_msg(waitpid(pid, NULL, WNOHANG) == 0, "the run ended before step %ld: %s", min, trt_stderr());
-        ts_store *s = NULL;
-        char *text = NULL;
-        if (ts_open(&s, out, 0) == 0 && ts_begin_write(s) == 0 && ts_meta_get(s, "step", &text) == 0 &&
-            atol(text) >= min) {
-            *at = atol(text);
-            free(text);
+        if (committed_step(out, NULL) >= min) {
+            lmdb_hold h = lmdb_hold_take(out);
+            int complete = 1;
+            *at = committed_step(out, &complete); // stable now: nothing more can be committed
             ck_assert_msg(*at < total, "the run finished (step %ld of %ld) before the test could stop it", *at, total);
-            ck_assert_int_eq(stage_is_complete(s), 0);
-            return s;
+            ck_assert_int_eq(complete, 0);
+            return h;
         }
-        err_clear();
-        free(text);
-        ts_close(s); // aborts the batch
         usleep(2000);
     }
     ck_abort_msg("no checkpoint at step %ld appeared: %s", min, trt_stderr());
-    return NULL;
+    return (lmdb_hold){-1, -1};
 }
 
 // The last step a run's progress lines on stderr reported ("train N/TOTAL"), or -1.
@@ -136,9 +189,9 @@ START_TEST(test_classifier_interrupt_resume_bitwise) {
     const char *args[] = {CLS_ARGS(trt_path("data"), out), "--set", "train_classifier.epochs=12", NULL};
     pid_t pid = trt_start(args);
     long at0 = 0;
-    ts_store *held = hold_at_step(out, CLS_STEPS_PER_EPOCH, total, pid, &at0);
+    lmdb_hold held = hold_at_step(out, CLS_STEPS_PER_EPOCH, total, pid, &at0);
     kill(pid, SIGTERM);
-    ts_close(held); // lets it checkpoint
+    lmdb_hold_release(held); // lets it checkpoint
     int st = 0;
     waitpid(pid, &st, 0);
     ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 3, "SIGTERM: exit %d (want 3): %s",
@@ -161,7 +214,7 @@ START_TEST(test_classifier_interrupt_resume_bitwise) {
                   done, at0);
     kill(pid, SIGKILL);
     ck_assert_int_eq(tu_wait(pid), 128 + SIGKILL);
-    ts_close(held);
+    lmdb_hold_release(held);
     ck_assert_int_eq(trt_meta_long(out2, "step"), at0); // steps at0+1.. were lost with the process
     const char *again[] = {CLS_ARGS(trt_path("data"), out2), "--set", "train_classifier.epochs=12", NULL};
     ck_assert_int_eq(trt_run(again), 0);
