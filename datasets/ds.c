@@ -22,6 +22,18 @@ uint64_t ds_max_bytes(void) {
     return (uint64_t)16 << 30;
 }
 
+uint64_t ds_max_file_bytes(void) {
+    uint64_t m = ds_max_bytes();
+    if (m > (UINT64_MAX >> 1)) return UINT64_MAX;
+    return m + m / 256 + ((uint64_t)1 << 20);
+}
+
+static int (*ds_poll_fn)(void);
+
+void ds_set_poll(int (*poll)(void)) { ds_poll_fn = poll; }
+
+int ds_poll(void) { return ds_poll_fn ? ds_poll_fn() : 0; }
+
 int ds_check_size(const char *what, int64_t n, int64_t c, int64_t h, int64_t w) {
     ERR_IF(n <= 0 || c <= 0 || h <= 0 || w <= 0, ERR_INPUT,
            "%s: bad dimensions %lld x %lld x %lld x %lld (every one must be positive)", what, (long long)n,

@@ -10,6 +10,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#define DS_MAX_CLASSES 65536 // labels are below this (class counts are kept per label)
+
 typedef struct {
     int64_t n;      // number of images
     int c, h, w;    // channels, height, width of every image
@@ -25,6 +27,19 @@ uint64_t ds_max_bytes(void);
 // names the file for the message. Returns 0, or ERR_INPUT ("file: header claims ... bytes,
 // over the limit of ...") for zero/negative dimensions or too many bytes.
 int ds_check_size(const char *what, int64_t n, int64_t c, int64_t h, int64_t w);
+
+// Largest source FILE any format may need to hold ds_max_bytes() of pixels: the limit plus
+// 1/256 (gzip's stored blocks, CIFAR's label bytes) plus 1 MiB of headers. Source files above it
+// are refused before they are hashed or read.
+uint64_t ds_max_file_bytes(void);
+
+// --- interruption --------------------------------------------------------------------------
+// Readers call the function set here in their long loops (every few MiB or thousand records:
+// hashing sources, reading IDX/CIFAR/NPY data, parsing JSON, reading lists) and stop with its
+// code when it returns < 0. The stage passes cli_check_interrupt; NULL (the default) never stops.
+void ds_set_poll(int (*poll)(void));
+// 0, or the poll function's negative code (its message set).
+int ds_poll(void);
 
 // Allocates a set of n images (pixels zeroed, labels 0) after ds_check_size(what, ...).
 // Returns 0, ERR_INPUT (too big, bad dims) or ERR_NOMEM. Free with ds_images_free.

@@ -12,6 +12,7 @@
 #include <png.h>
 
 #include "common/err.h"
+#include "common/infile.h"
 #include "datasets/ds.h"
 #include "datasets/imglist.h"
 
@@ -194,8 +195,8 @@ fail:
 
 int imglist_decode_file(const char *path, uint8_t **pixels, int *c, int *h, int *w) {
     *pixels = NULL;
-    FILE *f = fopen(path, "rb");
-    ERR_IF(!f, errno == ENOENT ? ERR_NOTFOUND : ERR_IO, "%s: cannot open image: %s", path, strerror(errno));
+    FILE *f = NULL;
+    ERR_TRY(infile_fopen(path, &f, NULL));
     unsigned char magic[8] = {0};
     size_t got = fread(magic, 1, sizeof magic, f);
     rewind(f);

@@ -24,7 +24,7 @@
 #include "datasets/source.h"
 
 #define INGEST_VERSION 1
-#define INGEST_MAX_CLASS 65536
+#define INGEST_MAX_CLASS DS_MAX_CLASSES
 #define INGEST_MAX_PAD 1024
 
 static const cli_opt ingest_opts[] = {
@@ -36,7 +36,9 @@ static const cli_opt ingest_opts[] = {
     {"layout", "L", 0, "npy: auto (default), nhw, nhwc, nchw (auto: the axis of size 1, 3 or 4)"},
     {"list", "FILE", 0, "imglist: OpenOOD list, 'relative/path label' per line"},
     {"root", "DIR", 0, "imglist: directory the listed paths are relative to"},
-    {"size", "S", 0, "imglist: resize the shorter side to S (bilinear) and centre-crop S x S"},
+    {"size", "S", 0, "imglist: resize the shorter side to S (bilinear) and centre-crop S x S (1..65536)"},
+    {"num-classes", "K", 0, "idx, npy, imglist: labels must be 0..K-1 (npy, imglist: or -1 = OOD); default: idx 10 "
+                            "(MNIST, Fashion-MNIST), npy and imglist 65536"},
     {"out", "STORE", 0, "output store (created; required)"},
     {"limit", "N", 0, "keep only the first N images (after --classes and --shuffle)"},
     {"shuffle", "SEED", 0, "take the images in a random order drawn from SEED (with --limit: a random subset; "
@@ -56,13 +58,14 @@ static const cli_spec ingest_spec = {
     "a killed run resumes; another input or option into an existing store needs --force.\n"
     "Config keys (optional, overridden by options): ingest.pad, ingest.channels, ingest.limit,\n"
     "ingest.classes, ingest.name.",
-    ingest_opts, CLI_STD_CONFIG | CLI_STD_LOG, 0, -1};
+    ingest_opts, CLI_STD_ALL, 0, -1};
 
 typedef struct {
     ds_source_spec spec;
     const char *out, *classes, *name;
     long limit, pad, batch, shuffle; // shuffle -1: source order
     int force;
+    char classes_origin[1200], name_origin[1200]; // where --classes / --name came from (messages)
     char *name_buf;     // default name (owned)
     const char **paths; // --path values then positional words (cifar)
     int n_paths;
@@ -70,30 +73,43 @@ typedef struct {
 
 // --- options -------------------------------------------------------------------------------
 
-static int ingest_int_opt(const cli_args *a, const cfg *c, const char *name, long def, long lo, long hi, long *out) {
-    if (!cli_has(a, name) && c) {
-        char key[64];
-        snprintf(key, sizeof key, "ingest.%s", name);
-        if (cfg_find(c, key)) {
-            int64_t v;
-            ERR_TRY(cfg_get_i64(c, key, &v));
-            def = (long)v;
-        }
+// Option --NAME, else config key ingest.NAME (when a config was loaded), else def; lo..hi. A bad
+// value is named where it came from: the option, or the key and its origin (file:line, --set).
+// `rule` describes the valid values ("0..1024", "1 or 3"); values outside lo..hi or equal to
+// `not` (-1: none) are refused.
+static int ingest_int_opt(const cli_args *a, const cfg *c, const char *name, long def, long lo, long hi, long not,
+                          const char *rule, long *out) {
+    const cfg *node = NULL;
+    char key[64];
+    snprintf(key, sizeof key, "ingest.%s", name);
+    if (!cli_has(a, name) && c && (node = cfg_find(c, key))) {
+        int64_t v;
+        ERR_TRY(cfg_get_i64(c, key, &v));
+        ERR_IF(v < lo || v > hi || v == not, ERR_CONFIG, "config key %s must be %s, not %lld (from %s)", key, rule,
+               (long long)v, cfg_node_origin(node));
+        *out = (long)v;
+        return 0;
     }
     ERR_TRY(cli_get_int(a, name, def, out));
-    ERR_IF(*out < lo || *out > hi, ERR_USAGE, "--%s must be %ld..%ld, not %ld", name, lo, hi, *out);
+    ERR_IF(*out < lo || *out > hi || *out == not, ERR_USAGE, "--%s must be %s, not %ld", name, rule, *out);
     return 0;
 }
 
-static const char *ingest_str_opt(const cli_args *a, const cfg *c, const char *name) {
-    const char *v = cli_get(a, name);
-    if (!v && c) {
-        char key[64];
-        snprintf(key, sizeof key, "ingest.%s", name);
-        if (cfg_find(c, key) && cfg_get_str(c, key, &v) < 0) v = NULL;
-        if (v && !*v) v = NULL;
+// Option --NAME, else config key ingest.NAME ("" = unset); *origin says where it came from
+// ("--NAME", or "config key ingest.NAME (from ORIGIN)") for messages, in buf.
+static int ingest_str_opt(const cli_args *a, const cfg *c, const char *name, const char **out, char *origin,
+                          size_t cap) {
+    char key[64];
+    *out = cli_get(a, name);
+    snprintf(origin, cap, "--%s", name);
+    snprintf(key, sizeof key, "ingest.%s", name);
+    const cfg *node = NULL;
+    if (!*out && c && (node = cfg_find(c, key))) {
+        ERR_TRY(cfg_get_str(c, key, out));
+        snprintf(origin, cap, "config key %s (from %s)", key, cfg_node_origin(node));
+        if (!**out) *out = NULL;
     }
-    return v;
+    return 0;
 }
 
 static int ingest_parse(const cli_args *a, const cfg *c, ingest_opts_t *o) {
@@ -111,20 +127,26 @@ static int ingest_parse(const cli_args *a, const cfg *c, ingest_opts_t *o) {
     if (cli_get(a, "cifar")) ERR_TRY(cifar_kind_from_name(cli_get(a, "cifar"), &o->spec.cifar));
     o->spec.layout = NPYIMG_AUTO;
     if (cli_get(a, "layout")) ERR_TRY(npyimg_layout_from_name(cli_get(a, "layout"), &o->spec.layout));
-    long size, channels;
+    long size, channels, num_classes;
     ERR_TRY(cli_get_int(a, "size", 0, &size));
-    ERR_IF(size < 0 || size > 65536, ERR_USAGE, "--size must be 1..65536, not %ld", size);
+    ERR_IF(cli_has(a, "size") && (size < 1 || size > 65536), ERR_USAGE, "--size must be 1..65536, not %ld", size);
+    ERR_IF(cli_has(a, "size") && o->spec.format != DS_FMT_IMGLIST, ERR_USAGE,
+           "--size applies to --format imglist only (the other formats keep their size)");
     o->spec.size = (int)size;
-    ERR_TRY(ingest_int_opt(a, c, "channels", 0, 0, 3, &channels));
+    ERR_TRY(cli_get_int(a, "num-classes", 0, &num_classes));
+    ERR_IF(cli_has(a, "num-classes") && (num_classes < 1 || num_classes > DS_MAX_CLASSES), ERR_USAGE,
+           "--num-classes must be 1..%d, not %ld", DS_MAX_CLASSES, num_classes);
+    o->spec.num_classes = (int)num_classes;
+    ERR_TRY(ingest_int_opt(a, c, "channels", 0, 0, 3, 2, "1 or 3 (0: as the source)", &channels));
     o->spec.channels = (int)channels;
-    ERR_TRY(ingest_int_opt(a, c, "pad", 0, 0, INGEST_MAX_PAD, &o->pad));
-    ERR_TRY(ingest_int_opt(a, c, "limit", 0, 0, INT64_MAX / 2, &o->limit));
+    ERR_TRY(ingest_int_opt(a, c, "pad", 0, 0, INGEST_MAX_PAD, -1, "0..1024", &o->pad));
+    ERR_TRY(ingest_int_opt(a, c, "limit", 0, 0, INT64_MAX / 2, -1, ">= 0 (0: all)", &o->limit));
     ERR_TRY(cli_get_int(a, "shuffle", -1, &o->shuffle));
     ERR_IF(cli_has(a, "shuffle") && o->shuffle < 0, ERR_USAGE, "--shuffle SEED must be >= 0, not %ld", o->shuffle);
     ERR_TRY(cli_get_int(a, "batch", 1000, &o->batch));
     ERR_IF(o->batch < 1 || o->batch > 1000000, ERR_USAGE, "--batch must be 1..1000000, not %ld", o->batch);
-    o->classes = ingest_str_opt(a, c, "classes");
-    o->name = ingest_str_opt(a, c, "name");
+    ERR_TRY(ingest_str_opt(a, c, "classes", &o->classes, o->classes_origin, sizeof o->classes_origin));
+    ERR_TRY(ingest_str_opt(a, c, "name", &o->name, o->name_origin, sizeof o->name_origin));
     o->force = cli_has(a, "force");
     size_t np = cli_count(a, "path"), npos = cli_npos(a);
     ERR_IF(npos > 0 && o->spec.format != DS_FMT_CIFAR, ERR_USAGE, "unexpected argument '%s'", cli_pos(a, 0));
@@ -261,7 +283,11 @@ static int ingest_select(const ds_source *src, const ingest_opts_t *o, int64_t *
         int rc = ds_parse_classes(o->classes, mask, INGEST_MAX_CLASS);
         if (rc < 0) {
             free(mask);
-            return rc;
+            if (strncmp(o->classes_origin, "--", 2) == 0) return rc;
+            char msg[1024]; // ds_parse_classes names "--classes": say it was the config key
+            const char *m = err_msg();
+            snprintf(msg, sizeof msg, "%s", strncmp(m, "--classes", 9) == 0 ? m + 9 : m);
+            return err_set(ERR_CONFIG, "%s%s", o->classes_origin, msg);
         }
     }
     int64_t n = 0;
@@ -303,7 +329,8 @@ static int ingest_write(ts_store *s, ds_source *src, const ingest_opts_t *o, con
     for (int64_t b0 = 0; b0 < n; b0 += o->batch) {
         int64_t b1 = b0 + o->batch < n ? b0 + o->batch : n;
         ERR_GOTO(rc, ts_begin_write(s));
-        for (int64_t j = b0; j < b1; j++) {
+        // A signal ends the batch early (every record is independent): commit what it holds.
+        for (int64_t j = b0; j < b1 && !cli_interrupted(); j++) {
             ts_key k;
             ts_tensor t;
             ts_key_u64(&k, (uint64_t)j);
@@ -341,8 +368,8 @@ static int ingest_write(ts_store *s, ds_source *src, const ingest_opts_t *o, con
                 class_counts[lab]++;
         }
         ERR_GOTO(rc, ts_commit(s));
-        prog_update((uint64_t)b1, NULL);
         ERR_GOTO(rc, cli_check_interrupt());
+        prog_update((uint64_t)b1, NULL);
     }
     prog_end();
 fail:
@@ -390,6 +417,7 @@ int main(int argc, char **argv) {
     if (cli_has(a, "config") || cli_count(a, "set") > 0) ERR_GOTO(rc, cli_load_config(a, &c));
     ERR_GOTO(rc, ingest_parse(a, c, &o));
     ERR_GOTO(rc, cli_install_interrupt());
+    ds_set_poll(cli_check_interrupt); // hashing and reading the sources stop on SIGINT/SIGTERM too
 
     // The stage key: options + content hashes of the sources (cheap; no parsing).
     params = ingest_params(&o);
