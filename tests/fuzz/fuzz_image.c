@@ -1,0 +1,26 @@
+// Fuzz target: PNG and JPEG decoding of listed images (imglist_decode_file, by magic bytes), then
+// what ingest does with an accepted image: channel conversion and resize + centre crop.
+// Input: the image file; its last byte picks the crop size (1..32).
+#include <stdlib.h>
+
+#include "datasets/ds.h"
+#include "datasets/imglist.h"
+#include "tests/fuzz/util.h"
+
+int fuzz_image(const uint8_t *data, size_t size) {
+    fuzz_init();
+    uint8_t *px = NULL;
+    int c = 0, h = 0, w = 0, bad = 0;
+    if (imglist_decode_file(fuzz_file(0, data, size), &px, &c, &h, &w) == 0) {
+        bad = c < 1 || c > 4 || h < 1 || w < 1 || !px;
+        int out_c = size % 2 ? 3 : 1, sz = size ? 1 + data[size - 1] % 32 : 8;
+        size_t hw = (size_t)h * w;
+        uint8_t *conv = malloc((size_t)out_c * hw), *crop = malloc((size_t)out_c * sz * sz);
+        if (!bad && conv && crop && ds_convert_channels(conv, out_c, px, c, h, w) == 0 && hw <= ((size_t)1 << 20))
+            bad = ds_resize_center_crop(crop, sz, conv, out_c, h, w) != 0;
+        free(conv);
+        free(crop);
+    }
+    free(px);
+    return bad;
+}
