@@ -69,10 +69,12 @@ int infile_open(const char *path, int *fd, uint64_t *size) {
     return 0;
 }
 
-int infile_fopen(const char *path, FILE **f, uint64_t *size) {
+static int infile_fdopen(const char *path, int allow_stream, FILE **f, uint64_t *size) {
     int fd;
+    struct stat st;
     *f = NULL;
-    ERR_TRY(infile_open(path, &fd, size));
+    ERR_TRY(infile_open_kind(path, allow_stream, &fd, &st));
+    if (size) *size = S_ISREG(st.st_mode) ? (uint64_t)st.st_size : 0;
     *f = fdopen(fd, "rb");
     if (!*f) {
         int e = errno;
@@ -81,6 +83,10 @@ int infile_fopen(const char *path, FILE **f, uint64_t *size) {
     }
     return 0;
 }
+
+int infile_fopen(const char *path, FILE **f, uint64_t *size) { return infile_fdopen(path, 0, f, size); }
+
+int infile_fopen_stream(const char *path, FILE **f, uint64_t *size) { return infile_fdopen(path, 1, f, size); }
 
 int infile_read_all(const char *path, size_t max_bytes, const char *what, char **buf_out, size_t *len_out) {
     int rc = 0, fd = -1;

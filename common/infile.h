@@ -29,6 +29,9 @@ const char *infile_kind(unsigned mode);
 int infile_open(const char *path, int *fd, uint64_t *size);
 // infile_open as a stdio stream ("rb"). Same errors, plus ERR_NOMEM.
 int infile_fopen(const char *path, FILE **f, uint64_t *size);
+// A stdio stream on `path` of any kind but a directory (a pipe too: for what is read once, as
+// dstore import reads an NPY file); *size is 0 for a stream. Errors as infile_fopen.
+int infile_fopen_stream(const char *path, FILE **f, uint64_t *size);
 
 // Reads the whole of `path` (any kind but a directory) into *buf (malloc'd, NUL-terminated,
 // caller frees), its length in *len. ERR_INPUT when it holds more than max_bytes bytes

@@ -151,6 +151,10 @@ START_TEST(test_directories) {
     expect_2((const char *[]){"--format", "mnist-json", "--path", tu_path("digits"), "--out", out, NULL},
              (const char *[]){"0.json", "is a directory", NULL});
     tu_assert_not_complete(out);
+    // dstore import --npy DIR (before: "not an NPY file (bad magic)")
+    const char *imp[] = {"import", tu_path("i.store"), "t", "--npy", dir, NULL};
+    int rc = tu_run_stderr("dstore", imp, errbuf, sizeof errbuf);
+    ck_assert_msg(rc == 2 && strstr(errbuf, "is a directory") && strstr(errbuf, "adir"), "exit %d: %s", rc, errbuf);
 }
 END_TEST
 

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "common/err.h"
+#include "common/infile.h"
 #include "common/npy.h"
 #include "tools/dstore/dstore.h"
 
@@ -154,8 +155,7 @@ int dst_import(int argc, char **argv) {
     long batch;
     ERR_GOTO(rc, cli_get_int(a, "batch", 1000, &batch));
     ERR_GOTO_IF(rc, batch < 1, ERR_USAGE, "--batch must be >= 1");
-    f = fopen(npy, "rb");
-    ERR_GOTO_IF(rc, !f, errno == ENOENT ? ERR_NOTFOUND : ERR_IO, "%s: cannot open: %s", npy, strerror(errno));
+    ERR_GOTO(rc, infile_fopen_stream(npy, &f, NULL)); // a directory is "is a directory"; a pipe is fine
     npy_header h;
     ERR_GOTO(rc, npy_read_header(f, npy, &h));
     ERR_GOTO_IF(rc, h.rank < 1, ERR_INPUT, "%s: a 0-d array has no axis 0 to split into records", npy);
