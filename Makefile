@@ -223,6 +223,20 @@ $(TEST_RUNNER): $(BUILD)/tests/run_tests.o $(TEST_OBJ) $(LIB_A)
 test: all data $(TEST_RUNNER)
 	@DIFFOOD_BIN=$(abspath $(BIN)) DIFFOOD_PYTHON=$(PYTHON) $(TEST_RUNNER)
 
+# The fast suites again, built with ASan + UBSan (build/san, its programs for the end-to-end ones):
+# parsers, stores, the stage contract, ingest, dstore, the fuzz regressions, scores, report and
+# checkpoints. The slow numeric suites (ops forward/gradients, networks, training, sampling,
+# features, rng, the workflow: 20-70 s each under ASan on the 2-core box) stay out of CI; run
+# them with `make test-san SAN_SUITES=` (empty: every suite). CI runs this after `make test`
+# (.ci/run).
+SAN_SUITES ?= cfg cli log hash npy png datasets store store_dict store_fault stage dstore ingest \
+  ingest_formats input_hard fuzz_regress metrics optim score report ops_misc ckpt
+test-san: data
+	@$(MAKE) --no-print-directory SAN=1 NVCC= programs build/san/tests/run-tests
+	@DIFFOOD_BIN=$(abspath build/san/bin) DIFFOOD_PYTHON=$(PYTHON) DIFFOOD_SUITES="$(SAN_SUITES)" \
+	  ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  build/san/tests/run-tests
+
 # --- fuzzing (libFuzzer, Debian's clang) -------------------------------------------------------
 # make fuzz [FUZZ_TIME=30] [FUZZ_TARGETS="idx npy"]: builds build/fuzz/fuzz-NAME for every
 # tests/fuzz/fuzz_NAME.c (clang, ASan + UBSan, the library's parsers only) and runs each for

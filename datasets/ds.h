@@ -64,8 +64,16 @@ void ds_pad(uint8_t *dst, const uint8_t *src, int c, int h, int w, int p);
 int ds_convert_channels(uint8_t *dst, int c_out, const uint8_t *src, int c_in, int h, int w);
 
 // Output size of a torchvision Resize(size) of an h x w image: the shorter side becomes
-// `size`, the longer int(size * long / short). Writes *oh, *ow.
+// `size`, the longer int(size * long / short) (at most INT_MAX). Writes *oh, *ow.
 void ds_resize_shorter_dims(int h, int w, int size, int *oh, int *ow);
+
+// Largest decoded or resized image (c x h x w bytes) the image readers make: 1 GiB.
+#define DS_MAX_IMAGE_BYTES ((int64_t)1 << 30)
+
+// Checks that Resize(size) of a c x h x w image stays under DS_MAX_IMAGE_BYTES (an image of an
+// absurd aspect ratio, 1 x 1000000 to a shorter side of 4096, would not). 0 or ERR_INPUT
+// "WHAT: a H x W image resized to a shorter side of S is OH x OW pixels, over ...".
+int ds_resize_check(const char *what, int c, int h, int w, int size);
 
 // Resizes one CHW image from (h, w) to (oh, ow) with PIL's BILINEAR filter (triangle filter
 // whose support widens when downscaling, fixed-point 22-bit coefficients, horizontal pass
@@ -75,7 +83,7 @@ int ds_resize_bilinear(uint8_t *dst, int oh, int ow, const uint8_t *src, int c, 
 
 // torchvision Resize(size) then CenterCrop(size): dst is (c, size, size). The crop offset is
 // Python's round((h - size) / 2) (round half to even), as torchvision computes it.
-// Returns 0 or ERR_NOMEM.
+// Returns 0, ERR_INPUT (ds_resize_check) or ERR_NOMEM.
 int ds_resize_center_crop(uint8_t *dst, int size, const uint8_t *src, int c, int h, int w);
 
 // --- set-level helpers ---------------------------------------------------------------------

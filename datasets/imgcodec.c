@@ -16,7 +16,7 @@
 #include "datasets/ds.h"
 #include "datasets/imglist.h"
 
-#define IMGCODEC_MAX_IMAGE_BYTES ((int64_t)1 << 30) // one decoded image: 1 GiB at most
+#define IMGCODEC_MAX_IMAGE_BYTES DS_MAX_IMAGE_BYTES // one decoded image: 1 GiB at most
 
 // Refuses dimensions that would need absurd memory before anything is allocated (a small file
 // can claim a huge image).

@@ -89,6 +89,7 @@ int imglist_load(const imglist *l, int64_t i, uint8_t *dst, int channels, int si
                     it->path, h, w, out_h, out_w);
         ERR_GOTO(rc, ds_convert_channels(dst, channels, pix, c, h, w));
     } else {
+        ERR_GOTO(rc, ds_resize_check(it->path, channels, h, w, size));
         conv = malloc((size_t)channels * h * w);
         ERR_GOTO_IF(rc, !conv, ERR_NOMEM, "%s: out of memory", it->path);
         ERR_GOTO(rc, ds_convert_channels(conv, channels, pix, c, h, w));

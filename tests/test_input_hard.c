@@ -6,6 +6,7 @@
 #define _GNU_SOURCE
 #include <check.h>
 #include <fcntl.h>
+#include <png.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -195,6 +196,19 @@ START_TEST(test_labels_out_of_range) {
 }
 END_TEST
 
+// An image of an absurd aspect ratio is refused before its resize allocates (before: "resize:
+// cannot allocate 3 x 4096 x -2147483648", exit 1, from an int overflow).
+START_TEST(test_resize_bound) {
+    uint8_t *px = calloc(1000000, 1);
+    tu_write_png(tu_path("w.png"), px, 1, 1000000, PNG_FORMAT_GRAY, NULL, 0);
+    free(px);
+    const char *list = tu_put("l.txt", "w.png 0\n");
+    expect_2((const char *[]){"--format", "imglist", "--list", list, "--root", tu_dir, "--size", "4096", "--out",
+                              tu_path("w.store"), NULL},
+             (const char *[]){"l.txt:1", "w.png", "1 x 1000000", "over the limit", NULL});
+}
+END_TEST
+
 // --- messages -----------------------------------------------------------------------------------
 
 START_TEST(test_messages) {
@@ -258,6 +272,7 @@ Suite *suite_input_hard(void) {
     tcase_add_test(tc, test_source_over_limit);
     tcase_add_test(tc, test_directories);
     tcase_add_test(tc, test_labels_out_of_range);
+    tcase_add_test(tc, test_resize_bound);
     tcase_add_test(tc, test_messages);
     tcase_add_test(tc, test_train_range_message);
     suite_add_tcase(s, tc);
