@@ -10,6 +10,7 @@
 // unless --force.
 #include <errno.h>
 #include <math.h>
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -316,13 +317,41 @@ typedef struct {
     int64_t written, kept;
 } ingest_counts;
 
+#define INGEST_CHUNK 64 // images decoded side by side (image lists), then written in order
+
+// Decodes the images of a chunk that the store lacks (need[k]) into raw (k-th image at k *
+// in_bytes): image lists on every --threads thread (each image on its own, so the bytes do not
+// depend on the threads), other formats are copies. The first failing image in chunk order
+// decides the error, whatever the threads.
+static int ingest_decode_chunk(ds_source *src, const int64_t *sel, int64_t j0, int k_n, const uint8_t *need,
+                               uint8_t *raw, size_t in_bytes) {
+    int rcs[INGEST_CHUNK];
+    char *msgs[INGEST_CHUNK];
+    int par = src->spec.format == DS_FMT_IMGLIST;
+#pragma omp parallel for schedule(dynamic, 1) if (par)
+    for (int k = 0; k < k_n; k++) {
+        rcs[k] = 0;
+        msgs[k] = NULL;
+        if (!need[k]) continue;
+        rcs[k] = ds_source_get(src, sel[j0 + k], raw + (size_t)k * in_bytes);
+        if (rcs[k] < 0) msgs[k] = strdup(err_msg()); // err messages are per thread
+    }
+    int rc = 0;
+    for (int k = 0; k < k_n; k++) {
+        if (rcs[k] < 0 && rc == 0) rc = err_set(rcs[k], "%s", msgs[k] ? msgs[k] : err_str(rcs[k]));
+        free(msgs[k]);
+    }
+    return rc;
+}
+
 // Writes every selected image that the store lacks, in batches; reads back the ones it has
-// (resume) for the statistics. Fills stats and class counts.
+// (resume) for the statistics. Fills stats and class counts. SIGINT/SIGTERM end the batch at
+// the next chunk of INGEST_CHUNK images, which is committed.
 static int ingest_write(ts_store *s, ds_source *src, const ingest_opts_t *o, const int64_t *sel, int64_t n,
                         ingest_stats *st, int64_t *class_counts, int64_t *ood, ingest_counts *cnt) {
     int rc = 0, p = (int)o->pad, c = src->c, oh = src->h + 2 * p, ow = src->w + 2 * p;
     size_t in_bytes = (size_t)c * src->h * src->w, out_bytes = (size_t)c * oh * ow;
-    uint8_t *raw = malloc(in_bytes), *img = malloc(out_bytes);
+    uint8_t *raw = malloc(in_bytes * INGEST_CHUNK), *img = malloc(out_bytes), need[INGEST_CHUNK];
     ERR_GOTO_IF(rc, !raw || !img, ERR_NOMEM, "out of memory");
     int64_t shape[3] = {c, oh, ow};
     prog_begin("ingest", (uint64_t)n);
@@ -330,42 +359,48 @@ static int ingest_write(ts_store *s, ds_source *src, const ingest_opts_t *o, con
         int64_t b1 = b0 + o->batch < n ? b0 + o->batch : n;
         ERR_GOTO(rc, ts_begin_write(s));
         // A signal ends the batch early (every record is independent): commit what it holds.
-        for (int64_t j = b0; j < b1 && !cli_interrupted(); j++) {
-            ts_key k;
-            ts_tensor t;
-            ts_key_u64(&k, (uint64_t)j);
-            int32_t lab = ds_source_label(src, sel[j]);
-            int have = ts_has(s, "image", &k);
-            ERR_GOTO(rc, have);
-            if (have) {
-                int hl = ts_has(s, "label", &k);
-                ERR_GOTO(rc, hl);
-                have = hl;
+        for (int64_t j0 = b0; j0 < b1 && !cli_interrupted(); j0 += INGEST_CHUNK) {
+            int k_n = (int)(b1 - j0 < INGEST_CHUNK ? b1 - j0 : INGEST_CHUNK);
+            for (int k = 0; k < k_n; k++) { // what the store lacks (LMDB stays on this thread)
+                ts_key key;
+                ts_key_u64(&key, (uint64_t)(j0 + k));
+                int have = ts_has(s, "image", &key);
+                ERR_GOTO(rc, have);
+                if (have) ERR_GOTO(rc, have = ts_has(s, "label", &key));
+                need[k] = !have;
             }
-            if (have) { // committed by an earlier run: read it back for the statistics
-                ERR_GOTO(rc, ts_get_into(s, "image", &k, &t, img, out_bytes));
-                ERR_GOTO_IF(rc, t.dtype != TS_U8 || t.rank != 3 || t.shape[0] != c || t.shape[1] != oh || t.shape[2] != ow,
-                            ERR_CORRUPT, "%s: record %lld of table image has another shape than %d x %d x %d",
-                            o->out, (long long)j, c, oh, ow);
-                cnt->kept++;
-            } else {
-                rc = ds_source_get(src, sel[j], raw);
-                if (rc < 0) goto fail;
-                if (p > 0)
-                    ds_pad(img, raw, c, src->h, src->w, p);
-                else
-                    memcpy(img, raw, in_bytes);
-                ERR_GOTO(rc, ts_tensor_init(&t, TS_U8, 3, shape, img));
-                ERR_GOTO(rc, ts_put(s, "image", &k, &t, TS_CODEC_ZSTD));
-                ERR_GOTO(rc, ts_tensor_init(&t, TS_I32, 0, NULL, &lab));
-                ERR_GOTO(rc, ts_put(s, "label", &k, &t, TS_CODEC_RAW));
-                cnt->written++;
+            ERR_GOTO(rc, ingest_decode_chunk(src, sel, j0, k_n, need, raw, in_bytes));
+            for (int k = 0; k < k_n; k++) {
+                int64_t j = j0 + k;
+                ts_key key;
+                ts_tensor t;
+                ts_key_u64(&key, (uint64_t)j);
+                int32_t lab = ds_source_label(src, sel[j]);
+                if (!need[k]) { // committed by an earlier run: read it back for the statistics
+                    ERR_GOTO(rc, ts_get_into(s, "image", &key, &t, img, out_bytes));
+                    ERR_GOTO_IF(rc, t.dtype != TS_U8 || t.rank != 3 || t.shape[0] != c || t.shape[1] != oh ||
+                                        t.shape[2] != ow,
+                                ERR_CORRUPT, "%s: record %lld of table image has another shape than %d x %d x %d",
+                                o->out, (long long)j, c, oh, ow);
+                    cnt->kept++;
+                } else {
+                    const uint8_t *r = raw + (size_t)k * in_bytes;
+                    if (p > 0)
+                        ds_pad(img, r, c, src->h, src->w, p);
+                    else
+                        memcpy(img, r, in_bytes);
+                    ERR_GOTO(rc, ts_tensor_init(&t, TS_U8, 3, shape, img));
+                    ERR_GOTO(rc, ts_put(s, "image", &key, &t, TS_CODEC_ZSTD));
+                    ERR_GOTO(rc, ts_tensor_init(&t, TS_I32, 0, NULL, &lab));
+                    ERR_GOTO(rc, ts_put(s, "label", &key, &t, TS_CODEC_RAW));
+                    cnt->written++;
+                }
+                ingest_stats_add(st, img, (size_t)oh * ow);
+                if (lab < 0)
+                    (*ood)++;
+                else if (lab < INGEST_MAX_CLASS)
+                    class_counts[lab]++;
             }
-            ingest_stats_add(st, img, (size_t)oh * ow);
-            if (lab < 0)
-                (*ood)++;
-            else if (lab < INGEST_MAX_CLASS)
-                class_counts[lab]++;
         }
         ERR_GOTO(rc, ts_commit(s));
         ERR_GOTO(rc, cli_check_interrupt());
@@ -417,6 +452,7 @@ int main(int argc, char **argv) {
     if (cli_has(a, "config") || cli_count(a, "set") > 0) ERR_GOTO(rc, cli_load_config(a, &c));
     ERR_GOTO(rc, ingest_parse(a, c, &o));
     ERR_GOTO(rc, cli_install_interrupt());
+    if (cli_threads(a) > 0) omp_set_num_threads(cli_threads(a)); // image lists decode in parallel
     ds_set_poll(cli_check_interrupt); // hashing and reading the sources stop on SIGINT/SIGTERM too
 
     // The stage key: options + content hashes of the sources (cheap; no parsing).

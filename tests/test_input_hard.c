@@ -209,6 +209,41 @@ START_TEST(test_resize_bound) {
 }
 END_TEST
 
+// Image lists decode on --threads threads: the same records as one thread, and the first bad
+// image in list order is the one named, whatever the threads.
+START_TEST(test_threads_imglist) {
+    char list[8192] = "", name[64];
+    size_t at = 0;
+    for (int i = 0; i < 150; i++) {
+        int h = 9 + i % 7, w = 11 + i % 5;
+        uint8_t px[16 * 16 * 3];
+        for (int k = 0; k < h * w * 3; k++) px[k] = (uint8_t)(k * 7 + i * 13);
+        snprintf(name, sizeof name, "i%03d.png", i);
+        tu_write_png(tu_path(name), px, h, w, PNG_FORMAT_RGB, NULL, 0);
+        at += (size_t)snprintf(list + at, sizeof list - at, "%s %d\n", name, i % 10);
+    }
+    const char *l = tu_put("l.txt", list);
+    const char *a1[] = {"--format", "imglist", "--list", l, "--root", tu_dir, "--size", "8", "--threads", "1",
+                        "--name", "x", "--quiet", "--out", tu_path("t1.store"), NULL};
+    ck_assert_msg(run_ingest(a1) == 0, "%s", errbuf);
+    const char *a3[] = {"--format", "imglist", "--list", l, "--root", tu_dir, "--size", "8", "--threads", "3",
+                        "--name", "x", "--quiet", "--batch", "70", "--out", tu_path("t3.store"), NULL};
+    ck_assert_msg(run_ingest(a3) == 0, "%s", errbuf);
+    char cmd[1024], buf[4096];
+    snprintf(cmd, sizeof cmd, "%s/dstore diff %s %s", tu_bin(), tu_path("t1.store"), tu_path("t3.store"));
+    ck_assert_msg(tu_capture(cmd, buf, sizeof buf) == 0, "%s", buf);
+    // two bad images in one chunk: line 71 is named, not line 75, whichever thread fails first
+    tu_put("i070.png", "not an image");
+    tu_put("i074.png", "\x89PNG\r\n\x1a\n truncated");
+    const char *a4[] = {"--format", "imglist", "--list", l, "--root", tu_dir, "--size", "8", "--threads", "4",
+                        "--out", tu_path("t4.store"), NULL};
+    for (int rep = 0; rep < 3; rep++) {
+        expect_2(a4, (const char *[]){"l.txt:71", "i070.png", NULL});
+        ck_assert_msg(!strstr(errbuf, "i074"), "%s", errbuf);
+    }
+}
+END_TEST
+
 // --- messages -----------------------------------------------------------------------------------
 
 START_TEST(test_messages) {
@@ -273,6 +308,7 @@ Suite *suite_input_hard(void) {
     tcase_add_test(tc, test_directories);
     tcase_add_test(tc, test_labels_out_of_range);
     tcase_add_test(tc, test_resize_bound);
+    tcase_add_test(tc, test_threads_imglist);
     tcase_add_test(tc, test_messages);
     tcase_add_test(tc, test_train_range_message);
     suite_add_tcase(s, tc);
