@@ -156,6 +156,17 @@ START_TEST(test_directories) {
     const char *imp[] = {"import", tu_path("i.store"), "t", "--npy", dir, NULL};
     int rc = tu_run_stderr("dstore", imp, errbuf, sizeof errbuf);
     ck_assert_msg(rc == 2 && strstr(errbuf, "is a directory") && strstr(errbuf, "adir"), "exit %d: %s", rc, errbuf);
+    // dstore import from a pipe whose header announces 4 TB records (before: "out of memory", exit 1)
+    const char *hdr = "{'descr': '|u1', 'fortran_order': False, 'shape': (2, 4000000000000), }";
+    char npy[256];
+    memcpy(npy, "\x93NUMPY\x01\x00\x76\x00", 10); // version 1.0, header of 118 bytes
+    snprintf(npy + 10, sizeof npy - 10, "%-117s\n", hdr);
+    tu_write_file(tu_path("huge.npy"), npy, 10 + 118);
+    char cmd[1024], buf[2048];
+    snprintf(cmd, sizeof cmd, "bash -c '%s/dstore import %s t --npy <(cat %s)'", tu_bin(), tu_path("h.store"),
+             tu_path("huge.npy"));
+    rc = tu_capture(cmd, buf, sizeof buf);
+    ck_assert_msg(rc == 2 && strstr(buf, "more than a pipe may hold"), "exit %d: %s", rc, buf);
 }
 END_TEST
 

@@ -1,5 +1,5 @@
 // Fuzz target: NPY files, as ingest reads them (npyimg_read: images and labels, every layout)
-// and as dstore import reads them (npy_load). Input: one byte for the layout, a 2-byte length,
+// and as npy_load reads them (npy_read_header, which dstore import uses). Input: one byte for the layout, a 2-byte length,
 // the images file, then the labels file (empty: none).
 #include <stdlib.h>
 
