@@ -224,13 +224,14 @@ test: all data $(TEST_RUNNER)
 	@DIFFOOD_BIN=$(abspath $(BIN)) DIFFOOD_PYTHON=$(PYTHON) $(TEST_RUNNER)
 
 # The fast suites again, built with ASan + UBSan (build/san, its programs for the end-to-end ones):
-# parsers, stores, the stage contract, ingest, dstore, the fuzz regressions, scores, report and
-# checkpoints. The slow numeric suites (ops forward/gradients, networks, training, sampling,
-# features, rng, the workflow: 20-70 s each under ASan on the 2-core box) stay out of CI; run
-# them with `make test-san SAN_SUITES=` (empty: every suite). CI runs this after `make test`
-# (.ci/run).
+# parsers, stores, the stage contract, ingest, dstore, the fuzz regressions, scores, report,
+# checkpoints, the CPU ops (forward and gradients), ResNet and the classifier training. The slow
+# ones under ASan on the 2-core box stay out of CI: the workflow (~5 min), sampler (65 s), unet
+# (44 s), features (37 s), rng (32 s), sample, train; run them with `make test-san SAN_SUITES=`
+# (empty: every suite). CI runs this after `make test` (.ci/run).
 SAN_SUITES ?= cfg cli log hash npy png datasets store store_dict store_fault stage dstore ingest \
-  ingest_formats input_hard fuzz_regress metrics optim score report ops_misc ckpt
+  ingest_formats input_hard fuzz_regress metrics optim score report ops_misc ckpt ops_fwd ops_grad \
+  ops_grad2 resnet schedule train_cls
 test-san: data
 	@$(MAKE) --no-print-directory SAN=1 NVCC= programs build/san/tests/run-tests
 	@DIFFOOD_BIN=$(abspath build/san/bin) DIFFOOD_PYTHON=$(PYTHON) DIFFOOD_SUITES="$(SAN_SUITES)" \

@@ -345,8 +345,8 @@ static int ingest_decode_chunk(ds_source *src, const int64_t *sel, int64_t j0, i
 }
 
 // Writes every selected image that the store lacks, in batches; reads back the ones it has
-// (resume) for the statistics. Fills stats and class counts. SIGINT/SIGTERM end the batch at
-// the next chunk of INGEST_CHUNK images, which is committed.
+// (resume) for the statistics. Fills stats and class counts. SIGINT/SIGTERM stop after the
+// current batch, which is committed (whole batches, as in every stage).
 static int ingest_write(ts_store *s, ds_source *src, const ingest_opts_t *o, const int64_t *sel, int64_t n,
                         ingest_stats *st, int64_t *class_counts, int64_t *ood, ingest_counts *cnt) {
     int rc = 0, p = (int)o->pad, c = src->c, oh = src->h + 2 * p, ow = src->w + 2 * p;
@@ -358,8 +358,7 @@ static int ingest_write(ts_store *s, ds_source *src, const ingest_opts_t *o, con
     for (int64_t b0 = 0; b0 < n; b0 += o->batch) {
         int64_t b1 = b0 + o->batch < n ? b0 + o->batch : n;
         ERR_GOTO(rc, ts_begin_write(s));
-        // A signal ends the batch early (every record is independent): commit what it holds.
-        for (int64_t j0 = b0; j0 < b1 && !cli_interrupted(); j0 += INGEST_CHUNK) {
+        for (int64_t j0 = b0; j0 < b1; j0 += INGEST_CHUNK) {
             int k_n = (int)(b1 - j0 < INGEST_CHUNK ? b1 - j0 : INGEST_CHUNK);
             for (int k = 0; k < k_n; k++) { // what the store lacks (LMDB stays on this thread)
                 ts_key key;
