@@ -1,8 +1,8 @@
 // Hardening of the stages' input (issue 12, items 5-7): no unbounded read (/dev/zero as a source
 // or a config, a huge file stopped by SIGTERM while it is hashed), directories given as files
 // (exit 2 "is a directory" naming them, in every reader), labels out of range (IDX, NPY, image
-// lists), and messages that name a config key and where it came from. Each case failed before
-// its fix (see notes/input.md).
+// lists), the resize bound, --threads on image lists, and messages that name a config key and
+// where it came from. Each case was reproduced by hand before its fix (notes/input.md).
 #define _GNU_SOURCE
 #include <check.h>
 #include <fcntl.h>
