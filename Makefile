@@ -23,6 +23,7 @@
 #   kernels/cuda/*.cu (when nvcc is found)             -> lib/libdiffood_cuda.so, loaded at run time
 
 SHELL := /bin/bash
+.DELETE_ON_ERROR:
 .DEFAULT_GOAL := all
 
 SAN ?= 0
@@ -90,7 +91,11 @@ PROGS := $(foreach s,$(STAGE_SRC) $(TOOL_SRC),$(BIN)/$(call prog_name,$(s))) \
          $(foreach d,$(TOOL_DIRS),$(BIN)/$(subst _,-,$(notdir $(d))))
 
 TEST_SRC := $(sort $(wildcard tests/test_*.c))
-TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o)
+# fuzz targets (tests/fuzz/fuzz_NAME.c) are linked into the runner too: suite fuzz_regress replays
+# tests/data/fuzz/NAME/ through them
+FUZZ_TARGET_SRC := $(sort $(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_NAMES := $(patsubst tests/fuzz/fuzz_%.c,%,$(FUZZ_TARGET_SRC))
+TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o) $(FUZZ_TARGET_SRC:%.c=$(BUILD)/%.o) $(BUILD)/tests/fuzz/util.o
 TEST_RUNNER := $(BUILD)/tests/run-tests
 
 CUDA_SRC := $(sort $(wildcard kernels/cuda/*.cu))
@@ -114,7 +119,7 @@ endif
 endif
 endif
 
-.PHONY: all programs deps data test test-slurm check-found clean run
+.PHONY: all programs deps data test test-san test-slurm check-found clean run fuzz fuzz-build
 all: programs $(CUDA_EMU)
 # what running the stages needs (make run): the programs and, with nvcc, the CUDA backend
 programs: deps check-found $(PROGS) $(CUDA_SO) $(STATIC_COPY:%=$(LIBDIR)/%)
@@ -205,6 +210,15 @@ $(BUILD)/tests/run_tests.o: tests/run_tests.c $(BUILD)/tests/suites.h | deps
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_BASE) -I$(BUILD)/tests -c $< -o $@
 
+$(BUILD)/tests/fuzz_targets.h: $(FUZZ_TARGET_SRC)
+	@mkdir -p $(dir $@)
+	@printf '%s\n' $(foreach n,$(FUZZ_NAMES),'X($(n))') > $@.tmp
+	@cmp -s $@.tmp $@ || mv $@.tmp $@; rm -f $@.tmp
+
+$(BUILD)/tests/test_fuzz_regress.o: tests/test_fuzz_regress.c $(BUILD)/tests/fuzz_targets.h | deps
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_BASE) -I$(BUILD)/tests -c $< -o $@
+
 $(TEST_RUNNER): $(BUILD)/tests/run_tests.o $(TEST_OBJ) $(LIB_A)
 	$(CC) $^ -o $@ $(LDFLAGS_ALL) $(LIBS) $(CHECK_LIBS)
 
@@ -214,6 +228,54 @@ test: all data $(TEST_RUNNER)
 # Not part of `make test`: it needs root, installs and starts daemons, and takes about 2 minutes.
 test-slurm: programs data
 	@BIN=$(abspath $(BIN)) tools/slurm-local test
+
+# The fast suites again, built with ASan + UBSan (build/san, its programs for the end-to-end ones):
+# parsers, stores, the stage contract, ingest, dstore, the fuzz regressions, scores, report,
+# checkpoints, the CPU ops (forward and gradients), ResNet and the classifier training. The slow
+# ones under ASan on the 2-core box stay out of CI: the workflow (~5 min), sampler (65 s), unet
+# (44 s), features (37 s), rng (32 s), sample, train; run them with `make test-san SAN_SUITES=`
+# (empty: every suite). CI runs this after `make test` (.ci/run).
+SAN_SUITES ?= cfg cli log hash npy png datasets store store_dict store_fault stage dstore ingest \
+  ingest_formats input_hard fuzz_regress metrics optim score report ops_misc ckpt ops_fwd ops_grad \
+  ops_grad2 resnet schedule train_cls
+test-san: data
+	@$(MAKE) --no-print-directory SAN=1 NVCC= programs build/san/tests/run-tests
+	@DIFFOOD_BIN=$(abspath build/san/bin) DIFFOOD_PYTHON=$(PYTHON) DIFFOOD_SUITES="$(SAN_SUITES)" \
+	  ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  build/san/tests/run-tests
+
+# --- fuzzing (libFuzzer, Debian's clang) -------------------------------------------------------
+# make fuzz [FUZZ_TIME=30] [FUZZ_TARGETS="idx npy"]: builds build/fuzz/fuzz-NAME for every
+# tests/fuzz/fuzz_NAME.c (clang, ASan + UBSan, the library's parsers only) and runs each for
+# FUZZ_TIME seconds from its seeds in tests/data/fuzz/NAME/ (tools/fuzz.sh: corpus in
+# build/fuzz/corpus/NAME; a crash is copied into tests/data/fuzz/NAME/ and fails the run).
+FUZZ_CC ?= clang
+FUZZ_TIME ?= 30
+FUZZ_TARGETS ?= $(FUZZ_NAMES)
+FUZZ_BUILD := build/fuzz
+FUZZ_CFLAGS := -std=gnu11 -g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,undefined \
+  -fno-sanitize-recover=undefined -Wall -Wno-unused-parameter -I. -I/usr/include/x86_64-linux-gnu/openblas-pthread -MMD -MP
+FUZZ_LIB_SRC := $(sort $(wildcard common/*.c common/wio/*.c datasets/*.c))
+FUZZ_LIBS := -llmdb -lzstd -lyaml -lxxhash -lpng -ljpeg -lcjson -lz -lm -ldl -lpthread
+
+$(FUZZ_BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -c $< -o $@
+
+$(FUZZ_BUILD)/libfuzz.a: $(FUZZ_LIB_SRC:%.c=$(FUZZ_BUILD)/%.o)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(FUZZ_BUILD)/fuzz-%: $(FUZZ_BUILD)/tests/fuzz/fuzz_%.o $(FUZZ_BUILD)/tests/fuzz/util.o tests/fuzz/libfuzzer_main.c $(FUZZ_BUILD)/libfuzz.a
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -DFUZZ_ENTRY=fuzz_$* tests/fuzz/libfuzzer_main.c \
+	  $(filter %.o %.a,$^) -o $@ $(FUZZ_LIBS)
+
+fuzz-build:
+	@tools/install-deps.sh fuzz
+	@$(MAKE) --no-print-directory $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/fuzz-%)
+
+fuzz: fuzz-build
+	@tools/fuzz.sh $(FUZZ_TIME) $(FUZZ_TARGETS)
 
 # The main job (README): Fashion-MNIST vs MNIST from a fresh clone; WORKFLOW=ci-tiny etc. for others,
 # and any workflow variable passes through (make run OUT=runs/x REPEATS=8).
@@ -226,3 +288,6 @@ clean:
 	rm -rf build bin lib
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+ifneq ($(filter fuzz fuzz-build $(FUZZ_BUILD)/%,$(MAKECMDGOALS)),)
+-include $(shell find $(FUZZ_BUILD) -name '*.d' 2>/dev/null)
+endif

@@ -60,8 +60,9 @@ const char *cfg_type_name(cfg_type t);
 // --- reading YAML --------------------------------------------------------------------------
 
 // Parses the YAML file `path` into a new tree (no schema check). The top level must be a map (an
-// empty file gives an empty map). ERR_NOTFOUND when the file does not exist, ERR_IO when it
-// cannot be read; ERR_CONFIG for bad YAML ("FILE:LINE:COL: PROBLEM"), duplicate keys, aliases,
+// empty file gives an empty map). The file may be a pipe; it is read up to 4 MiB
+// (common/infile.h). ERR_NOTFOUND when the file does not exist, ERR_INPUT for a directory or a
+// file over 4 MiB, ERR_IO when it cannot be read; ERR_CONFIG for bad YAML ("FILE:LINE:COL: PROBLEM"), duplicate keys, aliases,
 // tags, several documents, integers beyond 64 bits. Null values are kept (cfg_overlay rejects
 // them).
 // *out is owned by the caller (cfg_free).

@@ -11,6 +11,7 @@
 #include "common/cfg.h"
 
 #define CFG_MAX_DEPTH 64 // nesting limit of parsed YAML
+#define CFG_MAX_FILE ((size_t)4 << 20) // a YAML file is read up to 4 MiB (defaults.yml: ~10 KB)
 
 struct cfg {
     cfg_type type;

@@ -9,6 +9,7 @@
 
 #include "common/cfg_priv.h"
 #include "common/err.h"
+#include "common/infile.h"
 
 typedef struct {
     yaml_parser_t parser;
@@ -303,29 +304,11 @@ int cfg_parse_text(cfg **out, const char *text, size_t len, const char *name) {
 }
 
 int cfg_parse_file(cfg **out, const char *path) {
-    int rc = 0;
     char *buf = NULL;
+    size_t len = 0;
     *out = NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f) return err_set(errno == ENOENT ? ERR_NOTFOUND : ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    size_t cap = 4096, len = 0;
-    buf = malloc(cap);
-    ERR_GOTO_IF(rc, !buf, ERR_NOMEM, "%s: out of memory", path);
-    for (;;) {
-        if (len == cap) {
-            char *nb = realloc(buf, cap * 2);
-            ERR_GOTO_IF(rc, !nb, ERR_NOMEM, "%s: out of memory", path);
-            buf = nb;
-            cap *= 2;
-        }
-        size_t got = fread(buf + len, 1, cap - len, f);
-        len += got;
-        if (got == 0) break;
-    }
-    ERR_GOTO_IF(rc, ferror(f), ERR_IO, "%s: read error", path);
-    rc = cfg_parse_text(out, buf, len, path);
-fail:
+    ERR_TRY(infile_read_all(path, CFG_MAX_FILE, "a YAML config", &buf, &len));
+    int rc = cfg_parse_text(out, buf, len, path);
     free(buf);
-    fclose(f);
     return rc;
 }

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "common/err.h"
+#include "common/infile.h"
 
 static const char npy_magic[6] = {'\x93', 'N', 'U', 'M', 'P', 'Y'};
 
@@ -182,8 +183,8 @@ int npy_read_header(FILE *f, const char *path, npy_header *h) {
 int npy_load(const char *path, npy_header *h, void **data) {
     int rc = 0;
     *data = NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f) return err_set(errno == ENOENT ? ERR_NOTFOUND : ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    FILE *f = NULL;
+    ERR_TRY(infile_fopen_stream(path, &f, NULL)); // a directory is "is a directory"; a pipe is fine
     ERR_GOTO(rc, npy_read_header(f, path, h));
     void *p = malloc(h->nbytes ? h->nbytes : 1);
     ERR_GOTO_IF(rc, !p, ERR_NOMEM, "%s: out of memory for %zu bytes", path, h->nbytes);

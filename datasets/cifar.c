@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 
 #include "common/err.h"
+#include "common/infile.h"
 
 static const char *const cifar_names[CIFAR_KIND_COUNT] = {"10", "100-fine", "100-coarse"};
 
@@ -37,26 +38,29 @@ int cifar_read(ds_images *out, const char *const *paths, int n_paths, cifar_kind
     int64_t *counts = calloc((size_t)n_paths, sizeof *counts);
     ERR_IF(!counts, ERR_NOMEM, "cifar: out of memory");
     for (int i = 0; i < n_paths; i++) {
-        struct stat st;
-        ERR_GOTO_IF(rc, stat(paths[i], &st) != 0, errno == ENOENT ? ERR_NOTFOUND : ERR_IO, "%s: cannot open: %s",
-                    paths[i], strerror(errno));
-        ERR_GOTO_IF(rc, st.st_size == 0 || st.st_size % rec != 0, ERR_INPUT,
+        uint64_t size = 0;
+        ERR_GOTO(rc, infile_fopen(paths[i], &f, &size));
+        fclose(f);
+        f = NULL;
+        ERR_GOTO_IF(rc, size == 0 || size % (uint64_t)rec != 0, ERR_INPUT,
                     "%s: %lld bytes is not a whole number of CIFAR-%s records of %lld bytes", paths[i],
-                    (long long)st.st_size, kind == CIFAR_10 ? "10" : "100", (long long)rec);
-        counts[i] = st.st_size / rec;
+                    (long long)size, kind == CIFAR_10 ? "10" : "100", (long long)rec);
+        counts[i] = (int64_t)(size / (uint64_t)rec);
         total += counts[i];
     }
     ERR_GOTO(rc, ds_images_alloc(out, paths[0], total, 3, CIFAR_SIDE, CIFAR_SIDE));
     int64_t at = 0;
     for (int i = 0; i < n_paths; i++) {
-        f = fopen(paths[i], "rb");
-        ERR_GOTO_IF(rc, !f, errno == ENOENT ? ERR_NOTFOUND : ERR_IO, "%s: cannot open: %s", paths[i], strerror(errno));
+        ERR_GOTO(rc, infile_fopen(paths[i], &f, NULL));
         for (int64_t r = 0; r < counts[i]; r++, at++) {
             unsigned char lab[2];
-            ERR_GOTO_IF(rc, fread(lab, 1, (size_t)nlab, f) != (size_t)nlab, ERR_IO, "%s: short read at record %lld",
-                        paths[i], (long long)r);
-            ERR_GOTO_IF(rc, fread(ds_image_at(out, at), 1, CIFAR_PIXELS, f) != CIFAR_PIXELS, ERR_IO,
-                        "%s: short read at record %lld", paths[i], (long long)r);
+            if (r % 4096 == 0) ERR_GOTO(rc, ds_poll());
+            // a file that shrank since its size was read (or a read error) ends the records early
+            ERR_GOTO_IF(rc, fread(lab, 1, (size_t)nlab, f) != (size_t)nlab, ferror(f) ? ERR_IO : ERR_INPUT,
+                        "%s: %s at record %lld", paths[i], ferror(f) ? "read error" : "truncated", (long long)r);
+            ERR_GOTO_IF(rc, fread(ds_image_at(out, at), 1, CIFAR_PIXELS, f) != CIFAR_PIXELS,
+                        ferror(f) ? ERR_IO : ERR_INPUT, "%s: %s at record %lld", paths[i],
+                        ferror(f) ? "read error" : "truncated", (long long)r);
             int label = kind == CIFAR_100_FINE ? lab[1] : lab[0];
             ERR_GOTO_IF(rc, label > max_label, ERR_INPUT, "%s: record %lld has label %d (CIFAR-%s labels are 0..%d)",
                         paths[i], (long long)r, label, cifar_kind_name(kind), max_label);

@@ -3,6 +3,7 @@
 #include "datasets/ds.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +22,18 @@ uint64_t ds_max_bytes(void) {
     }
     return (uint64_t)16 << 30;
 }
+
+uint64_t ds_max_file_bytes(void) {
+    uint64_t m = ds_max_bytes();
+    if (m > (UINT64_MAX >> 1)) return UINT64_MAX;
+    return m + m / 256 + ((uint64_t)1 << 20);
+}
+
+static int (*ds_poll_fn)(void);
+
+void ds_set_poll(int (*poll)(void)) { ds_poll_fn = poll; }
+
+int ds_poll(void) { return ds_poll_fn ? ds_poll_fn() : 0; }
 
 int ds_check_size(const char *what, int64_t n, int64_t c, int64_t h, int64_t w) {
     ERR_IF(n <= 0 || c <= 0 || h <= 0 || w <= 0, ERR_INPUT,
@@ -213,14 +226,34 @@ fail:
     return rc < 0 ? rc : 0;
 }
 
+// int(size * a / b), at most INT_MAX.
+static int ds_scaled_side(int size, int a, int b) {
+    double v = (double)size * a / b;
+    return v >= (double)INT_MAX ? INT_MAX : (int)v;
+}
+
 void ds_resize_shorter_dims(int h, int w, int size, int *oh, int *ow) {
     if (w <= h) {
         *ow = size;
-        *oh = (int)((double)size * h / w);
+        *oh = ds_scaled_side(size, h, w);
     } else {
         *oh = size;
-        *ow = (int)((double)size * w / h);
+        *ow = ds_scaled_side(size, w, h);
     }
+}
+
+int ds_resize_check(const char *what, int c, int h, int w, int size) {
+    int oh, ow;
+    ERR_IF(c < 1 || h < 1 || w < 1 || size < 1, ERR_INPUT, "%s: cannot resize a %d x %d x %d image to %d", what, c, h,
+           w, size);
+    ds_resize_shorter_dims(h, w, size, &oh, &ow);
+    double dh = w <= h ? (double)size * h / w : size, dw = w <= h ? size : (double)size * w / h;
+    double bytes = (double)c * dh * dw;
+    ERR_IF(oh == INT_MAX || ow == INT_MAX || bytes > (double)DS_MAX_IMAGE_BYTES, ERR_INPUT,
+           "%s: a %d x %d image resized to a shorter side of %d is %.0f x %.0f pixels (%.3g bytes), over the limit of "
+           "%lld bytes per image",
+           what, h, w, size, dh, dw, bytes, (long long)DS_MAX_IMAGE_BYTES);
+    return 0;
 }
 
 // Python's round() of x/2 for an integer x: half to even.
@@ -232,6 +265,7 @@ static int ds_round_half_even_div2(int x) {
 
 int ds_resize_center_crop(uint8_t *dst, int size, const uint8_t *src, int c, int h, int w) {
     int oh, ow;
+    ERR_TRY(ds_resize_check("resize", c, h, w, size));
     ds_resize_shorter_dims(h, w, size, &oh, &ow);
     uint8_t *tmp = malloc((size_t)c * oh * ow);
     ERR_IF(!tmp, ERR_NOMEM, "resize: cannot allocate %d x %d x %d", c, oh, ow);

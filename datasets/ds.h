@@ -10,6 +10,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#define DS_MAX_CLASSES 65536 // labels are below this (class counts are kept per label)
+
 typedef struct {
     int64_t n;      // number of images
     int c, h, w;    // channels, height, width of every image
@@ -25,6 +27,19 @@ uint64_t ds_max_bytes(void);
 // names the file for the message. Returns 0, or ERR_INPUT ("file: header claims ... bytes,
 // over the limit of ...") for zero/negative dimensions or too many bytes.
 int ds_check_size(const char *what, int64_t n, int64_t c, int64_t h, int64_t w);
+
+// Largest source FILE any format may need to hold ds_max_bytes() of pixels: the limit plus
+// 1/256 (gzip's stored blocks, CIFAR's label bytes) plus 1 MiB of headers. Source files above it
+// are refused before they are hashed or read.
+uint64_t ds_max_file_bytes(void);
+
+// --- interruption --------------------------------------------------------------------------
+// Readers call the function set here in their long loops (every few MiB or thousand records:
+// hashing sources, reading IDX/CIFAR/NPY data, parsing JSON, reading lists) and stop with its
+// code when it returns < 0. The stage passes cli_check_interrupt; NULL (the default) never stops.
+void ds_set_poll(int (*poll)(void));
+// 0, or the poll function's negative code (its message set).
+int ds_poll(void);
 
 // Allocates a set of n images (pixels zeroed, labels 0) after ds_check_size(what, ...).
 // Returns 0, ERR_INPUT (too big, bad dims) or ERR_NOMEM. Free with ds_images_free.
@@ -49,8 +64,16 @@ void ds_pad(uint8_t *dst, const uint8_t *src, int c, int h, int w, int p);
 int ds_convert_channels(uint8_t *dst, int c_out, const uint8_t *src, int c_in, int h, int w);
 
 // Output size of a torchvision Resize(size) of an h x w image: the shorter side becomes
-// `size`, the longer int(size * long / short). Writes *oh, *ow.
+// `size`, the longer int(size * long / short) (at most INT_MAX). Writes *oh, *ow.
 void ds_resize_shorter_dims(int h, int w, int size, int *oh, int *ow);
+
+// Largest decoded or resized image (c x h x w bytes) the image readers make: 1 GiB.
+#define DS_MAX_IMAGE_BYTES ((int64_t)1 << 30)
+
+// Checks that Resize(size) of a c x h x w image stays under DS_MAX_IMAGE_BYTES (an image of an
+// absurd aspect ratio, 1 x 1000000 to a shorter side of 4096, would not). 0 or ERR_INPUT
+// "WHAT: a H x W image resized to a shorter side of S is OH x OW pixels, over ...".
+int ds_resize_check(const char *what, int c, int h, int w, int size);
 
 // Resizes one CHW image from (h, w) to (oh, ow) with PIL's BILINEAR filter (triangle filter
 // whose support widens when downscaling, fixed-point 22-bit coefficients, horizontal pass
@@ -60,7 +83,7 @@ int ds_resize_bilinear(uint8_t *dst, int oh, int ow, const uint8_t *src, int c, 
 
 // torchvision Resize(size) then CenterCrop(size): dst is (c, size, size). The crop offset is
 // Python's round((h - size) / 2) (round half to even), as torchvision computes it.
-// Returns 0 or ERR_NOMEM.
+// Returns 0, ERR_INPUT (ds_resize_check) or ERR_NOMEM.
 int ds_resize_center_crop(uint8_t *dst, int size, const uint8_t *src, int c, int h, int w);
 
 // --- set-level helpers ---------------------------------------------------------------------

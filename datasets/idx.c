@@ -10,6 +10,7 @@
 #include <zlib.h>
 
 #include "common/err.h"
+#include "common/infile.h"
 
 #define IDX_MAX_RATIO 1032u // deflate's largest expansion of compressed to raw bytes
 
@@ -24,16 +25,9 @@ typedef struct {
 static int idx_open(idx_file *f, const char *path) {
     memset(f, 0, sizeof *f);
     f->path = path;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    ERR_IF(fd < 0, errno == ENOENT ? ERR_NOTFOUND : ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    struct stat st;
+    int fd;
+    ERR_TRY(infile_open(path, &fd, &f->fsize));
     unsigned char head[2] = {0, 0}, tail[4] = {0, 0, 0, 0};
-    if (fstat(fd, &st) != 0) {
-        int e = errno;
-        close(fd);
-        return err_set(ERR_IO, "%s: cannot stat: %s", path, strerror(e));
-    }
-    f->fsize = (uint64_t)st.st_size;
     if (pread(fd, head, 2, 0) == 2 && head[0] == 0x1f && head[1] == 0x8b) {
         f->gzip = 1;
         if (f->fsize < 18 || pread(fd, tail, 4, (off_t)(f->fsize - 4)) != 4) {
@@ -60,7 +54,8 @@ static void idx_close(idx_file *f) {
 static int idx_read_exact(idx_file *f, void *dst, uint64_t n, const char *what) {
     unsigned char *p = dst;
     while (n > 0) {
-        unsigned chunk = n > (1u << 30) ? (1u << 30) : (unsigned)n;
+        ERR_TRY(ds_poll());
+        unsigned chunk = n > (1u << 24) ? (1u << 24) : (unsigned)n;
         int got = gzread(f->gz, p, chunk);
         if (got <= 0 || (unsigned)got < chunk) {
             int zerr = Z_OK;

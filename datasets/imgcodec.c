@@ -12,10 +12,11 @@
 #include <png.h>
 
 #include "common/err.h"
+#include "common/infile.h"
 #include "datasets/ds.h"
 #include "datasets/imglist.h"
 
-#define IMGCODEC_MAX_IMAGE_BYTES ((int64_t)1 << 30) // one decoded image: 1 GiB at most
+#define IMGCODEC_MAX_IMAGE_BYTES DS_MAX_IMAGE_BYTES // one decoded image: 1 GiB at most
 
 // Refuses dimensions that would need absurd memory before anything is allocated (a small file
 // can claim a huge image).
@@ -194,8 +195,8 @@ fail:
 
 int imglist_decode_file(const char *path, uint8_t **pixels, int *c, int *h, int *w) {
     *pixels = NULL;
-    FILE *f = fopen(path, "rb");
-    ERR_IF(!f, errno == ENOENT ? ERR_NOTFOUND : ERR_IO, "%s: cannot open image: %s", path, strerror(errno));
+    FILE *f = NULL;
+    ERR_TRY(infile_fopen(path, &f, NULL));
     unsigned char magic[8] = {0};
     size_t got = fread(magic, 1, sizeof magic, f);
     rewind(f);

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "common/err.h"
+#include "common/infile.h"
 #include "datasets/ds.h"
 
 void imglist_free(imglist *l) {
@@ -39,12 +40,15 @@ int imglist_read(imglist *l, const char *list_path, const char *root) {
     memset(l, 0, sizeof *l);
     l->list_path = strdup(list_path);
     ERR_IF(!l->list_path, ERR_NOMEM, "%s: out of memory", list_path);
-    f = fopen(list_path, "r");
-    ERR_GOTO_IF(rc, !f, errno == ENOENT ? ERR_NOTFOUND : ERR_IO, "%s: cannot open: %s", list_path, strerror(errno));
+    ERR_GOTO(rc, infile_fopen(list_path, &f, NULL));
     ssize_t len;
     int line = 0;
     while ((len = getline(&buf, &bufcap, f)) >= 0) {
+        ERR_GOTO_IF(rc, line == INT32_MAX, ERR_INPUT, "%s: more than %d lines", list_path, INT32_MAX);
         line++;
+        if (line % 65536 == 0) ERR_GOTO(rc, ds_poll());
+        ERR_GOTO_IF(rc, (size_t)len != strlen(buf), ERR_INPUT, "%s:%d: a NUL byte in the line: not a text list",
+                    list_path, line);
         while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r')) buf[--len] = '\0';
         if (len == 0) continue;
         char *sp = strchr(buf, ' ');
@@ -85,6 +89,7 @@ int imglist_load(const imglist *l, int64_t i, uint8_t *dst, int channels, int si
                     it->path, h, w, out_h, out_w);
         ERR_GOTO(rc, ds_convert_channels(dst, channels, pix, c, h, w));
     } else {
+        ERR_GOTO(rc, ds_resize_check(it->path, channels, h, w, size));
         conv = malloc((size_t)channels * h * w);
         ERR_GOTO_IF(rc, !conv, ERR_NOMEM, "%s: out of memory", it->path);
         ERR_GOTO(rc, ds_convert_channels(conv, channels, pix, c, h, w));

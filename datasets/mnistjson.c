@@ -9,38 +9,13 @@
 #include <sys/stat.h>
 
 #include "common/err.h"
+#include "common/infile.h"
 
 #define MNISTJSON_PIXELS (MNISTJSON_SIDE * MNISTJSON_SIDE)
-#define MNISTJSON_MAX_FILE ((long long)1 << 31) // no digits file comes near 2 GiB
 
 const char *mnistjson_path(char *buf, size_t cap, const char *dir, int digit) {
     snprintf(buf, cap, "%s/%d.json", dir, digit);
     return buf;
-}
-
-// Reads a whole text file (NUL-terminated) into *text.
-static int mnistjson_slurp(const char *path, char **text) {
-    int rc = 0;
-    char *buf = NULL;
-    FILE *f = fopen(path, "rb");
-    *text = NULL;
-    ERR_IF(!f, errno == ENOENT ? ERR_NOTFOUND : ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    struct stat st;
-    ERR_GOTO_IF(rc, fstat(fileno(f), &st) != 0, ERR_IO, "%s: cannot stat: %s", path, strerror(errno));
-    ERR_GOTO_IF(rc, (long long)st.st_size > MNISTJSON_MAX_FILE, ERR_INPUT, "%s: %lld bytes, too large for a digits file",
-                path, (long long)st.st_size);
-    buf = malloc((size_t)st.st_size + 1);
-    ERR_GOTO_IF(rc, !buf, ERR_NOMEM, "%s: cannot allocate %lld bytes", path, (long long)st.st_size);
-    size_t got = fread(buf, 1, (size_t)st.st_size, f);
-    ERR_GOTO_IF(rc, got != (size_t)st.st_size, ERR_IO, "%s: short read (%zu of %lld bytes)", path, got,
-                (long long)st.st_size);
-    buf[got] = '\0';
-    *text = buf;
-    buf = NULL;
-fail:
-    free(buf);
-    fclose(f);
-    return rc;
 }
 
 // --- a strict parser for exactly {"data": [number, ...]} -------------------------------------
@@ -80,8 +55,9 @@ int mnistjson_read_file(ds_images *out, const char *path, int label) {
     char *text = NULL;
     uint8_t *vals = NULL;
     memset(out, 0, sizeof *out);
-    ERR_GOTO(rc, mnistjson_slurp(path, &text));
-    size_t len = strlen(text);
+    size_t len = 0;
+    ERR_GOTO(rc, infile_read_all(path, MNISTJSON_MAX_FILE, "a digits file", &text, &len));
+    ERR_GOTO_IF(rc, strlen(text) != len, ERR_INPUT, "%s: a NUL byte at byte %zu: not a JSON text", path, strlen(text));
     vals = malloc(len / 2 + 1); // every value takes at least one digit and a separator
     ERR_GOTO_IF(rc, !vals, ERR_NOMEM, "%s: out of memory", path);
     const char *p = mnistjson_ws(text);
@@ -99,6 +75,7 @@ int mnistjson_read_file(ds_images *out, const char *path, int label) {
     int64_t count = 0;
     if (*p != ']') {
         for (;;) {
+            if (count % (1 << 20) == 0) ERR_GOTO(rc, ds_poll());
             const char *e = mnistjson_number_end(p);
             ERR_GOTO_IF(rc, !e, ERR_INPUT, "%s: value %lld (digit %lld, pixel %lld) is not a number (byte %lld)", path,
                         (long long)count, (long long)(count / MNISTJSON_PIXELS), (long long)(count % MNISTJSON_PIXELS),
@@ -133,11 +110,21 @@ fail:
     return rc;
 }
 
+int mnistjson_check_dir(const char *dir) {
+    struct stat st;
+    ERR_IF(stat(dir, &st) != 0, errno == ENOENT || errno == ENOTDIR ? ERR_NOTFOUND : ERR_IO, "%s: cannot open: %s",
+           dir, strerror(errno));
+    ERR_IF(!S_ISDIR(st.st_mode), ERR_INPUT,
+           "%s: not a directory: mnist-json's --path names the folder holding 0.json .. 9.json", dir);
+    return 0;
+}
+
 int mnistjson_read_dir(ds_images *out, const char *dir) {
     int rc = 0;
     ds_images part[10];
     memset(part, 0, sizeof part);
     memset(out, 0, sizeof *out);
+    ERR_TRY(mnistjson_check_dir(dir));
     char path[4096];
     int64_t total = 0;
     for (int d = 0; d < 10; d++) {

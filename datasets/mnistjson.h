@@ -12,11 +12,16 @@
 #include "datasets/ds.h"
 
 #define MNISTJSON_SIDE 28
+#define MNISTJSON_MAX_FILE ((size_t)1 << 31) // no digits file comes near 2 GiB
 
 // Reads dir/0.json .. dir/9.json into *out (c = 1, h = w = 28), digits of 0.json first, in
-// file order. Returns 0, ERR_NOTFOUND (a missing file), ERR_INPUT (bad content), ERR_IO or
+// file order. Returns 0, ERR_NOTFOUND (a missing file), ERR_INPUT (bad content, dir not a
+// directory, a digits file that is a directory or over 2 GiB), ERR_IO or
 // ERR_NOMEM, each naming the file. The caller owns *out (ds_images_free); zeroed on failure.
 int mnistjson_read_dir(ds_images *out, const char *dir);
+
+// 0 when dir is a directory; ERR_NOTFOUND (missing), ERR_INPUT ("not a directory") naming it.
+int mnistjson_check_dir(const char *dir);
 
 // Reads one digits file with label `label` into *out (same rules). Same errors.
 int mnistjson_read_file(ds_images *out, const char *path, int label);

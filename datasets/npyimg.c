@@ -8,6 +8,7 @@
 #include <strings.h>
 
 #include "common/err.h"
+#include "common/infile.h"
 #include "common/npy.h"
 
 static const char *const npyimg_names[NPYIMG_LAYOUT_COUNT] = {"auto", "nhw", "nhwc", "nchw"};
@@ -53,8 +54,8 @@ static int npyimg_read_labels(ds_images *out, const char *path) {
     int rc = 0;
     npy_header h;
     void *data = NULL;
-    FILE *f = fopen(path, "rb");
-    ERR_IF(!f, errno == ENOENT ? ERR_NOTFOUND : ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    FILE *f = NULL;
+    ERR_TRY(infile_fopen(path, &f, NULL));
     ERR_GOTO(rc, npy_read_header(f, path, &h));
     ERR_GOTO_IF(rc, h.rank != 1, ERR_INPUT, "%s: labels must be a rank-1 array, not rank %d", path, h.rank);
     ERR_GOTO_IF(rc, h.shape[0] != out->n, ERR_INPUT, "%s: %lld labels for %lld images", path, (long long)h.shape[0],
@@ -81,8 +82,8 @@ int npyimg_read(ds_images *out, const char *images_path, const char *labels_path
     npy_header h;
     uint8_t *hwc = NULL;
     memset(out, 0, sizeof *out);
-    FILE *f = fopen(images_path, "rb");
-    ERR_IF(!f, errno == ENOENT ? ERR_NOTFOUND : ERR_IO, "%s: cannot open: %s", images_path, strerror(errno));
+    FILE *f = NULL;
+    ERR_TRY(infile_fopen(images_path, &f, NULL));
     ERR_GOTO(rc, npy_read_header(f, images_path, &h));
     npyimg_layout got;
     ERR_GOTO(rc, npyimg_pick_layout(&h, images_path, layout, &got));
@@ -99,13 +100,19 @@ int npyimg_read(ds_images *out, const char *images_path, const char *labels_path
     ERR_GOTO(rc, ds_images_alloc(out, images_path, n, (int)c, (int)hh, (int)ww));
     for (int64_t i = 0; i < n; i++) out->labels[i] = -1;
     if (got != NPYIMG_NHWC) {
-        ERR_GOTO_IF(rc, fread(out->pixels, 1, h.nbytes, f) != h.nbytes, ERR_INPUT, "%s: truncated image data",
-                    images_path);
+        for (size_t at = 0; at < h.nbytes;) { // in 16 MiB pieces, polling for interruption
+            size_t piece = h.nbytes - at < ((size_t)1 << 24) ? h.nbytes - at : (size_t)1 << 24;
+            ERR_GOTO(rc, ds_poll());
+            ERR_GOTO_IF(rc, fread(out->pixels + at, 1, piece, f) != piece, ERR_INPUT, "%s: truncated image data",
+                        images_path);
+            at += piece;
+        }
     } else {
         size_t img = (size_t)c * hh * ww, hw = (size_t)hh * ww;
         hwc = malloc(img);
         ERR_GOTO_IF(rc, !hwc, ERR_NOMEM, "%s: out of memory", images_path);
         for (int64_t i = 0; i < n; i++) {
+            if (i % 4096 == 0) ERR_GOTO(rc, ds_poll());
             ERR_GOTO_IF(rc, fread(hwc, 1, img, f) != img, ERR_INPUT, "%s: truncated image data at image %lld",
                         images_path, (long long)i);
             uint8_t *dst = ds_image_at(out, i);

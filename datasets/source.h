@@ -47,6 +47,10 @@ typedef struct {
     npyimg_layout layout;    // npy: layout of rank-4 arrays
     int channels;            // requested channel count (1 or 3), 0 = as the source has it
                              // (image lists: 3)
+    int num_classes;         // idx, npy, imglist: labels must be 0..num_classes-1 (npy and
+                             // imglist also -1 = OOD); 0 = the format's own: idx 10 (MNIST,
+                             // Fashion-MNIST), npy and imglist DS_MAX_CLASSES. cifar and
+                             // mnist-json fix their classes (0 required).
 } ds_source_spec;
 
 typedef struct {
@@ -69,8 +73,15 @@ int ds_source_check_spec(const ds_source_spec *spec);
 // an image), ERR_INPUT (bad list), ERR_NOMEM.
 int ds_source_fingerprint(const ds_source_spec *spec, cJSON **inputs, cJSON **files);
 
+// Every source file must be a regular file of at most ds_max_file_bytes() (mnist-json: its
+// own 2 GiB), checked before it is hashed: a directory is "is a directory", a device or a pipe
+// "not a regular file" (ERR_INPUT); --path of mnist-json and --root of imglist must be
+// directories. Hashing polls ds_poll() every MiB and every listed image.
+
 // Reads the source (whole for in-memory formats; the list for imglist, whose first image is
-// decoded to learn the shape when size is 0). Errors of the format readers, naming the file.
+// decoded to learn the shape when size is 0). Errors of the format readers, naming the file;
+// ERR_INPUT for a label outside 0..num_classes-1 (-1 allowed for npy and imglist), naming the
+// labels file (list:line) and the record index.
 // Release with ds_source_close (also after failure).
 int ds_source_open(ds_source *s, const ds_source_spec *spec);
 void ds_source_close(ds_source *s);

@@ -14,6 +14,7 @@
 // tells `dstore merge`, which joins the shards into the store one unsharded run gives.
 #include <errno.h>
 #include <math.h>
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,7 +30,7 @@
 #include "datasets/source.h"
 
 #define INGEST_VERSION 1
-#define INGEST_MAX_CLASS 65536
+#define INGEST_MAX_CLASS DS_MAX_CLASSES
 #define INGEST_MAX_PAD 1024
 
 static const cli_opt ingest_opts[] = {
@@ -41,7 +42,9 @@ static const cli_opt ingest_opts[] = {
     {"layout", "L", 0, "npy: auto (default), nhw, nhwc, nchw (auto: the axis of size 1, 3 or 4)"},
     {"list", "FILE", 0, "imglist: OpenOOD list, 'relative/path label' per line"},
     {"root", "DIR", 0, "imglist: directory the listed paths are relative to"},
-    {"size", "S", 0, "imglist: resize the shorter side to S (bilinear) and centre-crop S x S"},
+    {"size", "S", 0, "imglist: resize the shorter side to S (bilinear) and centre-crop S x S (1..65536)"},
+    {"num-classes", "K", 0, "idx, npy, imglist: labels must be 0..K-1 (npy, imglist: or -1 = OOD); default: idx 10 "
+                            "(MNIST, Fashion-MNIST), npy and imglist 65536"},
     {"out", "STORE", 0, "output store (created; required)"},
     {"limit", "N", 0, "keep only the first N images (after --classes and --shuffle)"},
     {"shuffle", "SEED", 0, "take the images in a random order drawn from SEED (with --limit: a random subset; "
@@ -62,13 +65,14 @@ static const cli_spec ingest_spec = {
     "a killed run resumes; another input or option into an existing store needs --force.\n"
     "Config keys (optional, overridden by options): ingest.pad, ingest.channels, ingest.limit,\n"
     "ingest.classes, ingest.name.",
-    ingest_opts, CLI_STD_CONFIG | CLI_STD_LOG, 0, -1};
+    ingest_opts, CLI_STD_ALL, 0, -1};
 
 typedef struct {
     ds_source_spec spec;
     const char *out, *classes, *name;
     long limit, pad, batch, shuffle; // shuffle -1: source order
     int force;
+    char classes_origin[1200], name_origin[1200]; // where --classes / --name came from (messages)
     char *name_buf;     // default name (owned)
     const char **paths; // --path values then positional words (cifar)
     int n_paths;
@@ -76,30 +80,43 @@ typedef struct {
 
 // --- options -------------------------------------------------------------------------------
 
-static int ingest_int_opt(const cli_args *a, const cfg *c, const char *name, long def, long lo, long hi, long *out) {
-    if (!cli_has(a, name) && c) {
-        char key[64];
-        snprintf(key, sizeof key, "ingest.%s", name);
-        if (cfg_find(c, key)) {
-            int64_t v;
-            ERR_TRY(cfg_get_i64(c, key, &v));
-            def = (long)v;
-        }
+// Option --NAME, else config key ingest.NAME (when a config was loaded), else def; lo..hi. A bad
+// value is named where it came from: the option, or the key and its origin (file:line, --set).
+// `rule` describes the valid values ("0..1024", "1 or 3"); values outside lo..hi or equal to
+// `not` (-1: none) are refused.
+static int ingest_int_opt(const cli_args *a, const cfg *c, const char *name, long def, long lo, long hi, long not,
+                          const char *rule, long *out) {
+    const cfg *node = NULL;
+    char key[64];
+    snprintf(key, sizeof key, "ingest.%s", name);
+    if (!cli_has(a, name) && c && (node = cfg_find(c, key))) {
+        int64_t v;
+        ERR_TRY(cfg_get_i64(c, key, &v));
+        ERR_IF(v < lo || v > hi || v == not, ERR_CONFIG, "config key %s must be %s, not %lld (from %s)", key, rule,
+               (long long)v, cfg_node_origin(node));
+        *out = (long)v;
+        return 0;
     }
     ERR_TRY(cli_get_int(a, name, def, out));
-    ERR_IF(*out < lo || *out > hi, ERR_USAGE, "--%s must be %ld..%ld, not %ld", name, lo, hi, *out);
+    ERR_IF(*out < lo || *out > hi || *out == not, ERR_USAGE, "--%s must be %s, not %ld", name, rule, *out);
     return 0;
 }
 
-static const char *ingest_str_opt(const cli_args *a, const cfg *c, const char *name) {
-    const char *v = cli_get(a, name);
-    if (!v && c) {
-        char key[64];
-        snprintf(key, sizeof key, "ingest.%s", name);
-        if (cfg_find(c, key) && cfg_get_str(c, key, &v) < 0) v = NULL;
-        if (v && !*v) v = NULL;
+// Option --NAME, else config key ingest.NAME ("" = unset); *origin says where it came from
+// ("--NAME", or "config key ingest.NAME (from ORIGIN)") for messages, in buf.
+static int ingest_str_opt(const cli_args *a, const cfg *c, const char *name, const char **out, char *origin,
+                          size_t cap) {
+    char key[64];
+    *out = cli_get(a, name);
+    snprintf(origin, cap, "--%s", name);
+    snprintf(key, sizeof key, "ingest.%s", name);
+    const cfg *node = NULL;
+    if (!*out && c && (node = cfg_find(c, key))) {
+        ERR_TRY(cfg_get_str(c, key, out));
+        snprintf(origin, cap, "config key %s (from %s)", key, cfg_node_origin(node));
+        if (!**out) *out = NULL;
     }
-    return v;
+    return 0;
 }
 
 static int ingest_parse(const cli_args *a, const cfg *c, ingest_opts_t *o) {
@@ -117,20 +134,26 @@ static int ingest_parse(const cli_args *a, const cfg *c, ingest_opts_t *o) {
     if (cli_get(a, "cifar")) ERR_TRY(cifar_kind_from_name(cli_get(a, "cifar"), &o->spec.cifar));
     o->spec.layout = NPYIMG_AUTO;
     if (cli_get(a, "layout")) ERR_TRY(npyimg_layout_from_name(cli_get(a, "layout"), &o->spec.layout));
-    long size, channels;
+    long size, channels, num_classes;
     ERR_TRY(cli_get_int(a, "size", 0, &size));
-    ERR_IF(size < 0 || size > 65536, ERR_USAGE, "--size must be 1..65536, not %ld", size);
+    ERR_IF(cli_has(a, "size") && (size < 1 || size > 65536), ERR_USAGE, "--size must be 1..65536, not %ld", size);
+    ERR_IF(cli_has(a, "size") && o->spec.format != DS_FMT_IMGLIST, ERR_USAGE,
+           "--size applies to --format imglist only (the other formats keep their size)");
     o->spec.size = (int)size;
-    ERR_TRY(ingest_int_opt(a, c, "channels", 0, 0, 3, &channels));
+    ERR_TRY(cli_get_int(a, "num-classes", 0, &num_classes));
+    ERR_IF(cli_has(a, "num-classes") && (num_classes < 1 || num_classes > DS_MAX_CLASSES), ERR_USAGE,
+           "--num-classes must be 1..%d, not %ld", DS_MAX_CLASSES, num_classes);
+    o->spec.num_classes = (int)num_classes;
+    ERR_TRY(ingest_int_opt(a, c, "channels", 0, 0, 3, 2, "1 or 3 (0: as the source)", &channels));
     o->spec.channels = (int)channels;
-    ERR_TRY(ingest_int_opt(a, c, "pad", 0, 0, INGEST_MAX_PAD, &o->pad));
-    ERR_TRY(ingest_int_opt(a, c, "limit", 0, 0, INT64_MAX / 2, &o->limit));
+    ERR_TRY(ingest_int_opt(a, c, "pad", 0, 0, INGEST_MAX_PAD, -1, "0..1024", &o->pad));
+    ERR_TRY(ingest_int_opt(a, c, "limit", 0, 0, INT64_MAX / 2, -1, ">= 0 (0: all)", &o->limit));
     ERR_TRY(cli_get_int(a, "shuffle", -1, &o->shuffle));
     ERR_IF(cli_has(a, "shuffle") && o->shuffle < 0, ERR_USAGE, "--shuffle SEED must be >= 0, not %ld", o->shuffle);
     ERR_TRY(cli_get_int(a, "batch", 1000, &o->batch));
     ERR_IF(o->batch < 1 || o->batch > 1000000, ERR_USAGE, "--batch must be 1..1000000, not %ld", o->batch);
-    o->classes = ingest_str_opt(a, c, "classes");
-    o->name = ingest_str_opt(a, c, "name");
+    ERR_TRY(ingest_str_opt(a, c, "classes", &o->classes, o->classes_origin, sizeof o->classes_origin));
+    ERR_TRY(ingest_str_opt(a, c, "name", &o->name, o->name_origin, sizeof o->name_origin));
     o->force = cli_has(a, "force");
     size_t np = cli_count(a, "path"), npos = cli_npos(a);
     ERR_IF(npos > 0 && o->spec.format != DS_FMT_CIFAR, ERR_USAGE, "unexpected argument '%s'", cli_pos(a, 0));
@@ -274,7 +297,11 @@ static int ingest_select(const ds_source *src, const ingest_opts_t *o, int64_t *
         int rc = ds_parse_classes(o->classes, mask, INGEST_MAX_CLASS);
         if (rc < 0) {
             free(mask);
-            return rc;
+            if (strncmp(o->classes_origin, "--", 2) == 0) return rc;
+            char msg[1024]; // ds_parse_classes names "--classes": say it was the config key
+            const char *m = err_msg();
+            snprintf(msg, sizeof msg, "%s", strncmp(m, "--classes", 9) == 0 ? m + 9 : m);
+            return err_set(ERR_CONFIG, "%s%s", o->classes_origin, msg);
         }
     }
     int64_t n = 0;
@@ -303,59 +330,93 @@ typedef struct {
     int64_t written, kept;
 } ingest_counts;
 
+#define INGEST_CHUNK 64 // images decoded side by side (image lists), then written in order
+
+// Decodes the images of a chunk that the store lacks (need[k]) into raw (k-th image at k *
+// in_bytes): image lists on every --threads thread (each image on its own, so the bytes do not
+// depend on the threads), other formats are copies. The first failing image in chunk order
+// decides the error, whatever the threads.
+static int ingest_decode_chunk(ds_source *src, const int64_t *sel, int64_t j0, int k_n, const uint8_t *need,
+                               uint8_t *raw, size_t in_bytes) {
+    int rcs[INGEST_CHUNK];
+    char *msgs[INGEST_CHUNK];
+    int par = src->spec.format == DS_FMT_IMGLIST;
+#pragma omp parallel for schedule(dynamic, 1) if (par)
+    for (int k = 0; k < k_n; k++) {
+        rcs[k] = 0;
+        msgs[k] = NULL;
+        if (!need[k]) continue;
+        rcs[k] = ds_source_get(src, sel[j0 + k], raw + (size_t)k * in_bytes);
+        if (rcs[k] < 0) msgs[k] = strdup(err_msg()); // err messages are per thread
+    }
+    int rc = 0;
+    for (int k = 0; k < k_n; k++) {
+        if (rcs[k] < 0 && rc == 0) rc = err_set(rcs[k], "%s", msgs[k] ? msgs[k] : err_str(rcs[k]));
+        free(msgs[k]);
+    }
+    return rc;
+}
+
 // Writes every selected image that the store lacks (sel[j] under key first + j), in batches;
-// reads back the ones it has (resume) for the statistics. Fills stats and class counts.
+// reads back the ones it has (resume) for the statistics. Fills stats and class counts. SIGINT/SIGTERM stop after the
+// current batch, which is committed (whole batches, as in every stage).
 static int ingest_write(ts_store *s, ds_source *src, const ingest_opts_t *o, const int64_t *sel, int64_t first,
                         int64_t n, ingest_stats *st, int64_t *class_counts, int64_t *ood, ingest_counts *cnt) {
     int rc = 0, p = (int)o->pad, c = src->c, oh = src->h + 2 * p, ow = src->w + 2 * p;
     size_t in_bytes = (size_t)c * src->h * src->w, out_bytes = (size_t)c * oh * ow;
-    uint8_t *raw = malloc(in_bytes), *img = malloc(out_bytes);
+    uint8_t *raw = malloc(in_bytes * INGEST_CHUNK), *img = malloc(out_bytes), need[INGEST_CHUNK];
     ERR_GOTO_IF(rc, !raw || !img, ERR_NOMEM, "out of memory");
     int64_t shape[3] = {c, oh, ow};
     prog_begin("ingest", (uint64_t)n);
     for (int64_t b0 = 0; b0 < n; b0 += o->batch) {
         int64_t b1 = b0 + o->batch < n ? b0 + o->batch : n;
         ERR_GOTO(rc, ts_begin_write(s));
-        for (int64_t j = b0; j < b1; j++) {
-            ts_key k;
-            ts_tensor t;
-            ts_key_u64(&k, (uint64_t)(first + j));
-            int32_t lab = ds_source_label(src, sel[j]);
-            int have = ts_has(s, "image", &k);
-            ERR_GOTO(rc, have);
-            if (have) {
-                int hl = ts_has(s, "label", &k);
-                ERR_GOTO(rc, hl);
-                have = hl;
+        for (int64_t j0 = b0; j0 < b1; j0 += INGEST_CHUNK) {
+            int k_n = (int)(b1 - j0 < INGEST_CHUNK ? b1 - j0 : INGEST_CHUNK);
+            for (int k = 0; k < k_n; k++) { // what the store lacks (LMDB stays on this thread)
+                ts_key key;
+                ts_key_u64(&key, (uint64_t)(first + j0 + k));
+                int have = ts_has(s, "image", &key);
+                ERR_GOTO(rc, have);
+                if (have) ERR_GOTO(rc, have = ts_has(s, "label", &key));
+                need[k] = !have;
             }
-            if (have) { // committed by an earlier run: read it back for the statistics
-                ERR_GOTO(rc, ts_get_into(s, "image", &k, &t, img, out_bytes));
-                ERR_GOTO_IF(rc, t.dtype != TS_U8 || t.rank != 3 || t.shape[0] != c || t.shape[1] != oh || t.shape[2] != ow,
-                            ERR_CORRUPT, "%s: record %lld of table image has another shape than %d x %d x %d",
-                            o->out, (long long)(first + j), c, oh, ow);
-                cnt->kept++;
-            } else {
-                rc = ds_source_get(src, sel[j], raw);
-                if (rc < 0) goto fail;
-                if (p > 0)
-                    ds_pad(img, raw, c, src->h, src->w, p);
-                else
-                    memcpy(img, raw, in_bytes);
-                ERR_GOTO(rc, ts_tensor_init(&t, TS_U8, 3, shape, img));
-                ERR_GOTO(rc, ts_put(s, "image", &k, &t, TS_CODEC_ZSTD));
-                ERR_GOTO(rc, ts_tensor_init(&t, TS_I32, 0, NULL, &lab));
-                ERR_GOTO(rc, ts_put(s, "label", &k, &t, TS_CODEC_RAW));
-                cnt->written++;
+            ERR_GOTO(rc, ingest_decode_chunk(src, sel, j0, k_n, need, raw, in_bytes));
+            for (int k = 0; k < k_n; k++) {
+                int64_t j = j0 + k;
+                ts_key key;
+                ts_tensor t;
+                ts_key_u64(&key, (uint64_t)(first + j));
+                int32_t lab = ds_source_label(src, sel[j]);
+                if (!need[k]) { // committed by an earlier run: read it back for the statistics
+                    ERR_GOTO(rc, ts_get_into(s, "image", &key, &t, img, out_bytes));
+                    ERR_GOTO_IF(rc, t.dtype != TS_U8 || t.rank != 3 || t.shape[0] != c || t.shape[1] != oh ||
+                                        t.shape[2] != ow,
+                                ERR_CORRUPT, "%s: record %lld of table image has another shape than %d x %d x %d",
+                                o->out, (long long)(first + j), c, oh, ow);
+                    cnt->kept++;
+                } else {
+                    const uint8_t *r = raw + (size_t)k * in_bytes;
+                    if (p > 0)
+                        ds_pad(img, r, c, src->h, src->w, p);
+                    else
+                        memcpy(img, r, in_bytes);
+                    ERR_GOTO(rc, ts_tensor_init(&t, TS_U8, 3, shape, img));
+                    ERR_GOTO(rc, ts_put(s, "image", &key, &t, TS_CODEC_ZSTD));
+                    ERR_GOTO(rc, ts_tensor_init(&t, TS_I32, 0, NULL, &lab));
+                    ERR_GOTO(rc, ts_put(s, "label", &key, &t, TS_CODEC_RAW));
+                    cnt->written++;
+                }
+                ingest_stats_add(st, img, (size_t)oh * ow);
+                if (lab < 0)
+                    (*ood)++;
+                else if (lab < INGEST_MAX_CLASS)
+                    class_counts[lab]++;
             }
-            ingest_stats_add(st, img, (size_t)oh * ow);
-            if (lab < 0)
-                (*ood)++;
-            else if (lab < INGEST_MAX_CLASS)
-                class_counts[lab]++;
         }
         ERR_GOTO(rc, ts_commit(s));
-        prog_update((uint64_t)b1, NULL);
         ERR_GOTO(rc, cli_check_interrupt());
+        prog_update((uint64_t)b1, NULL);
     }
     prog_end();
 fail:
@@ -434,6 +495,8 @@ int main(int argc, char **argv) {
     ERR_GOTO_IF(rc, shard_n > 1 && o.name_buf, ERR_USAGE,
                 "--shard needs --name (the default name, the store's directory name, differs between shards)");
     ERR_GOTO(rc, cli_install_interrupt());
+    if (cli_threads(a) > 0) omp_set_num_threads(cli_threads(a)); // image lists decode in parallel
+    ds_set_poll(cli_check_interrupt); // hashing and reading the sources stop on SIGINT/SIGTERM too
 
     // The stage key: options + content hashes of the sources (cheap; no parsing).
     params = ingest_params(&o);

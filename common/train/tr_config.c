@@ -10,12 +10,18 @@
 #include "common/train/tr.h"
 
 // ERR_CONFIG "config key KEY must be RULE, not VALUE (from ORIGIN)" unless lo <= v <= hi (or
-// v < hi when open_hi).
+// v < hi when open_hi). A NULL rule is the range itself ("in [1e-30, 1e+18]"), so the message
+// always names the bound that was crossed.
 static int tr_check_range(const cfg *root, const char *key, double lo, double hi, int open_hi, const char *rule) {
     double v;
+    char range[96];
     ERR_TRY(cfg_get_float(root, key, &v));
     if (v >= lo && (open_hi ? v < hi : v <= hi)) return 0;
     const cfg *n = cfg_find(root, key);
+    if (!rule) {
+        snprintf(range, sizeof range, "in [%g, %g%s", lo, hi, open_hi ? ")" : "]");
+        rule = range;
+    }
     return err_set(ERR_CONFIG, "config key %s must be %s, not %g (from %s)", key, rule, v,
                    n && cfg_node_origin(n) ? cfg_node_origin(n) : "defaults");
 }
@@ -28,42 +34,42 @@ int tr_check_config(const cfg *root, const char *model) {
         const cfg *node = NULL;
         unet_config uc;
         ERR_TRY(cfg_get_int(root, "diffusion.T", &T));
-        ERR_TRY(tr_check_range(root, "diffusion.T", 1, TR_BIG, 0, ">= 1"));
+        ERR_TRY(tr_check_range(root, "diffusion.T", 1, TR_BIG, 0, NULL));
         ERR_TRY(tr_check_range(root, "diffusion.iter_interval", 1, T, 0, "1..diffusion.T"));
         ERR_TRY(tr_check_range(root, "diffusion.cond_ratio", 0, 1, 0, "in [0, 1]"));
-        ERR_TRY(tr_check_range(root, "train_diffusion.lr", 1e-30, TR_BIG, 0, "> 0"));
+        ERR_TRY(tr_check_range(root, "train_diffusion.lr", 1e-30, TR_BIG, 0, NULL));
         ERR_TRY(tr_check_range(root, "train_diffusion.beta1", 0, 1, 1, "in [0, 1)"));
         ERR_TRY(tr_check_range(root, "train_diffusion.beta2", 0, 1, 1, "in [0, 1)"));
-        ERR_TRY(tr_check_range(root, "train_diffusion.eps", 1e-30, TR_BIG, 0, "> 0"));
-        ERR_TRY(tr_check_range(root, "train_diffusion.weight_decay", 0, TR_BIG, 0, ">= 0"));
-        ERR_TRY(tr_check_range(root, "train_diffusion.warmup", 0, TR_BIG, 0, ">= 0"));
-        ERR_TRY(tr_check_range(root, "train_diffusion.lr_decay_every", 0, TR_BIG, 0, ">= 0"));
-        ERR_TRY(tr_check_range(root, "train_diffusion.lr_decay_factor", 1e-30, TR_BIG, 0, "> 0"));
-        ERR_TRY(tr_check_range(root, "train_diffusion.grad_clip", 0, TR_BIG, 0, ">= 0"));
+        ERR_TRY(tr_check_range(root, "train_diffusion.eps", 1e-30, TR_BIG, 0, NULL));
+        ERR_TRY(tr_check_range(root, "train_diffusion.weight_decay", 0, TR_BIG, 0, NULL));
+        ERR_TRY(tr_check_range(root, "train_diffusion.warmup", 0, TR_BIG, 0, NULL));
+        ERR_TRY(tr_check_range(root, "train_diffusion.lr_decay_every", 0, TR_BIG, 0, NULL));
+        ERR_TRY(tr_check_range(root, "train_diffusion.lr_decay_factor", 1e-30, TR_BIG, 0, NULL));
+        ERR_TRY(tr_check_range(root, "train_diffusion.grad_clip", 0, TR_BIG, 0, NULL));
         ERR_TRY(tr_check_range(root, "train_diffusion.ema", 0, 1, 0, "in [0, 1]"));
         ERR_TRY(tr_check_range(root, "train_diffusion.batch", 1, 1 << 20, 0, "1..1048576"));
-        ERR_TRY(tr_check_range(root, "train_diffusion.steps", 1, TR_BIG, 0, ">= 1"));
-        ERR_TRY(tr_check_range(root, "train_diffusion.checkpoint_every", 0, TR_BIG, 0, ">= 0"));
-        ERR_TRY(tr_check_range(root, "train_diffusion.log_every", 0, TR_BIG, 0, ">= 0"));
-        ERR_TRY(tr_check_range(root, "train_diffusion.minutes", 0, TR_BIG, 0, ">= 0"));
-        ERR_TRY(tr_check_range(root, "train_diffusion.seed", 0, TR_BIG, 0, ">= 0"));
+        ERR_TRY(tr_check_range(root, "train_diffusion.steps", 1, TR_BIG, 0, NULL));
+        ERR_TRY(tr_check_range(root, "train_diffusion.checkpoint_every", 0, TR_BIG, 0, NULL));
+        ERR_TRY(tr_check_range(root, "train_diffusion.log_every", 0, TR_BIG, 0, NULL));
+        ERR_TRY(tr_check_range(root, "train_diffusion.minutes", 0, TR_BIG, 0, NULL));
+        ERR_TRY(tr_check_range(root, "train_diffusion.seed", 0, TR_BIG, 0, NULL));
         ERR_TRY(cfg_subtree(root, "unet", &node));
         return unet_config_from_cfg(node, &uc);
     }
     if (strcmp(model, "classifier") == 0) {
         const cfg *node = NULL;
         resnet_config rc;
-        ERR_TRY(tr_check_range(root, "train_classifier.lr", 1e-30, TR_BIG, 0, "> 0"));
-        ERR_TRY(tr_check_range(root, "train_classifier.lr_min", 0, TR_BIG, 0, ">= 0"));
+        ERR_TRY(tr_check_range(root, "train_classifier.lr", 1e-30, TR_BIG, 0, NULL));
+        ERR_TRY(tr_check_range(root, "train_classifier.lr_min", 0, TR_BIG, 0, NULL));
         ERR_TRY(tr_check_range(root, "train_classifier.momentum", 0, 1, 1, "in [0, 1)"));
-        ERR_TRY(tr_check_range(root, "train_classifier.weight_decay", 0, TR_BIG, 0, ">= 0"));
+        ERR_TRY(tr_check_range(root, "train_classifier.weight_decay", 0, TR_BIG, 0, NULL));
         ERR_TRY(tr_check_range(root, "train_classifier.batch", 2, 1 << 20, 0, "2..1048576"));
-        ERR_TRY(tr_check_range(root, "train_classifier.epochs", 1, 1e9, 0, ">= 1"));
+        ERR_TRY(tr_check_range(root, "train_classifier.epochs", 1, 1e9, 0, NULL));
         ERR_TRY(tr_check_range(root, "train_classifier.crop_pad", 0, 64, 0, "0..64"));
         ERR_TRY(tr_check_range(root, "train_classifier.val_fraction", 0, 1, 1, "in [0, 1)"));
-        ERR_TRY(tr_check_range(root, "train_classifier.minutes", 0, TR_BIG, 0, ">= 0"));
-        ERR_TRY(tr_check_range(root, "train_classifier.log_every", 0, TR_BIG, 0, ">= 0"));
-        ERR_TRY(tr_check_range(root, "train_classifier.seed", 0, TR_BIG, 0, ">= 0"));
+        ERR_TRY(tr_check_range(root, "train_classifier.minutes", 0, TR_BIG, 0, NULL));
+        ERR_TRY(tr_check_range(root, "train_classifier.log_every", 0, TR_BIG, 0, NULL));
+        ERR_TRY(tr_check_range(root, "train_classifier.seed", 0, TR_BIG, 0, NULL));
         ERR_TRY(cfg_subtree(root, "resnet", &node));
         return resnet_config_from_cfg(node, &rc);
     }

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "common/err.h"
+#include "common/infile.h"
 #include "common/npy.h"
 #include "tools/dstore/dstore.h"
 
@@ -154,8 +155,8 @@ int dst_import(int argc, char **argv) {
     long batch;
     ERR_GOTO(rc, cli_get_int(a, "batch", 1000, &batch));
     ERR_GOTO_IF(rc, batch < 1, ERR_USAGE, "--batch must be >= 1");
-    f = fopen(npy, "rb");
-    ERR_GOTO_IF(rc, !f, errno == ENOENT ? ERR_NOTFOUND : ERR_IO, "%s: cannot open: %s", npy, strerror(errno));
+    uint64_t fsize = 0; // 0 for a pipe: its header's sizes cannot be checked against the file
+    ERR_GOTO(rc, infile_fopen_stream(npy, &f, &fsize)); // a directory is "is a directory"; a pipe is fine
     npy_header h;
     ERR_GOTO(rc, npy_read_header(f, npy, &h));
     ERR_GOTO_IF(rc, h.rank < 1, ERR_INPUT, "%s: a 0-d array has no axis 0 to split into records", npy);
@@ -163,6 +164,9 @@ int dst_import(int argc, char **argv) {
                 h.rank - 1, h.rank, TS_MAX_RANK);
     ts_tensor t;
     ERR_GOTO(rc, ts_tensor_init(&t, h.dtype, h.rank - 1, h.shape + 1, NULL));
+    ERR_GOTO_IF(rc, !fsize && t.nbytes > ((size_t)1 << 30), ERR_INPUT,
+                "%s: the header announces records of %zu bytes, more than a pipe may hold (1 GiB): give a file", npy,
+                t.nbytes);
     buf = malloc(t.nbytes ? t.nbytes : 1);
     ERR_GOTO_IF(rc, !buf, ERR_NOMEM, "out of memory");
     t.data = buf;
