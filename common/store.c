@@ -289,7 +289,10 @@ int ts_open(ts_store **out, const char *path, unsigned flags) {
     s->flags = flags;
     s->zlevel = 3;
     s->path = strdup(path);
-    ERR_GOTO_IF(rc, !s->path, ERR_NOMEM, "store %s: out of memory", path);
+    if (!s->path) { // before TS_GUARD: no goto may jump into the guard's scope
+        free(s);
+        return err_set(ERR_NOMEM, "store %s: out of memory", path);
+    }
     TS_GUARD(s);
     s->cctx = ZSTD_createCCtx();
     s->dctx = ZSTD_createDCtx();
