@@ -24,7 +24,7 @@
 #include <stdbool.h>
 
 // GOMP_SPINCOUNT set when the user set no wait policy (see above and README "CPU threads").
-#define THR_SPINCOUNT "10000"
+#define THR_SPINCOUNT "300"
 // Set to "1" in the environment of a program that re-executed itself with THR_SPINCOUNT.
 #define THR_MARK_ENV "DIFFOOD_OMP_DEFAULTED"
 
