@@ -1,9 +1,8 @@
 // imgstats: the dataset facts of an image store (ingest's meta `count`, `class_counts`, `mean`,
 // `std`; docs/FORMATS.md "Image store") from exact per-channel pixel histograms and label counts,
 // so the facts do not depend on the order the images were seen: `dstore merge` recomputes them
-// over the joined shards of an ingest run and gets the text one unsharded run writes.
-// (stages/ingest.c computes the same facts with its own copy of this arithmetic, ingest_stats_*;
-// tests/test_ingest_shard.c checks that both agree to the byte.)
+// over the joined shards of an ingest run and gets the text one unsharded run writes; ingest
+// computes them with the same functions while it writes.
 #ifndef DIFFOOD_IMGSTATS_H
 #define DIFFOOD_IMGSTATS_H
 

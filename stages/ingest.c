@@ -13,7 +13,6 @@
 // keys as the whole run) for a cluster's job array; meta `request` {"begin","end","count","shard"}
 // tells `dstore merge`, which joins the shards into the store one unsharded run gives.
 #include <errno.h>
-#include <math.h>
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +21,7 @@
 #include "common/cfg.h"
 #include "common/cli.h"
 #include "common/err.h"
+#include "common/imgstats.h"
 #include "common/log.h"
 #include "common/rng.h"
 #include "common/samples.h"
@@ -199,87 +199,24 @@ static cJSON *ingest_params(const ingest_opts_t *o) {
     return p;
 }
 
-// --- statistics ----------------------------------------------------------------------------
-
-typedef struct {
-    int c;
-    uint64_t (*hist)[256]; // (c, 256) pixel value counts
-} ingest_stats;
-
-static void ingest_stats_add(ingest_stats *st, const uint8_t *img, size_t plane) {
-    for (int ch = 0; ch < st->c; ch++) {
-        const uint8_t *p = img + (size_t)ch * plane;
-        uint64_t *h = st->hist[ch];
-        for (size_t i = 0; i < plane; i++) h[p[i]]++;
-    }
-}
-
-// Mean and population std of v/255 per channel, from the exact histograms (order-free, so a
-// resumed run gives the same bits as an uninterrupted one).
-static void ingest_stats_final(const ingest_stats *st, int ch, double *mean, double *std) {
-    const uint64_t *h = st->hist[ch];
-    double n = 0, s = 0;
-    for (int v = 0; v < 256; v++) {
-        n += (double)h[v];
-        s += (double)h[v] * (v / 255.0);
-    }
-    double m = n > 0 ? s / n : 0, q = 0;
-    for (int v = 0; v < 256; v++) {
-        double d = v / 255.0 - m;
-        q += (double)h[v] * d * d;
-    }
-    *mean = m;
-    *std = n > 0 ? sqrt(q / n) : 0;
-}
-
-static char *ingest_json_doubles(const double *v, int n) {
-    size_t cap = (size_t)n * 32 + 8, len = 0;
-    char *t = malloc(cap);
-    if (!t) return NULL;
-    len += (size_t)snprintf(t, cap, "[");
-    for (int i = 0; i < n; i++) len += (size_t)snprintf(t + len, cap - len, "%s%.17g", i ? "," : "", v[i]);
-    snprintf(t + len, cap - len, "]");
-    return t;
-}
+// --- meta ------------------------------------------------------------------------------------
 
 // Writes the dataset facts into meta (inside the open batch).
-static int ingest_write_meta(ts_store *s, const ingest_opts_t *o, const cJSON *files, int64_t count, const int c,
-                             int h, int w, const ingest_stats *st, const int64_t *class_counts, int64_t ood) {
+static int ingest_write_meta(ts_store *s, const ingest_opts_t *o, const cJSON *files, int h, int w,
+                             const imgstats *st) {
     int rc = 0;
-    char buf[128], *sources = NULL, *means = NULL, *stds = NULL, *cls = NULL;
-    double mean[4] = {0}, std[4] = {0};
-    for (int ch = 0; ch < c; ch++) ingest_stats_final(st, ch, &mean[ch], &std[ch]);
-    cJSON *cc = cJSON_CreateObject();
-    ERR_GOTO_IF(rc, !cc, ERR_NOMEM, "out of memory");
-    if (ood) cJSON_AddNumberToObject(cc, "-1", (double)ood);
-    for (int k = 0; k < INGEST_MAX_CLASS; k++)
-        if (class_counts[k]) {
-            snprintf(buf, sizeof buf, "%d", k);
-            cJSON_AddNumberToObject(cc, buf, (double)class_counts[k]);
-        }
-    sources = cJSON_PrintUnformatted(files);
-    cls = cJSON_PrintUnformatted(cc);
-    means = ingest_json_doubles(mean, c);
-    stds = ingest_json_doubles(std, c);
-    ERR_GOTO_IF(rc, !sources || !cls || !means || !stds, ERR_NOMEM, "out of memory");
+    char buf[128], *sources = cJSON_PrintUnformatted(files);
+    ERR_IF(!sources, ERR_NOMEM, "out of memory");
     ERR_GOTO(rc, ts_meta_put(s, "dataset", o->name));
     ERR_GOTO(rc, ts_meta_put(s, "format", ds_format_name(o->spec.format)));
     ERR_GOTO(rc, ts_meta_put(s, "sources", sources));
-    snprintf(buf, sizeof buf, "%lld", (long long)count);
-    ERR_GOTO(rc, ts_meta_put(s, "count", buf));
-    ERR_GOTO(rc, ts_meta_put(s, "class_counts", cls));
-    snprintf(buf, sizeof buf, "[%d,%d,%d]", c, h, w);
+    ERR_GOTO(rc, imgstats_meta_put(s, st)); // count, class_counts, mean, std
+    snprintf(buf, sizeof buf, "[%d,%d,%d]", st->c, h, w);
     ERR_GOTO(rc, ts_meta_put(s, "shape", buf));
-    ERR_GOTO(rc, ts_meta_put(s, "mean", means));
-    ERR_GOTO(rc, ts_meta_put(s, "std", stds));
     snprintf(buf, sizeof buf, "%ld", o->pad);
     ERR_GOTO(rc, ts_meta_put(s, "pad", buf));
 fail:
-    cJSON_Delete(cc);
     free(sources);
-    free(cls);
-    free(means);
-    free(stds);
     return rc;
 }
 
@@ -361,7 +298,7 @@ static int ingest_decode_chunk(ds_source *src, const int64_t *sel, int64_t j0, i
 // reads back the ones it has (resume) for the statistics. Fills stats and class counts. SIGINT/SIGTERM stop after the
 // current batch, which is committed (whole batches, as in every stage).
 static int ingest_write(ts_store *s, ds_source *src, const ingest_opts_t *o, const int64_t *sel, int64_t first,
-                        int64_t n, ingest_stats *st, int64_t *class_counts, int64_t *ood, ingest_counts *cnt) {
+                        int64_t n, imgstats *st, ingest_counts *cnt) {
     int rc = 0, p = (int)o->pad, c = src->c, oh = src->h + 2 * p, ow = src->w + 2 * p;
     size_t in_bytes = (size_t)c * src->h * src->w, out_bytes = (size_t)c * oh * ow;
     uint8_t *raw = malloc(in_bytes * INGEST_CHUNK), *img = malloc(out_bytes), need[INGEST_CHUNK];
@@ -407,11 +344,7 @@ static int ingest_write(ts_store *s, ds_source *src, const ingest_opts_t *o, con
                     ERR_GOTO(rc, ts_put(s, "label", &key, &t, TS_CODEC_RAW));
                     cnt->written++;
                 }
-                ingest_stats_add(st, img, (size_t)oh * ow);
-                if (lab < 0)
-                    (*ood)++;
-                else if (lab < INGEST_MAX_CLASS)
-                    class_counts[lab]++;
+                imgstats_add(st, img, (size_t)oh * ow, lab);
             }
         }
         ERR_GOTO(rc, ts_commit(s));
@@ -476,9 +409,9 @@ int main(int argc, char **argv) {
     ds_source src;
     memset(&src, 0, sizeof src);
     ts_store *s = NULL;
-    int64_t *sel = NULL, n_sel = 0, *class_counts = NULL, ood = 0, begin = 0, end = 0;
+    int64_t *sel = NULL, n_sel = 0, begin = 0, end = 0;
     int shard_i = 0, shard_n = 1;
-    ingest_stats st = {0, NULL};
+    imgstats st = {0};
     ingest_counts cnt = {0, 0};
     stage_state state;
 
@@ -526,21 +459,17 @@ int main(int argc, char **argv) {
         end = n_sel;
     }
     ERR_GOTO(rc, ds_check_size(o.out, n_sel, src.c, src.h + 2 * o.pad, src.w + 2 * o.pad));
-    st.c = src.c;
-    st.hist = calloc((size_t)src.c, sizeof *st.hist);
-    class_counts = calloc(INGEST_MAX_CLASS, sizeof *class_counts);
-    ERR_GOTO_IF(rc, !st.hist || !class_counts, ERR_NOMEM, "out of memory");
+    ERR_GOTO(rc, imgstats_init(&st, src.c));
 
     ERR_GOTO(rc, stage_open_output(&s, o.out, &id, o.force, &state));
     ts_set_zstd_level(s, 1);
     log_info("%s: %s, %lld images of %d x %d x %d", o.out, stage_state_name(state), (long long)(end - begin), src.c,
              src.h + 2 * (int)o.pad, src.w + 2 * (int)o.pad);
     ERR_GOTO(rc,
-             ingest_write(s, &src, &o, sel + begin, begin, end - begin, &st, class_counts, &ood, &cnt));
+             ingest_write(s, &src, &o, sel + begin, begin, end - begin, &st, &cnt));
 
     ERR_GOTO(rc, ts_begin_write(s));
-    ERR_GOTO(rc, ingest_write_meta(s, &o, files, end - begin, src.c, src.h + 2 * (int)o.pad, src.w + 2 * (int)o.pad, &st,
-                                   class_counts, ood));
+    ERR_GOTO(rc, ingest_write_meta(s, &o, files, src.h + 2 * (int)o.pad, src.w + 2 * (int)o.pad, &st));
     ERR_GOTO(rc, stage_mark_complete(s));
     ERR_GOTO(rc, ts_commit(s));
     ERR_GOTO(rc, ingest_summary(&o, stage_state_name(state), end - begin, &cnt));
@@ -548,8 +477,7 @@ fail:
     ts_close(s);
     ds_source_close(&src);
     free(sel);
-    free(class_counts);
-    free(st.hist);
+    imgstats_free(&st);
     free(o.paths);
     free(o.name_buf);
     free(params_text);
