@@ -7,6 +7,16 @@
 
 #include "common/store.h"
 
+// Little-endian integers of n bytes in record headers and meta values.
+static inline void ts__put_le(uint8_t *p, uint64_t v, int n) {
+    for (int i = 0; i < n; i++) p[i] = (uint8_t)(v >> (8 * i));
+}
+static inline uint64_t ts__get_le(const uint8_t *p, int n) {
+    uint64_t v = 0;
+    for (int i = n - 1; i >= 0; i--) v = (v << 8) | p[i];
+    return v;
+}
+
 #define TS_REC_MAGIC 0x72737464u // "dtsr" little-endian
 #define TS_REC_VERSION 2         // 2: the header checksum covers the key
 #define TS_REC_HEADER 72         // bytes of a record header

@@ -16,16 +16,6 @@
 
 #define TS_META_SEED 0x6d657461u
 
-static void put_le(uint8_t *p, uint64_t v, int n) {
-    for (int i = 0; i < n; i++) p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint64_t get_le(const uint8_t *p, int n) {
-    uint64_t v = 0;
-    for (int i = n - 1; i >= 0; i--) v = (v << 8) | p[i];
-    return v;
-}
-
 static uint64_t meta_sum(const void *name, size_t nlen, const void *text, size_t n) {
     return hash_xxh64(text, n, hash_xxh64(name, nlen, TS_META_SEED));
 }
@@ -47,8 +37,8 @@ static const char *meta_name_fmt(const void *name, size_t n, char *buf, size_t c
 static int meta_decode(ts_store *s, const MDB_val *k, const MDB_val *v, const char **text, size_t *n) {
     char nb[300];
     const uint8_t *p = v->mv_data;
-    if (v->mv_size < TS_META_HEADER || get_le(p, 4) != TS_META_MAGIC ||
-        get_le(p + 4, 8) != meta_sum(k->mv_data, k->mv_size, p + TS_META_HEADER, v->mv_size - TS_META_HEADER))
+    if (v->mv_size < TS_META_HEADER || ts__get_le(p, 4) != TS_META_MAGIC ||
+        ts__get_le(p + 4, 8) != meta_sum(k->mv_data, k->mv_size, p + TS_META_HEADER, v->mv_size - TS_META_HEADER))
         return err_set(ERR_CORRUPT,
                        "store %s: meta '%s' is damaged (checksum mismatch: a changed byte in its name or "
                        "value); rerun the stage that made the store with --force to replace it",
@@ -119,7 +109,7 @@ int ts__meta_open(ts_store *s, int may_init) {
     }
     const char *text;
     size_t n;
-    if (v.mv_size < TS_META_HEADER || get_le(v.mv_data, 4) != TS_META_MAGIC) {
+    if (v.mv_size < TS_META_HEADER || ts__get_le(v.mv_data, 4) != TS_META_MAGIC) {
         rc = err_set(ERR_INPUT, "store %s: not a tensor store (bad %s)", s->path, TS_FORMAT_KEY);
         goto fail;
     }
@@ -166,8 +156,8 @@ int ts_meta_put(ts_store *s, const char *key, const char *text) {
     int mrc = mdb_put(s->wtxn, dbi, &k, &v, MDB_RESERVE);
     if (mrc) { rc = ts__lmdb_err(s, mrc, "meta put"); goto fail; }
     uint8_t *p = v.mv_data;
-    put_le(p, TS_META_MAGIC, 4);
-    put_le(p + 4, meta_sum(key, k.mv_size, text, n), 8);
+    ts__put_le(p, TS_META_MAGIC, 4);
+    ts__put_le(p + 4, meta_sum(key, k.mv_size, text, n), 8);
     memcpy(p + TS_META_HEADER, text, n);
     if (own) return ts_commit(s);
     return 0;

@@ -17,16 +17,6 @@
 
 #define TS_HDR_SEED 0x74737264u
 
-static void put_le(uint8_t *p, uint64_t v, int n) {
-    for (int i = 0; i < n; i++) p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint64_t get_le(const uint8_t *p, int n) {
-    uint64_t v = 0;
-    for (int i = n - 1; i >= 0; i--) v = (v << 8) | p[i];
-    return v;
-}
-
 // The header checksum: bytes 0..67 of the header, seeded with the key.
 static uint32_t header_check(const uint8_t *h, const void *key, size_t klen) {
     return (uint32_t)hash_xxh64(h, 68, hash_xxh64(key, klen, TS_HDR_SEED));
@@ -36,17 +26,17 @@ static void pack_header(uint8_t *h, const ts_tensor *t, ts_codec codec, const ts
                         uint64_t stored, uint64_t sum) {
     ts_key_kind kind = key->kind;
     memset(h, 0, TS_REC_HEADER);
-    put_le(h, TS_REC_MAGIC, 4);
+    ts__put_le(h, TS_REC_MAGIC, 4);
     h[4] = TS_REC_VERSION;
     h[5] = (uint8_t)t->dtype;
     h[6] = (uint8_t)t->rank;
     h[7] = (uint8_t)codec;
     h[8] = (uint8_t)kind;
-    for (int i = 0; i < t->rank; i++) put_le(h + 12 + 8 * i, (uint64_t)t->shape[i], 8);
-    put_le(h + 44, t->nbytes, 8);
-    put_le(h + 52, stored, 8);
-    put_le(h + 60, sum, 8);
-    put_le(h + 68, header_check(h, key->b, key->len), 4);
+    for (int i = 0; i < t->rank; i++) ts__put_le(h + 12 + 8 * i, (uint64_t)t->shape[i], 8);
+    ts__put_le(h + 44, t->nbytes, 8);
+    ts__put_le(h + 52, stored, 8);
+    ts__put_le(h + 60, sum, 8);
+    ts__put_le(h + 68, header_check(h, key->b, key->len), 4);
 }
 
 int ts__rec_parse(const MDB_val *key, const void *val, size_t vlen, ts_record_info *info, char *why, size_t cap) {
@@ -54,9 +44,9 @@ int ts__rec_parse(const MDB_val *key, const void *val, size_t vlen, ts_record_in
     memset(info, 0, sizeof *info);
 #define BAD(...) return snprintf(why, cap, __VA_ARGS__), -1
     if (vlen < TS_REC_HEADER) BAD("value of %zu bytes is shorter than a record header", vlen);
-    if (get_le(h, 4) != TS_REC_MAGIC) BAD("bad record magic");
+    if (ts__get_le(h, 4) != TS_REC_MAGIC) BAD("bad record magic");
     if (h[4] != TS_REC_VERSION) BAD("unsupported record version %u", h[4]);
-    if (get_le(h + 68, 4) != header_check(h, key->mv_data, key->mv_size))
+    if (ts__get_le(h + 68, 4) != header_check(h, key->mv_data, key->mv_size))
         BAD("header checksum mismatch (a damaged header, or a damaged key)");
     if (h[5] >= TS_DTYPE_COUNT) BAD("bad dtype code %u", h[5]);
     if (h[6] > TS_MAX_RANK) BAD("bad rank %u", h[6]);
@@ -70,7 +60,7 @@ int ts__rec_parse(const MDB_val *key, const void *val, size_t vlen, ts_record_in
     info->key_kind = (ts_key_kind)h[8];
     uint64_t n = ts_dtype_size(info->dtype);
     for (int i = 0; i < TS_MAX_RANK; i++) {
-        uint64_t d = get_le(h + 12 + 8 * i, 8);
+        uint64_t d = ts__get_le(h + 12 + 8 * i, 8);
         if (i >= info->rank) {
             if (d) BAD("shape entry %d past rank %d is not zero", i, info->rank);
             continue;
@@ -80,9 +70,9 @@ int ts__rec_parse(const MDB_val *key, const void *val, size_t vlen, ts_record_in
         n *= d;
         info->shape[i] = (int64_t)d;
     }
-    info->raw_len = get_le(h + 44, 8);
-    info->stored_len = get_le(h + 52, 8);
-    info->checksum = get_le(h + 60, 8);
+    info->raw_len = ts__get_le(h + 44, 8);
+    info->stored_len = ts__get_le(h + 52, 8);
+    info->checksum = ts__get_le(h + 60, 8);
     if (info->raw_len != n) BAD("raw length %" PRIu64 " does not match shape (%" PRIu64 " bytes)", info->raw_len, n);
     if (info->stored_len != vlen - TS_REC_HEADER)
         BAD("stored length %" PRIu64 " does not match the value (%zu payload bytes)", info->stored_len, vlen - TS_REC_HEADER);
@@ -105,7 +95,7 @@ void ts__key_from(ts_key *k, const MDB_val *key, const MDB_val *val) {
 
 ts_key_kind ts__rec_key_kind(const MDB_val *val) {
     const uint8_t *h = val->mv_data;
-    if (val->mv_size < TS_REC_HEADER || get_le(h, 4) != TS_REC_MAGIC || h[8] >= TS_KEY_KIND_COUNT) return TS_KEY_RAW;
+    if (val->mv_size < TS_REC_HEADER || ts__get_le(h, 4) != TS_REC_MAGIC || h[8] >= TS_KEY_KIND_COUNT) return TS_KEY_RAW;
     return (ts_key_kind)h[8];
 }
 
