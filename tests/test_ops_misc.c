@@ -196,6 +196,36 @@ START_TEST(test_determinism) {
 }
 END_TEST
 
+// Outputs that ops assign (not accumulate) never depend on what their buffer held: the Winograd
+// and im2col forward convolutions into a buffer full of NaN give the bits they give into zeros
+// (Winograd's output transform once computed 0 * y + o: NaN garbage in a reused arena made NaN
+// logits, and which tests failed depended on the order they ran in).
+START_TEST(test_assigned_outputs_ignore_garbage) {
+    ops_ctx *ctx = tops_ctx(1);
+    const int chans[] = {8, 4}; // 8: Winograd; 4: im2col + sgemm
+    for (int k = 0; k < 2; k++) {
+        int c = chans[k];
+        ops_conv_shape s = {3, c, 14, 14, c, 3, 3, 1, 1, 1, 1, 1};
+        size_t nx = (size_t)3 * c * 14 * 14, nw = (size_t)c * c * 9;
+        float *x = malloc(nx * 4), *w = malloc(nw * 4), *bias = malloc((size_t)c * 4), *y0 = malloc(nx * 4),
+              *y1 = malloc(nx * 4);
+        ref_fill_uniform(x, nx, 3, -1, 1);
+        ref_fill_uniform(w, nw, 4, -1, 1);
+        ref_fill_uniform(bias, (size_t)c, 5, -1, 1);
+        for (int withb = 0; withb < 2; withb++) {
+            memset(y0, 0, nx * 4);
+            for (size_t i = 0; i < nx; i++) y1[i] = NAN;
+            ck_assert_int_eq(ops_conv2d_fwd(ctx, &s, y0, x, w, withb ? bias : NULL), 0);
+            ck_assert_int_eq(ops_conv2d_fwd(ctx, &s, y1, x, w, withb ? bias : NULL), 0);
+            ck_assert_msg(memcmp(y0, y1, nx * 4) == 0, "conv %d->%d (bias %d): the output depends on the buffer's "
+                          "old contents", c, c, withb);
+        }
+        free(x), free(w), free(bias), free(y0), free(y1);
+    }
+    ops_ctx_destroy(ctx);
+}
+END_TEST
+
 // --- errors ---------------------------------------------------------------------------------------
 
 static void expect_err(int rc, int code, const char *op) {
@@ -250,6 +280,7 @@ Suite *suite_ops_misc(void) {
     tcase_add_loop_test(tc, test_optimisers, 0, 2);
     tcase_add_test(tc, test_sumsq);
     tcase_add_test(tc, test_determinism);
+    tcase_add_test(tc, test_assigned_outputs_ignore_garbage);
     tcase_add_test(tc, test_errors);
     suite_add_tcase(s, tc);
     return s;

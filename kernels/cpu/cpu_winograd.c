@@ -252,7 +252,10 @@ static void cpu_wino_output(const cpu_wino_geo *g, const float *m, float *y, con
             int img = q / g->c_out, co = q % g->c_out;
             float *yc = y + (size_t)q * g->ho * g->wo;
             const float *mc = m + (size_t)co * ld + (size_t)img * g->tpi;
-            float bias = b ? b[co] : 0.0f, keep = accumulate ? 1.0f : 0.0f;
+            float bias = b ? b[co] : 0.0f;
+            // without accumulation y holds garbage (a reused buffer): zero it and add, never
+            // `0 * y` (0 * NaN or Inf garbage is NaN: outputs that depended on memory contents)
+            if (!accumulate) memset(yc, 0, (size_t)g->ho * g->wo * sizeof(float));
             for (int ty0 = 0; ty0 < g->th; ty0 += rows_per) {
                 int nrows = g->th - ty0 < rows_per ? g->th - ty0 : rows_per;
                 const float *blk = mc + (size_t)ty0 * g->tw; // tile (ty, tx) of e at blk[e*plane + (ty-ty0)*tw + tx]
@@ -271,27 +274,27 @@ static void cpu_wino_output(const cpu_wino_geo *g, const float *m, float *y, con
 #pragma omp simd
                         for (int tx = 0; tx < full_w; tx++) {
                             CPU_WINO_OUT_TILE(src, tx, CPU_WINO_STAGE, bias, o00, o01, o10, o11);
-                            y0[2 * tx] = keep * y0[2 * tx] + o00;
-                            y0[2 * tx + 1] = keep * y0[2 * tx + 1] + o01;
-                            y1[2 * tx] = keep * y1[2 * tx] + o10;
-                            y1[2 * tx + 1] = keep * y1[2 * tx + 1] + o11;
+                            y0[2 * tx] += o00;
+                            y0[2 * tx + 1] += o01;
+                            y1[2 * tx] += o10;
+                            y1[2 * tx + 1] += o11;
                         }
                     } else { // generic: wide rows, or the last, half tile row of an odd height
                         for (int tx = 0; tx < full_w; tx++) {
                             CPU_WINO_OUT_TILE(src, tx, bstride, bias, o00, o01, o10, o11);
-                            y0[2 * tx] = keep * y0[2 * tx] + o00;
-                            y0[2 * tx + 1] = keep * y0[2 * tx + 1] + o01;
+                            y0[2 * tx] += o00;
+                            y0[2 * tx + 1] += o01;
                             if (oh + 1 < g->ho) {
-                                y1[2 * tx] = keep * y1[2 * tx] + o10;
-                                y1[2 * tx + 1] = keep * y1[2 * tx + 1] + o11;
+                                y1[2 * tx] += o10;
+                                y1[2 * tx + 1] += o11;
                             }
                         }
                     }
                     for (int tx = full_w; tx < g->tw; tx++) { // the last, half tile of an odd width
                         CPU_WINO_OUT_TILE(src, tx, bstride, bias, o00, o01, o10, o11);
                         (void)o01, (void)o11;
-                        y0[2 * tx] = keep * y0[2 * tx] + o00;
-                        if (oh + 1 < g->ho) y1[2 * tx] = keep * y1[2 * tx] + o10;
+                        y0[2 * tx] += o00;
+                        if (oh + 1 < g->ho) y1[2 * tx] += o10;
                     }
                 }
             }
