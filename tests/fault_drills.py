@@ -117,7 +117,29 @@ def drill_kill():
             run(kout)
             same(out, kpath, name)
         print("%-24s ref %.2fs, kills %s: same" % (name, dur, ", ".join(kills)), flush=True)
+    writer_every_stage()
     full_disk_chain()
+
+
+def writer_every_stage():
+    """Every stage that writes a store refuses an output another process holds (its writer lock
+    taken here, as a running stage holds it), naming the store and the holder's pid."""
+    import fcntl
+    for name, out, cmd in stage_cmds(".w"):
+        if name == "report":  # writes files, not a store
+            continue
+        shutil.rmtree(out, ignore_errors=True)
+        os.makedirs(out)
+        with open(os.path.join(out, "writer.lock"), "w") as lk:
+            fcntl.flock(lk, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            lk.write("pid %d, fault_drills\n" % os.getpid())
+            lk.flush()
+            r = run(cmd, ok=(2,))
+        if "another process is writing it" not in r.stderr or "pid %d" % os.getpid() not in r.stderr \
+                or out not in r.stderr:
+            fail("%s: a held output store was not refused by name and pid:\n%s" % (name, r.stderr))
+        shutil.rmtree(out)
+    print("every stage refuses an output store another process writes", flush=True)
 
 
 def mount_small(mnt):

@@ -3,7 +3,8 @@
 // stores of an uninterrupted run (ingest, train classifier and denoiser, sample, extract-features,
 // score; report's files); a full disk (a 2 MiB tmpfs; skipped with a message where mounting is not
 // permitted) says so naming the output, for every stage, leaves the other stores intact, and a
-// rerun after freeing space completes; a second writer (a stage, dstore import/merge) is refused naming the first;
+// rerun after freeing space completes; a second writer is refused naming the first (two ingests,
+// two trains, dstore import/merge racing for real; every store-writing stage against a held lock);
 // a reader during writes sees whole committed batches only.
 #include <check.h>
 #include <stdio.h>
