@@ -222,8 +222,14 @@ $(BUILD)/tests/test_fuzz_regress.o: tests/test_fuzz_regress.c $(BUILD)/tests/fuz
 $(TEST_RUNNER): $(BUILD)/tests/run_tests.o $(TEST_OBJ) $(LIB_A)
 	$(CC) $^ -o $@ $(LDFLAGS_ALL) $(LIBS) $(CHECK_LIBS)
 
+# `make test` is the README's test command and what CI runs (.ci/run): every suite, then the quick
+# ones again under ASan + UBSan (test-san below; SAN_TEST=0 skips that second pass).
+SAN_TEST ?= 1
 test: all data $(TEST_RUNNER)
 	@DIFFOOD_BIN=$(abspath $(BIN)) DIFFOOD_PYTHON=$(PYTHON) $(TEST_RUNNER)
+ifeq ($(SAN)$(SAN_TEST),01)
+	@$(MAKE) --no-print-directory test-san
+endif
 
 # Not part of `make test`: it needs root, installs and starts daemons, and takes about 2 minutes.
 test-slurm: programs data
@@ -234,7 +240,7 @@ test-slurm: programs data
 # checkpoints, the CPU ops (forward and gradients), ResNet and the classifier training. The slow
 # ones under ASan on the 2-core box stay out of CI: the workflow (~5 min), sampler (65 s), unet
 # (44 s), features (37 s), rng (32 s), sample, train; run them with `make test-san SAN_SUITES=`
-# (empty: every suite). CI runs this after `make test` (.ci/run).
+# (empty: every suite). `make test` ends with it.
 SAN_SUITES ?= cfg cli log hash npy png datasets store store_dict store_fault stage dstore ingest \
   ingest_formats input_hard fuzz_regress metrics optim score report ops_misc ckpt ops_fwd ops_grad \
   ops_grad2 resnet schedule train_cls
