@@ -19,6 +19,7 @@
 #include "common/err.h"
 #include "common/nn/unet.h"
 #include "common/schedule.h"
+#include "common/threads.h"
 
 static const cli_opt opts[] = {
     {"images", "N", 0, "test images to process (default 100)"},
@@ -160,6 +161,7 @@ static int run_torch(const char *python, const cfg *c, const bs_plan *p, int thr
              threads);
     free(unet);
     free(diff);
+    thr_unset_default(); // PyTorch runs with the OpenMP policy its users get (common/threads.h)
     FILE *f = popen(cmd, "r");
     ERR_IF(!f, ERR_IO, "cannot run %s", cmd);
     char line[512];
