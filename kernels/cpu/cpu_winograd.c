@@ -30,10 +30,15 @@
 #define CPU_WINO_OUTER_MAX ((size_t)512 << 20) // bytes of per-thread slices, in all
 
 // dst[0..n) = src[0..n): the staging copies are short (often 16-64 floats), where a memcpy
-// call costs more than the copy.
+// call costs more than the copy. Vector loads and stores by hand: GCC turns the plain loop back
+// into a memmove call (perf: 6% of the fmnist UNet forward in memmove; by hand the whole
+// bench-nn forward run, batch 50, 1 thread, takes 0.969x the CPU time, 8 A/B pairs, Zen 4).
 static inline void cpu_wino_copy(float *restrict dst, const float *restrict src, int n) {
-#pragma omp simd
-    for (int i = 0; i < n; i++) dst[i] = src[i];
+    int i = 0;
+#ifdef __AVX2__
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(dst + i, _mm256_loadu_ps(src + i));
+#endif
+    for (; i < n; i++) dst[i] = src[i];
 }
 
 // row[ea + k] = src[2k], row[oa + k] = src[2k + 1] for the n floats of src: the even and odd
