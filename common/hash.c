@@ -71,25 +71,37 @@ void hash_free(hash_state *h) {
     free(h);
 }
 
-int hash_file_hex(const char *path, char hex[HASH_HEX_LEN + 1]) {
+int hash_stream_hex(FILE *f, const char *path, uint64_t max_bytes, int (*poll)(void), char hex[HASH_HEX_LEN + 1]) {
     int rc = 0;
     hash_state *h = NULL;
-    unsigned char *buf = NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return err_set(errno == ENOENT ? ERR_NOTFOUND : ERR_IO, "%s: cannot open: %s", path,
-                       strerror(errno));
-    ERR_GOTO(rc, hash_init(&h));
     enum { CHUNK = 1 << 20 };
-    buf = malloc(CHUNK);
-    ERR_GOTO_IF(rc, !buf, ERR_NOMEM, "%s: out of memory", path);
-    size_t got;
-    while ((got = fread(buf, 1, CHUNK, f)) > 0) hash_update(h, buf, got);
+    unsigned char *buf = malloc(CHUNK);
+    ERR_IF(!buf, ERR_NOMEM, "%s: out of memory", path);
+    ERR_GOTO(rc, hash_init(&h));
+    uint64_t total = 0;
+    for (;;) {
+        if (poll) ERR_GOTO(rc, poll());
+        size_t got = fread(buf, 1, CHUNK, f);
+        if (got == 0) break;
+        hash_update(h, buf, got);
+        total += got;
+        ERR_GOTO_IF(rc, total > max_bytes, ERR_INPUT, "%s: grew past %llu bytes while being read", path,
+                    (unsigned long long)max_bytes);
+    }
     ERR_GOTO_IF(rc, ferror(f), ERR_IO, "%s: read error: %s", path, strerror(errno));
     hash_final_hex(h, hex);
 fail:
     free(buf);
     hash_free(h);
+    return rc;
+}
+
+int hash_file_hex(const char *path, char hex[HASH_HEX_LEN + 1]) {
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return err_set(errno == ENOENT ? ERR_NOTFOUND : ERR_IO, "%s: cannot open: %s", path,
+                       strerror(errno));
+    int rc = hash_stream_hex(f, path, UINT64_MAX, NULL, hex);
     fclose(f);
     return rc;
 }

@@ -6,6 +6,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #define HASH_HEX_LEN 32 // hex digits of an XXH3-128 digest (a buffer needs HASH_HEX_LEN + 1)
 
@@ -17,6 +18,10 @@ char *hash_text_hex(const char *text, char hex[HASH_HEX_LEN + 1]);
 // XXH3-128 of a whole file, streamed, as hex. ERR_NOTFOUND (missing), ERR_IO (read error); the
 // message names the file.
 int hash_file_hex(const char *path, char hex[HASH_HEX_LEN + 1]);
+// XXH3-128 of what is left of the open stream f (named `path` in messages), read in 1 MiB pieces:
+// ERR_INPUT once more than max_bytes came, poll()'s error when it returns one before a piece
+// (NULL: none; interruption checks), ERR_IO on a read error. f stays open.
+int hash_stream_hex(FILE *f, const char *path, uint64_t max_bytes, int (*poll)(void), char hex[HASH_HEX_LEN + 1]);
 // XXH64 of n bytes with `seed` (record checksums).
 uint64_t hash_xxh64(const void *p, size_t n, uint64_t seed);
 

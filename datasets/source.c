@@ -71,33 +71,15 @@ static int ds_num_classes(const ds_source_spec *sp) {
 // XXH3-128 of a source file as hex: a regular file of at most max_bytes, streamed, polling
 // ds_poll() every MiB.
 static int ds_hash_file(const char *path, uint64_t max_bytes, char hex[HASH_HEX_LEN + 1]) {
-    int rc = 0;
     FILE *f = NULL;
-    hash_state *h = NULL;
-    unsigned char *buf = NULL;
     uint64_t size = 0;
     ERR_TRY(infile_fopen(path, &f, &size));
+    int rc = 0;
     ERR_GOTO_IF(rc, size > max_bytes, ERR_INPUT,
                 "%s: %llu bytes, more than a source file can need (%llu; DIFFOOD_DS_MAX_BYTES sets the pixel limit)",
                 path, (unsigned long long)size, (unsigned long long)max_bytes);
-    ERR_GOTO(rc, hash_init(&h));
-    buf = malloc(1 << 20);
-    ERR_GOTO_IF(rc, !buf, ERR_NOMEM, "%s: out of memory", path);
-    size_t got;
-    uint64_t total = 0;
-    for (;;) {
-        ERR_GOTO(rc, ds_poll());
-        if ((got = fread(buf, 1, 1 << 20, f)) == 0) break;
-        hash_update(h, buf, got);
-        total += got;
-        ERR_GOTO_IF(rc, total > max_bytes, ERR_INPUT, "%s: grew past %llu bytes while being read", path,
-                    (unsigned long long)max_bytes);
-    }
-    ERR_GOTO_IF(rc, ferror(f), ERR_IO, "%s: read error: %s", path, strerror(errno));
-    hash_final_hex(h, hex);
+    rc = hash_stream_hex(f, path, max_bytes, ds_poll, hex);
 fail:
-    free(buf);
-    hash_free(h);
     fclose(f);
     return rc;
 }
