@@ -1,23 +1,23 @@
 // cpu_conv: 2-D convolution on the CPU: forward, backward-data and backward-weight/bias.
 //
-// Method: im2col + one OpenBLAS sgemm per chunk of images. A chunk holds enough images that the
+// Method: im2col + one GEMM (cpu_sgemm) per chunk of images. A chunk holds enough images that the
 // GEMM has about CPU_CONV_COLS columns (one image when its output plane alone is that big), so
 // the small planes deep in a UNet still make well-shaped GEMMs. 1x1, stride-1, pad-0
 // convolutions skip im2col: the image itself is the column matrix (one sgemm per image).
 //
 // Threads, two ways, chosen per call:
 // * outer: when there are at least as many chunks as threads, chunks run in one OpenMP loop
-//   (static schedule), each thread with single-threaded OpenBLAS and its own slice of the
+//   (static schedule), each thread with a single-threaded GEMM and its own slice of the
 //   context's scratch buffer. One thread pool, no nested parallelism, no idle spinning pool.
 // * inner: otherwise (small batches) chunks run one after another; im2col/col2im use OpenMP over
-//   (image, channel) planes and OpenBLAS gets all the threads (never inside an OpenMP region).
+//   (image, channel) planes and the GEMM splits its columns over all the threads (the same bits).
 // Either way every output element is written by one thread in a fixed order; the weight
 // gradient of the outer way is summed per thread, then over threads in thread order, so results
 // are deterministic for a fixed thread count. Scratch is grown on first use and then reused.
 #include "kernels/cpu/cpu_internal.h"
+#include "kernels/cpu/cpu_sgemm.h"
 #include "kernels/cpu/cpu_winograd.h"
 
-#include <cblas.h>
 #include <omp.h>
 
 #include "common/err.h"
@@ -30,7 +30,7 @@ typedef struct {
     int kk;              // c_in * kh * kw (rows of the column matrix)
     int pointwise;       // 1x1, stride 1, no padding
     int nb, nchunks;     // images per chunk, number of chunks
-    int nt, outer;       // threads; 1 when chunks run in parallel (single-threaded BLAS each)
+    int nt, outer;       // threads; 1 when chunks run in parallel (single-threaded GEMM each)
     size_t col_n, tmp_n; // floats per thread slice: column matrix, gathered dy / GEMM output
 } cpu_conv_geo;
 
@@ -194,10 +194,9 @@ static void cpu_conv_fwd_chunk(const ops_conv_shape *s, const cpu_conv_geo *g, f
     if (!g->pointwise) cpu_im2col(s, g, x + n0 * xs, col, nbc, nt);
     if (nbc == 1) {
         if (b) cpu_fill_bias(y + n0 * ys, b, s->c_out, g->hwo, nt);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, s->c_out, nc, g->kk, 1.0f, w, g->kk, bm, nc,
-                    b ? 1.0f : 0.0f, y + n0 * ys, nc);
+        cpu_sgemm_mt(nt, 0, 0, s->c_out, nc, g->kk, 1.0f, w, g->kk, bm, nc, b ? 1.0f : 0.0f, y + n0 * ys, nc);
     } else {
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, s->c_out, nc, g->kk, 1.0f, w, g->kk, bm, nc, 0.0f, tmp, nc);
+        cpu_sgemm_mt(nt, 0, 0, s->c_out, nc, g->kk, 1.0f, w, g->kk, bm, nc, 0.0f, tmp, nc);
         cpu_chunk_scatter(y + n0 * ys, tmp, b, nbc, s->c_out, g->hwo, nt);
     }
 }
@@ -208,8 +207,7 @@ static void cpu_conv_bwd_data_chunk(const ops_conv_shape *s, const cpu_conv_geo 
     size_t xs = (size_t)s->c_in * g->hw, ys = (size_t)s->c_out * g->hwo;
     int nc = nbc * g->hwo;
     if (g->pointwise) { // dx_n (C_in, HW) += w^T (C_in, C_out) dy_n (C_out, HW)
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, s->c_in, nc, s->c_out, 1.0f, w, s->c_in, dy + n0 * ys, nc,
-                    1.0f, dx + n0 * xs, nc);
+        cpu_sgemm_mt(nt, 1, 0, s->c_in, nc, s->c_out, 1.0f, w, s->c_in, dy + n0 * ys, nc, 1.0f, dx + n0 * xs, nc);
         return;
     }
     const float *dyc = dy + n0 * ys;
@@ -218,7 +216,7 @@ static void cpu_conv_bwd_data_chunk(const ops_conv_shape *s, const cpu_conv_geo 
         dyc = tmp;
     }
     // col (KK, nc) = w^T (KK, C_out) dyc (C_out, nc)
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, g->kk, nc, s->c_out, 1.0f, w, g->kk, dyc, nc, 0.0f, col, nc);
+    cpu_sgemm_mt(nt, 1, 0, g->kk, nc, s->c_out, 1.0f, w, g->kk, dyc, nc, 0.0f, col, nc);
     cpu_col2im(s, g, col, dx + n0 * xs, nbc, nt);
 }
 
@@ -236,17 +234,16 @@ static void cpu_conv_bwd_weight_chunk(const ops_conv_shape *s, const cpu_conv_ge
         cpu_im2col(s, g, x + n0 * xs, col, nbc, nt);
         bm = col;
     }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, s->c_out, g->kk, nc, 1.0f, dyc, nc, bm, nc, 1.0f, dw, g->kk);
+    cpu_sgemm_mt(nt, 0, 1, s->c_out, g->kk, nc, 1.0f, dyc, nc, bm, nc, 1.0f, dw, g->kk);
 }
 
 // --- the ops ----------------------------------------------------------------------------------
 
 // Chunk loop shared by the three ops: `body(chunk, slice)` runs each chunk, in parallel (outer)
-// with thread-private slices and single-threaded BLAS, or in order (inner) with BLAS threads.
+// with thread-private slices and single-threaded GEMMs, or in order (inner) with threaded GEMMs.
 #define CPU_CONV_CHUNKS(ctx, s, g, buf, slice_n, BODY)                                           \
     do {                                                                                         \
         if ((g).outer) {                                                                         \
-            cpu_blas_set((ctx), 1);                                                              \
             _Pragma("omp parallel for schedule(static) num_threads((g).nt)")                     \
             for (int ck = 0; ck < (g).nchunks; ck++) {                                           \
                 float *sl_ = (buf) + (size_t)omp_get_thread_num() * (slice_n);                   \
@@ -254,7 +251,6 @@ static void cpu_conv_bwd_weight_chunk(const ops_conv_shape *s, const cpu_conv_ge
                 BODY;                                                                            \
             }                                                                                    \
         } else {                                                                                 \
-            cpu_blas_set((ctx), (g).nt);                                                         \
             for (int ck = 0; ck < (g).nchunks; ck++) {                                           \
                 float *sl_ = (buf);                                                              \
                 int n0 = ck * (g).nb, nbc = (s)->n - n0 < (g).nb ? (s)->n - n0 : (g).nb, nt_ = (g).nt; \

@@ -234,6 +234,53 @@ CPU_SG_COLS_DEF(cpu_sg_cols, , CPU_SGEMM_NR, cpu_sg_tile_any)
 CPU_SG_COLS_DEF(cpu_sg_cols512, CPU_SG_T512, 2 * CPU_SGEMM_NR, cpu_sg_tile_any512)
 #endif
 
+#ifdef CPU_SG_HAVE_512
+// op(B) transposed on AVX-512: dot products, no panel. Both operands are contiguous along k
+// (C[i][j] = sum_p A[i][p] B[j][p]); a 4 x 4 tile of C keeps one ZMM accumulator per element,
+// lane l summing the products p = l (mod 16) in order, the lanes added at the end
+// (_mm512_reduce_add_ps). Packing the transposed panel instead cost twice the FMAs on the
+// Winograd weight gradients (C 16-32 x 16-32, k = 128-512 tiles). Rows past m or j1 repeat the
+// last one and are not stored.
+static CPU_SG_T512 void cpu_sg_nt512(int m, int j0, int j1, int k, float alpha, const float *a, int lda,
+                                     const float *b, int ldb, float beta, float *c, int ldc) {
+    const __mmask16 tail = (__mmask16)((1u << (k % 16)) - 1);
+    const int kv = k - k % 16;
+    for (int i = 0; i < m; i += 4) {
+        const float *ar[4];
+        for (int r = 0; r < 4; r++) ar[r] = a + (size_t)(i + r < m ? i + r : m - 1) * lda;
+        for (int j = j0; j < j1; j += 4) {
+            const float *br[4];
+            for (int q = 0; q < 4; q++) br[q] = b + (size_t)(j + q < j1 ? j + q : j1 - 1) * ldb;
+            __m512 acc[4][4];
+            for (int r = 0; r < 4; r++)
+                for (int q = 0; q < 4; q++) acc[r][q] = _mm512_setzero_ps();
+#define CPU_SG_NT_STEP(LOAD)                                                                   \
+    do {                                                                                       \
+        __m512 b0 = LOAD(br[0] + p), b1 = LOAD(br[1] + p), b2 = LOAD(br[2] + p), b3 = LOAD(br[3] + p); \
+        for (int r = 0; r < 4; r++) {                                                          \
+            __m512 av = LOAD(ar[r] + p);                                                       \
+            acc[r][0] = _mm512_fmadd_ps(av, b0, acc[r][0]);                                    \
+            acc[r][1] = _mm512_fmadd_ps(av, b1, acc[r][1]);                                    \
+            acc[r][2] = _mm512_fmadd_ps(av, b2, acc[r][2]);                                    \
+            acc[r][3] = _mm512_fmadd_ps(av, b3, acc[r][3]);                                    \
+        }                                                                                      \
+    } while (0)
+#define CPU_SG_TAIL_LOAD(x) _mm512_maskz_loadu_ps(tail, (x))
+            int p = 0;
+            for (; p < kv; p += 16) CPU_SG_NT_STEP(_mm512_loadu_ps);
+            if (tail) CPU_SG_NT_STEP(CPU_SG_TAIL_LOAD);
+#undef CPU_SG_TAIL_LOAD
+#undef CPU_SG_NT_STEP
+            for (int r = 0; r < 4 && i + r < m; r++)
+                for (int q = 0; q < 4 && j + q < j1; q++) {
+                    float *cr = c + (size_t)(i + r) * ldc + j + q, x = alpha * _mm512_reduce_add_ps(acc[r][q]);
+                    *cr = beta != 0.0f ? x + beta * *cr : x;
+                }
+        }
+    }
+}
+#endif
+
 // Which kernels run: 2 = AVX-512 (the CPU has F, VL, BW, DQ), 1 = AVX2 or plain C; chosen on
 // first use, or forced by DIFFOOD_CPU_ISA=avx2 (A/B benchmarks) and cpu_sgemm_force_isa (tests).
 static int cpu_sg_isa;
@@ -273,7 +320,10 @@ static void cpu_sg_run(int isa, int ta, int tb, int m, int j0, int j1, int k, fl
                        const float *b, int ldb, float beta, float *c, int ldc) {
 #ifdef CPU_SG_HAVE_512
     if (isa == 2) {
-        cpu_sg_cols512(ta, tb, m, j0, j1, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        if (tb)
+            cpu_sg_nt512(m, j0, j1, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        else
+            cpu_sg_cols512(ta, tb, m, j0, j1, k, alpha, a, lda, b, ldb, beta, c, ldc);
         return;
     }
 #endif

@@ -5,14 +5,17 @@
 // (the Haswell kernel) packs both operands for every call and then runs a kernel built for big
 // matrices: packing and edge handling were half of the GEMM time, and the GEMMs half of a UNet
 // step (perf, fmnist UNet train step, 1 thread, AMD EPYC Zen 4 with OPENBLAS_CORETYPE=Haswell).
-// Here op(B) (K x N) is read in place (copied into a panel only when transposed), op(A) is
+// Here op(B) (K x N) is read in place (copied into a panel when transposed, except in the
+// AVX-512 dot-product kernel), op(A) is
 // broadcast from place, with a 6 x 32 register tile on a CPU with AVX-512 (chosen at run time:
 // AMD Zen 5 runs 512-bit FMAs at full rate, twice the AVX2 FLOPs) and 6 x 16 with AVX2 + FMA
 // (the build's baseline), a plain C loop without AVX2.
 //
-// Results: every element of C is sum over p of a[i,p] * b[p,j], accumulated in order of p in
-// float with FMA, in blocks of CPU_SGEMM_KC, whatever M, N, the thread count, the split or the
-// vector width: cpu_sgemm_mt gives the same bits for any thread count, AVX-512 the same as AVX2.
+// Results: every element of C is a sum over p of a[i,p] * b[p,j] in a fixed order that depends
+// only on k and the kernel (B not transposed: in order of p with FMA, in blocks of
+// CPU_SGEMM_KC, the same in the AVX-512 and the AVX2 kernels; B transposed, AVX-512: 16
+// interleaved partial sums, then added), never on M, N, the thread count or the split:
+// cpu_sgemm_mt gives the same bits for any thread count.
 #ifndef DIFFOOD_CPU_SGEMM_H
 #define DIFFOOD_CPU_SGEMM_H
 
