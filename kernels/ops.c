@@ -12,6 +12,7 @@
 
 #include "common/err.h"
 #include "common/log.h"
+#include "common/threads.h"
 
 ops_options ops_options_default(void) {
     ops_options o = {.threads = 0, .tf32 = -1, .tf32_matmul = -1, .device_index = 0};
@@ -42,6 +43,8 @@ const char *ops_device_name(ops_device dev) {
 }
 
 ops_device ops_ctx_device(const ops_ctx *ctx) { return ctx->dev; }
+ops_options ops_ctx_options(const ops_ctx *ctx) { return ctx->opt; }
+int ops_ctx_threads(const ops_ctx *ctx) { return ctx->dev == OPS_DEV_CPU ? thr_count(ctx->opt.threads) : 1; }
 
 // --- CUDA shared object ---------------------------------------------------------------------
 

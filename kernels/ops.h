@@ -71,6 +71,10 @@ ops_options ops_options_default(void);
 int ops_ctx_create(ops_ctx **out, ops_device dev, const ops_options *opt);
 void ops_ctx_destroy(ops_ctx *ctx);
 ops_device ops_ctx_device(const ops_ctx *ctx);
+// The options the context was created with (threads as given: <= 0 means all cores).
+ops_options ops_ctx_options(const ops_ctx *ctx);
+// CPU threads the context computes with (the resolved --threads: >= 1); 1 for CUDA.
+int ops_ctx_threads(const ops_ctx *ctx);
 // Parses "auto", "cpu", "cuda" into a context: auto uses CUDA when a GPU can be opened, the CPU
 // otherwise, with a warning (log_warn) naming what failed, unless there is simply no CUDA here (no
 // backend built, no GPU, no NVIDIA driver: a debug line then). ERR_USAGE for any other word (and

@@ -114,7 +114,19 @@ int nn_net_alloc(nn_net *net) {
     return 0;
 }
 
+void nn_net_share_params(nn_net *net, const nn_net *owner) {
+    if (!net->params_shared) {
+        if (net->params) ops_free(net->ctx, net->params);
+        if (net->buffers) ops_free(net->ctx, net->buffers);
+    }
+    net->params = owner->params;
+    net->buffers = owner->buffers;
+    net->params_shared = 1;
+}
+
 void nn_net_free(nn_net *net) {
+    if (net->params_shared) net->params = net->buffers = NULL; // the owner's
+    net->params_shared = 0;
     float **arenas[] = {&net->params, &net->grads, &net->buffers, &net->acts};
     for (size_t i = 0; i < sizeof arenas / sizeof arenas[0]; i++) {
         if (*arenas[i]) ops_free(net->ctx, *arenas[i]);

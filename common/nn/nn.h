@@ -91,6 +91,7 @@ typedef struct nn_net {
     size_t scratch_max;      // the largest module's scratch (floats)
     size_t scratch_at;       // where the scratch region starts in acts (set by nn_net_alloc)
     float *params, *grads, *buffers, *acts; // device memory (NULL until nn_net_alloc)
+    int params_shared;       // params and buffers belong to another net (nn_net_share_params)
 } nn_net;
 
 // --- building (used by the networks) ---------------------------------------------------------
@@ -119,6 +120,10 @@ size_t nn_scratch(nn_net *net, size_t per_sample);
 int nn_net_alloc(nn_net *net);
 // Frees the arenas and the table; the struct may be reused after nn_net_init.
 void nn_net_free(nn_net *net);
+// Makes `net` read the parameters and buffers of `owner` (the same table, the same device;
+// owner must outlive it): its own are freed, its gradients and activations stay its own. For
+// replicas that compute slices of a batch on other threads (unet.c). Never fails.
+void nn_net_share_params(nn_net *net, const nn_net *owner);
 
 // Device pointer of activation offset `off` (host arithmetic only).
 static inline float *nn_ptr(const nn_net *net, size_t off) { return net->acts + off; }

@@ -170,8 +170,9 @@ int unet_resblock_fwd(unet_run *r, unet_resblock *rb) {
     ERR_TRY(gn_fwd(net, &rb->norm2, OPS_ACT_SWISH, n, hw, A(rb->a2), rb->m2, rb->r2, A(rb->h1)));
     const float *src = A(rb->a2);
     if (r->drop) {
-        rb->drop_offset = r->offset;
-        r->offset += co;
+        // the numbers of image img0 + i of the whole batch, whoever computes it (unet.c replicas)
+        rb->drop_offset = r->offset + (uint64_t)r->img0 * rb->cout * hw;
+        r->offset += (uint64_t)r->n_all * rb->cout * hw;
         ERR_TRY(ops_dropout_fwd(net->ctx, A(rb->d2), A(rb->a2), co, r->p, r->key, rb->drop_offset));
         src = A(rb->d2);
     }

@@ -68,7 +68,8 @@ typedef struct {
     int drop;        // dropout on in this forward
     float p;         // dropout probability
     philox_key key;  // dropout stream
-    uint64_t offset; // next free Philox offset
+    uint64_t offset; // next free Philox offset of the whole batch (advances by n_all per image)
+    int img0, n_all; // this call computes images img0 .. img0+n-1 of a batch of n_all (replicas)
     size_t stemb, dstemb; // swish(temb) (n, 4ch) and its gradient
 } unet_run;
 

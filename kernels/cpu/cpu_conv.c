@@ -287,7 +287,8 @@ int cpu_conv2d_bwd_weight(ops_ctx *ctx, const ops_conv_shape *s, float *dw, floa
     ERR_TRY(cpu_conv_geometry(ctx, "conv2d_bwd_weight", s, &g, nw));
     size_t ys = (size_t)s->c_out * g.hwo;
     if (db) { // per output channel, images in order, in double
-#pragma omp parallel for schedule(static) num_threads(g.nt) if (g.nt > 1 && s->c_out > 1)
+        int bt = s->c_out > 1 ? cpu_par_threads(ctx, (size_t)s->n * ys) : 1;
+#pragma omp parallel for schedule(static) num_threads(bt) if (bt > 1)
         for (int co = 0; co < s->c_out; co++) {
             double acc = 0.0;
             for (int n = 0; n < s->n; n++) acc += cpu_sum_f(dy + n * ys + (size_t)co * g.hwo, (size_t)g.hwo);
@@ -301,7 +302,6 @@ int cpu_conv2d_bwd_weight(ops_ctx *ctx, const ops_conv_shape *s, float *dw, floa
     float *buf = cpu_scratch(ctx, (slice ? slice : 1) * (g.outer ? g.nt : 1));
     if (!buf) return err_prefix(ERR_NOMEM, "conv2d_bwd_weight: ");
     if (g.outer) {
-#pragma omp parallel for schedule(static) num_threads(g.nt)
         for (int t = 0; t < g.nt; t++) memset(buf + (size_t)t * slice + g.col_n + g.tmp_n, 0, nw * sizeof(float));
     }
     CPU_CONV_CHUNKS(ctx, s, g, buf, slice,
@@ -309,8 +309,8 @@ int cpu_conv2d_bwd_weight(ops_ctx *ctx, const ops_conv_shape *s, float *dw, floa
                                               sl_ + g.col_n, nt_));
     if (g.outer) {
         const float *part = buf + g.col_n + g.tmp_n;
-        int nt = g.nt;
-#pragma omp parallel for simd schedule(static) num_threads(nt)
+        int nt = g.nt, st = cpu_par_threads(ctx, nw * (size_t)nt);
+#pragma omp parallel for simd schedule(static) num_threads(st) if (st > 1)
         for (size_t i = 0; i < nw; i++) {
             float acc = dw[i];
             for (int t = 0; t < nt; t++) acc += part[(size_t)t * slice + i];

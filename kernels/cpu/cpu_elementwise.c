@@ -4,14 +4,11 @@
 
 #include "common/err.h"
 
-// Below this many elements a loop runs on one thread (the fork costs more than it saves).
-#define CPU_PAR_MIN 32768
-
 // Loop body `stmt` over i in [0, n), threaded when large.
 #define CPU_FOR(ctx, n, stmt)                                                                  \
     do {                                                                                       \
         size_t n_ = (n);                                                                       \
-        int nt_ = n_ >= CPU_PAR_MIN ? cpu_threads(ctx) : 1;                                    \
+        int nt_ = cpu_par_threads(ctx, n_);                                                    \
         _Pragma("omp parallel for simd schedule(static) num_threads(nt_) if(nt_ > 1)")         \
         for (size_t i = 0; i < n_; i++) { stmt; }                                              \
     } while (0)

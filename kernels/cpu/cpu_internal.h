@@ -40,6 +40,18 @@ float *cpu_scratch(ops_ctx *ctx, size_t n);
 // from cpu_scratch so that both can be held at once. Owned by the context.
 double *cpu_partial(ops_ctx *ctx, size_t n);
 
+// Work (about the floats an op reads and writes) below which it runs on one thread: starting a
+// parallel region wakes the other threads, which sleep after a short spin (GOMP_SPINCOUNT=300,
+// common/threads.h): 10-20 us on a VM, the time one thread takes for this much work. A step of
+// the fmnist UNet ran ~570 regions of 14-45 us; most forked for less work than this.
+#ifndef CPU_PAR_WORK
+#define CPU_PAR_WORK ((size_t)1 << 17)
+#endif
+// The threads for an op of `work` (see CPU_PAR_WORK): all of the context's, or one.
+static inline int cpu_par_threads(ops_ctx *ctx, size_t work) {
+    return work >= CPU_PAR_WORK ? cpu_threads(ctx) : 1;
+}
+
 // Reductions split into chunks of this many elements whatever the thread count, combined in
 // chunk order: results do not depend on threads at all.
 #define CPU_CHUNK 8192

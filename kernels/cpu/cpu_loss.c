@@ -11,7 +11,7 @@ int cpu_mse_sum_loss(ops_ctx *ctx, float *loss, float *dpred, const float *pred,
     double *part = cpu_partial(ctx, nch);
     if (!part) return err_prefix(ERR_NOMEM, "mse_sum_loss: ");
     float g = 2.0f / (float)n;
-    int nt = total >= 32768 ? cpu_threads(ctx) : 1;
+    int nt = cpu_par_threads(ctx, total);
 #pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
     for (size_t q = 0; q < nch; q++) {
         size_t lo = q * CPU_CHUNK, hi = lo + CPU_CHUNK < total ? lo + CPU_CHUNK : total;
@@ -37,7 +37,7 @@ int cpu_softmax_xent_loss(ops_ctx *ctx, float *loss, float *dlogits, const float
                "softmax_xent_loss: label %d of row %d is outside the %d classes", (int)labels[i], i, k);
     double *part = cpu_partial(ctx, (size_t)n);
     if (!part) return err_prefix(ERR_NOMEM, "softmax_xent_loss: ");
-    int nt = (size_t)n * k >= 16384 ? cpu_threads(ctx) : 1;
+    int nt = cpu_par_threads(ctx, (size_t)n * k);
 #pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
     for (int i = 0; i < n; i++) {
         const float *z = logits + (size_t)i * k;

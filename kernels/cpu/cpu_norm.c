@@ -133,7 +133,8 @@ int cpu_groupnorm_fwd(ops_ctx *ctx, ops_act act, float *y, float *mean, float *r
     ERR_TRY(cpu_gn_check("groupnorm_fwd", act, n, c, hw, groups));
     int cg = c / groups;
     size_t gsz = (size_t)cg * hw;
-#pragma omp parallel for schedule(static) num_threads(cpu_threads(ctx)) if (n * groups > 1)
+    int nt = n * groups > 1 ? cpu_par_threads(ctx, (size_t)4 * n * c * hw) : 1; // a swish exp per element
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
     for (int t = 0; t < n * groups; t++) {
         int grp = t % groups;
         const float *xg = x + (size_t)t * gsz;
@@ -161,14 +162,14 @@ int cpu_groupnorm_bwd(ops_ctx *ctx, ops_act act, float *dx, float *dgamma, float
     size_t gsz = (size_t)cg * hw;
     double *part = cpu_partial(ctx, (size_t)2 * n * c); // (N, C, 2): sum g, sum g*xhat
     if (!part) return err_prefix(ERR_NOMEM, "groupnorm_bwd: ");
-    int nt = cpu_threads(ctx);
+    int nt = n * groups > 1 ? cpu_par_threads(ctx, (size_t)4 * n * c * hw) : 1;
     // with dx and an activation: g = dy * act'(z) of the group kept per thread for the dx pass
     float *gbuf = NULL;
     if (dx && act != OPS_ACT_NONE) {
         gbuf = cpu_scratch(ctx, gsz * (size_t)nt);
         if (!gbuf) return err_prefix(ERR_NOMEM, "groupnorm_bwd: ");
     }
-#pragma omp parallel for schedule(static) num_threads(nt) if (n * groups > 1)
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
     for (int t = 0; t < n * groups; t++) {
         int img = t / groups, grp = t % groups;
         const float *xg = x + (size_t)t * gsz, *dyg = dy + (size_t)t * gsz;
@@ -230,7 +231,7 @@ int cpu_batchnorm_fwd_train(ops_ctx *ctx, ops_act act, float *y, float *mean, fl
     size_t cnt = (size_t)n * hw;
     ERR_IF(cnt < 2, ERR_USAGE, "batchnorm_fwd_train: n*hw=%zu: training needs more than one value per channel (c=%d)",
            cnt, c);
-#pragma omp parallel for schedule(static) num_threads(cpu_threads(ctx)) if (c > 1)
+#pragma omp parallel for schedule(static) num_threads(cpu_par_threads(ctx, (size_t)2 * n * c * hw)) if (c > 1)
     for (int ch = 0; ch < c; ch++) {
         double s = 0.0, v = 0.0;
         for (int img = 0; img < n; img++) s += cpu_sum_f(x + ((size_t)img * c + ch) * hw, (size_t)hw);
@@ -256,7 +257,7 @@ int cpu_batchnorm_fwd_train(ops_ctx *ctx, ops_act act, float *y, float *mean, fl
 int cpu_batchnorm_fwd_eval(ops_ctx *ctx, ops_act act, float *y, const float *x, const float *gamma, const float *beta,
                            const float *running_mean, const float *running_var, int n, int c, int hw, float eps) {
     ERR_TRY(cpu_bn_check("batchnorm_fwd_eval", act, n, c, hw));
-#pragma omp parallel for schedule(static) num_threads(cpu_threads(ctx)) if (n * c > 1)
+#pragma omp parallel for schedule(static) num_threads(cpu_par_threads(ctx, (size_t)2 * n * c * hw)) if (n * c > 1)
     for (int t = 0; t < n * c; t++) {
         int ch = t % c;
         float rs = (float)(1.0 / sqrt((double)running_var[ch] + (double)eps));
@@ -271,7 +272,7 @@ int cpu_batchnorm_bwd(ops_ctx *ctx, ops_act act, float *dx, float *dgamma, float
                       const float *mean, const float *rstd, const float *gamma, const float *beta, int n, int c, int hw) {
     ERR_TRY(cpu_bn_check("batchnorm_bwd", act, n, c, hw));
     size_t cnt = (size_t)n * hw;
-#pragma omp parallel for schedule(static) num_threads(cpu_threads(ctx)) if (c > 1)
+#pragma omp parallel for schedule(static) num_threads(cpu_par_threads(ctx, (size_t)2 * n * c * hw)) if (c > 1)
     for (int ch = 0; ch < c; ch++) {
         float m = mean[ch], rs = rstd[ch];
         float ga = gamma ? gamma[ch] : 1.0f, be = beta ? beta[ch] : 0.0f;

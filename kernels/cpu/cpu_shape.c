@@ -5,7 +5,7 @@
 
 #include "common/err.h"
 
-#define CPU_PLANES(ctx, total, work) ((total) > 1 && (size_t)(total) * (size_t)(work) >= 16384 ? cpu_threads(ctx) : 1)
+#define CPU_PLANES(ctx, total, work) ((total) > 1 ? cpu_par_threads((ctx), (size_t)(total) * (size_t)(work)) : 1)
 
 static int cpu_nchw_check(const char *op, int n, int c, int hw) {
     if (n <= 0 || c <= 0 || hw <= 0) return err_set(ERR_USAGE, "%s: invalid shape n=%d c=%d hw=%d (all must be > 0)", op, n, c, hw);

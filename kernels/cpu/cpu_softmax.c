@@ -6,7 +6,7 @@
 
 int cpu_softmax_fwd(ops_ctx *ctx, float *y, const float *x, int rows, int cols, float scale) {
     ERR_IF(rows <= 0 || cols <= 0, ERR_USAGE, "softmax_fwd: invalid shape rows=%d cols=%d (both must be > 0)", rows, cols);
-    int nt = (size_t)rows * cols >= 16384 ? cpu_threads(ctx) : 1;
+    int nt = cpu_par_threads(ctx, (size_t)rows * cols);
 #pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
     for (int r = 0; r < rows; r++) {
         const float *xr = x + (size_t)r * cols;
@@ -30,7 +30,7 @@ int cpu_softmax_fwd(ops_ctx *ctx, float *y, const float *x, int rows, int cols, 
 
 int cpu_softmax_bwd(ops_ctx *ctx, float *dx, const float *dy, const float *y, int rows, int cols, float scale) {
     ERR_IF(rows <= 0 || cols <= 0, ERR_USAGE, "softmax_bwd: invalid shape rows=%d cols=%d (both must be > 0)", rows, cols);
-    int nt = (size_t)rows * cols >= 16384 ? cpu_threads(ctx) : 1;
+    int nt = cpu_par_threads(ctx, (size_t)rows * cols);
 #pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
     for (int r = 0; r < rows; r++) {
         const float *dyr = dy + (size_t)r * cols, *yr = y + (size_t)r * cols;

@@ -78,7 +78,8 @@ static void cpu_wino_weights(const float *w, float *u, int c_out, int c_in, int 
     int k[9];
     for (int i = 0; i < 3; i++)
         for (int j = 0; j < 3; j++) k[i * 3 + j] = flip ? (2 - i) * 3 + (2 - j) : i * 3 + j;
-#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1 && co_n > 1)
+    nt = co_n > 1 ? (plane * 16 >= CPU_PAR_WORK ? nt : 1) : 1;
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
     for (int a = 0; a < co_n; a++) {
         float *d = u + (size_t)a * ci_n; // U_e (a, b) at d[e * plane + b]
         const float *wa = w + (size_t)a * sa;
@@ -394,7 +395,8 @@ int cpu_winograd_conv(ops_ctx *ctx, const ops_conv_shape *s, float *y, const flo
 // dw (C_out, C_in, 3, 3) += G^T dU_e G from du_e (C_out, C_in).
 static void cpu_wino_dweights(const float *du, float *dw, int c_out, int c_in, int nt) {
     size_t plane = (size_t)c_out * c_in;
-#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1 && c_out > 1)
+    nt = c_out > 1 ? (plane * 16 >= CPU_PAR_WORK ? nt : 1) : 1;
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
     for (int a = 0; a < c_out; a++) {
         for (int b = 0; b < c_in; b++) {
             float m[4][4];
@@ -435,7 +437,6 @@ int cpu_winograd_bwd_weight(ops_ctx *ctx, const ops_conv_shape *s, float *dw, co
     float *buf = cpu_scratch(ctx, slice * slices + rows_n * nt);
     if (!buf) return err_prefix(ERR_NOMEM, "conv2d_bwd_weight: ");
     size_t xs = (size_t)g.c_in * g.h * g.w, ys = (size_t)g.c_out * g.ho * g.wo;
-#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1 && slices > 1)
     for (int t = 0; t < slices; t++) memset(buf + (size_t)t * slice, 0, nu * sizeof(float));
 #pragma omp parallel for schedule(static) num_threads(nt) if (outer)
     for (int ck = 0; ck < nchunks; ck++) {
@@ -452,7 +453,8 @@ int cpu_winograd_bwd_weight(ops_ctx *ctx, const ops_conv_shape *s, float *dw, co
                       v + (size_t)e * g.c_in * ld, (int)ld, 1.0f, du + (size_t)e * g.c_out * g.c_in, g.c_in);
     }
     if (slices > 1) { // thread partials into the first, in thread order
-#pragma omp parallel for simd schedule(static) num_threads(nt)
+        int st = nu * slices >= CPU_PAR_WORK ? nt : 1;
+#pragma omp parallel for simd schedule(static) num_threads(st) if (st > 1)
         for (size_t i = 0; i < nu; i++) {
             float acc = buf[i];
             for (int t = 1; t < slices; t++) acc += buf[(size_t)t * slice + i];
