@@ -1,6 +1,11 @@
 // resnet: ResNet-18 for 32x32 inputs (METHOD.md section 5) as explicit forward/backward pairs
 // per module (llm.c style, as the UNet: a fixed graph, every saved activation registered once in
 // the arena at build time, backward next to forward). Only ops_* calls touch tensor memory.
+//
+// Eval forwards on a CPU context with more than one thread run on replicas (nn_rep.h), one per
+// thread, each on its slice of the batch: with running statistics no image depends on another,
+// and the outputs are the same bits as one model's. Training forwards (batch statistics) and
+// backwards run on the model itself.
 #include "common/nn/resnet.h"
 
 #include <stdio.h>
@@ -8,6 +13,7 @@
 #include <string.h>
 
 #include "common/err.h"
+#include "common/nn/nn_rep.h"
 
 typedef struct {
     size_t w, b, rm, rv, nbt; // gamma, beta (params); running mean/var, num_batches_tracked (buffers)
@@ -38,6 +44,8 @@ struct resnet_model {
     size_t xin, c0, a0, dc0, da0, feat, dfeat, logits, one;
     int hw0;
     int last_n, last_train;
+    nn_rep rp;           // eval replicas (CPU, threads > 1)
+    resnet_model **rep;  // rp.n models on rp's contexts, reading this model's params and buffers
 };
 
 #define P(off) (net->params + (off))
@@ -154,11 +162,14 @@ static int resnet_build(resnet_model *m) {
 
 void resnet_destroy(resnet_model *m) {
     if (!m) return;
+    for (int r = 0; m->rep && r < m->rp.n; r++) resnet_destroy(m->rep[r]); // before their contexts and params
+    free(m->rep);
+    nn_rep_free(&m->rp);
     nn_net_free(&m->net);
     free(m);
 }
 
-int resnet_create(resnet_model **out, ops_ctx *ctx, const resnet_config *cfg, int max_batch) {
+static int resnet_create_one(resnet_model **out, ops_ctx *ctx, const resnet_config *cfg, int max_batch) {
     *out = NULL;
     ERR_TRY(resnet_config_check(cfg));
     ERR_IF(max_batch < 1, ERR_USAGE, "resnet: max_batch = %d must be at least 1", max_batch);
@@ -181,6 +192,26 @@ int resnet_create(resnet_model **out, ops_ctx *ctx, const resnet_config *cfg, in
 fail:
     resnet_destroy(m);
     return err_prefix(rc, "resnet: ");
+}
+
+int resnet_create(resnet_model **out, ops_ctx *ctx, const resnet_config *cfg, int max_batch) {
+    resnet_model *m = NULL;
+    ERR_TRY(resnet_create_one(&m, ctx, cfg, max_batch));
+    int rc = nn_rep_init(&m->rp, ctx, max_batch);
+    if (rc == 0 && m->rp.n) {
+        m->rep = calloc((size_t)m->rp.n, sizeof *m->rep);
+        if (!m->rep) rc = err_set(ERR_NOMEM, "out of memory creating the ResNet's replicas");
+        for (int r = 0; rc == 0 && r < m->rp.n; r++) {
+            rc = resnet_create_one(&m->rep[r], m->rp.ctx[r], cfg, nn_rep_per(&m->rp, max_batch));
+            if (rc == 0) nn_net_share_params(&m->rep[r]->net, &m->net);
+        }
+    }
+    if (rc < 0) {
+        resnet_destroy(m);
+        return err_prefix(rc, "resnet: ");
+    }
+    *out = m;
+    return 0;
 }
 
 // --- forward / backward -------------------------------------------------------------------------
@@ -237,7 +268,8 @@ static int block_bwd(nn_net *net, const rn_block *b, int n) {
     return nn_conv_bwd(net, &b->sc, n, dx, S(b->dcs), x);
 }
 
-int resnet_forward(resnet_model *m, const float *x, int n, int train, const float **logits, const float **feature) {
+static int resnet_forward_one(resnet_model *m, const float *x, int n, int train, const float **logits,
+                              const float **feature) {
     nn_net *net = &m->net;
     const resnet_config *c = &m->cfg;
     ERR_IF(n < 1 || n > net->max_batch, ERR_USAGE, "resnet_forward: batch %d outside 1..%d (the model's max batch)",
@@ -254,6 +286,41 @@ int resnet_forward(resnet_model *m, const float *x, int n, int train, const floa
     if (feature) *feature = A(m->feat);
     m->last_n = n;
     m->last_train = train != 0;
+    return 0;
+}
+
+// An eval forward computed slice by slice on the replicas; each copies its logits and features
+// into the model's arena, where the caller reads them.
+typedef struct {
+    resnet_model *m;
+    const float *x;
+} resnet_slices;
+
+static int resnet_eval_slice(void *arg, int r, int i0, int cnt) {
+    resnet_slices *a = arg;
+    resnet_model *m = a->m, *rm = m->rep[r];
+    const resnet_config *c = &m->cfg;
+    const rn_block *last = &m->blocks[RN_BLOCKS - 1];
+    const float *lg = NULL, *ft = NULL;
+    ERR_TRY(resnet_forward_one(rm, a->x + (size_t)i0 * c->in_channels * m->hw0, cnt, 0, &lg, &ft));
+    nn_net *net = &m->net;
+    ERR_TRY(ops_copy(rm->net.ctx, A(m->logits) + (size_t)i0 * c->num_classes, lg,
+                     (size_t)cnt * c->num_classes * sizeof(float)));
+    return ops_copy(rm->net.ctx, A(m->feat) + (size_t)i0 * last->planes, ft, (size_t)cnt * last->planes * sizeof(float));
+}
+
+int resnet_forward(resnet_model *m, const float *x, int n, int train, const float **logits, const float **feature) {
+    nn_net *net = &m->net;
+    if (train || !m->rp.n || n < 2 || net->prof) return resnet_forward_one(m, x, n, train, logits, feature);
+    ERR_IF(n < 1 || n > net->max_batch, ERR_USAGE, "resnet_forward: batch %d outside 1..%d (the model's max batch)",
+           n, net->max_batch);
+    m->last_n = 0;
+    resnet_slices a = {m, x};
+    ERR_TRY(nn_rep_run(m->rp.n < n ? m->rp.n : n, n, resnet_eval_slice, &a));
+    if (logits) *logits = A(m->logits);
+    if (feature) *feature = A(m->feat);
+    m->last_n = n;
+    m->last_train = 0;
     return 0;
 }
 

@@ -7,19 +7,16 @@
 // connection resolved to an arena offset, so the forward walks the list and the backward walks
 // it in reverse. Nothing is allocated after unet_create.
 //
-// Replicas (CPU, more than one thread): every image of the UNet is computed independently of the
-// others (GroupNorm is per image), so a batch is cut into one contiguous slice per thread and
-// each thread runs the whole network on its slice with a one-thread context of its own: one
-// parallel region per forward or backward instead of ~600 small ones, none of them waiting for
-// a thread that is asleep or descheduled. The replicas share the master's parameters and have
-// their own activations and gradients; their gradients are added into the master's in replica
-// order. Outputs are the same bits as one model computing the whole batch (every kernel computes
+// Replicas (nn_rep.h; CPU, more than one thread): every image of the UNet is computed
+// independently of the others (GroupNorm is per image), so a batch is cut into one contiguous
+// slice per thread and each thread runs the whole network on its slice. The replicas share the
+// master's parameters and have their own activations and gradients; their gradients are added
+// into the master's in replica order. Outputs are the same bits as one model computing the whole batch (every kernel computes
 // an image the same way whatever else is in the batch; dropout numbers are indexed by the image's
 // place in the whole batch); parameter gradients are summed in a different order, so their last
 // bits depend on the thread count, as before. Measured on the 2-core AMD EPYC (Zen 5), fmnist
 // UNet, batch 16, 2 threads: train step +35%, forward +50% (two one-thread processes on half
-// batches stood in for it first). DIFFOOD_UNET_REPLICAS=0 turns them off (A/B measurements).
-#include <omp.h>
+// batches stood in for it first). DIFFOOD_REPLICAS=0 turns them off (A/B measurements).
 #include "common/nn/unet.h"
 
 #include <stdio.h>
@@ -27,6 +24,7 @@
 #include <string.h>
 
 #include "common/err.h"
+#include "common/nn/nn_rep.h"
 #include "common/nn/unet_internal.h"
 
 typedef enum { UNET_STEP_RES, UNET_STEP_ATTN, UNET_STEP_RESAMPLE, UNET_STEP_CONCAT, UNET_STEP_COUNT } unet_step_kind;
@@ -59,10 +57,9 @@ struct unet_model {
     int last_n, last_drop, last_rep; // last_rep: replicas that computed it (0: this model)
     int last_img0, last_n_all;       // its images within the whole batch
     philox_key last_key;
-    // replicas (CPU, threads > 1; see the top of this file)
-    int n_rep;
+    // replicas (CPU, threads > 1; see the top of this file): rp.n models on rp's contexts
+    nn_rep rp;
     unet_model **rep;
-    ops_ctx **rep_ctx;
 };
 
 // --- configuration --------------------------------------------------------------------------
@@ -258,12 +255,9 @@ static void unet_build_acts(unet_model *m) {
 
 void unet_destroy(unet_model *m) {
     if (!m) return;
-    for (int r = 0; r < m->n_rep; r++) { // before the parameters they borrow
-        unet_destroy(m->rep ? m->rep[r] : NULL);
-        if (m->rep_ctx && m->rep_ctx[r]) ops_ctx_destroy(m->rep_ctx[r]);
-    }
+    for (int r = 0; m->rep && r < m->rp.n; r++) unet_destroy(m->rep[r]); // before their contexts and params
     free(m->rep);
-    free(m->rep_ctx);
+    nn_rep_free(&m->rp);
     nn_net_free(&m->net);
     free(m->down_rb);
     free(m->up_rb);
@@ -313,21 +307,14 @@ fail:
 }
 
 // One replica per thread of a CPU context (see the top of this file), each for its share of
-// max_batch images, on a one-thread context, reading m's parameters.
+// max_batch images, reading m's parameters.
 static int unet_create_replicas(unet_model *m, ops_ctx *ctx, int max_batch) {
-    const char *env = getenv("DIFFOOD_UNET_REPLICAS");
-    int nt = ops_ctx_threads(ctx);
-    if (ops_ctx_device(ctx) != OPS_DEV_CPU || nt < 2 || max_batch < 2 || (env && !strcmp(env, "0"))) return 0;
-    int R = nt < max_batch ? nt : max_batch, per = (max_batch + R - 1) / R;
-    m->rep = calloc((size_t)R, sizeof *m->rep);
-    m->rep_ctx = calloc((size_t)R, sizeof *m->rep_ctx);
-    ERR_IF(!m->rep || !m->rep_ctx, ERR_NOMEM, "out of memory creating the UNet's replicas");
-    m->n_rep = R;
-    ops_options o = ops_ctx_options(ctx);
-    o.threads = 1;
-    for (int r = 0; r < R; r++) {
-        ERR_TRY(ops_ctx_create(&m->rep_ctx[r], OPS_DEV_CPU, &o));
-        ERR_TRY(unet_create_one(&m->rep[r], m->rep_ctx[r], &m->cfg, per));
+    ERR_TRY(nn_rep_init(&m->rp, ctx, max_batch));
+    if (!m->rp.n) return 0;
+    m->rep = calloc((size_t)m->rp.n, sizeof *m->rep);
+    ERR_IF(!m->rep, ERR_NOMEM, "out of memory creating the UNet's replicas");
+    for (int r = 0; r < m->rp.n; r++) {
+        ERR_TRY(unet_create_one(&m->rep[r], m->rp.ctx[r], &m->cfg, nn_rep_per(&m->rp, max_batch)));
         nn_net_share_params(&m->rep[r]->net, &m->net);
     }
     return 0;
@@ -428,37 +415,46 @@ static int unet_backward_one(unet_model *m, float *dx, const float *deps, int n)
     return nn_linear_bwd(net, &m->dense0, n, NULL, A(m->dt1), A(m->te));
 }
 
-// Runs `body` (which sets rc_ for replica r_ and images i0_ .. i0_+cnt_-1) on R threads and
-// returns the first failure with the failing thread's message (err.h messages are per thread).
-#define UNET_ON_REPLICAS(R, n, body)                                                           \
-    do {                                                                                       \
-        int rcs_[(R)];                                                                         \
-        char msgs_[(R)][256];                                                                  \
-        _Pragma("omp parallel for schedule(static) num_threads(R)")                            \
-        for (int r_ = 0; r_ < (R); r_++) {                                                     \
-            int i0_ = (int)((long)(n) * r_ / (R)), cnt_ = (int)((long)(n) * (r_ + 1) / (R)) - i0_; \
-            int rc_ = 0;                                                                       \
-            body;                                                                              \
-            rcs_[r_] = rc_;                                                                    \
-            msgs_[r_][0] = 0;                                                                  \
-            if (rc_ < 0) snprintf(msgs_[r_], sizeof msgs_[r_], "%s", err_msg());              \
-        }                                                                                      \
-        for (int r_ = 0; r_ < (R); r_++)                                                       \
-            if (rcs_[r_] < 0) return err_set(rcs_[r_], "%s", msgs_[r_]);                       \
-    } while (0)
+// The arguments of a forward or backward that replicas compute slice by slice.
+typedef struct {
+    unet_model *m;
+    float *eps, *dx;
+    const float *x, *t, *deps;
+    const int32_t *y;
+    int n, train;
+    philox_key key;
+    size_t in_per, out_per;
+} unet_slices;
+
+static int unet_forward_slice(void *arg, int r, int i0, int cnt) {
+    unet_slices *a = arg;
+    return unet_forward_one(a->m->rep[r], a->eps + i0 * a->out_per, a->x + i0 * a->in_per, a->t + i0, a->y + i0, cnt,
+                            a->train, a->key, i0, a->n);
+}
+
+static int unet_backward_slice(void *arg, int r, int i0, int cnt) {
+    unet_slices *a = arg;
+    nn_net *rn = &a->m->rep[r]->net;
+    ERR_TRY(ops_fill(rn->ctx, rn->grads, 0.0f, rn->n_params));
+    return unet_backward_one(a->m->rep[r], a->dx ? a->dx + i0 * a->in_per : NULL, a->deps + i0 * a->out_per, cnt);
+}
+
+static unet_slices unet_slices_of(unet_model *m, int n) {
+    const unet_config *c = &m->cfg;
+    size_t plane = (size_t)c->image_size * c->image_size;
+    return (unet_slices){.m = m, .n = n, .in_per = c->in_channels * plane, .out_per = c->out_ch * plane};
+}
 
 int unet_forward(unet_model *m, float *eps, const float *x, const float *t, const int32_t *y, int n, int train,
                  philox_key key) {
-    if (!m->n_rep || n < 2 || m->net.prof) return unet_forward_one(m, eps, x, t, y, n, train, key, 0, n);
+    if (!m->rp.n || n < 2 || m->net.prof) return unet_forward_one(m, eps, x, t, y, n, train, key, 0, n);
     ERR_IF(n < 1 || n > m->net.max_batch, ERR_USAGE, "unet_forward: batch %d outside 1..%d (the model's max batch)",
            n, m->net.max_batch);
-    const unet_config *c = &m->cfg;
-    size_t in_per = (size_t)c->in_channels * c->image_size * c->image_size;
-    size_t out_per = (size_t)c->out_ch * c->image_size * c->image_size;
-    int R = m->n_rep < n ? m->n_rep : n;
+    unet_slices a = unet_slices_of(m, n);
+    a.eps = eps, a.x = x, a.t = t, a.y = y, a.train = train, a.key = key;
+    int R = m->rp.n < n ? m->rp.n : n;
     m->last_n = m->last_rep = 0;
-    UNET_ON_REPLICAS(R, n, rc_ = unet_forward_one(m->rep[r_], eps + i0_ * out_per, x + i0_ * in_per, t + i0_, y + i0_,
-                                                  cnt_, train, key, i0_, n));
+    ERR_TRY(nn_rep_run(R, n, unet_forward_slice, &a));
     m->last_n = n;
     m->last_rep = R;
     return 0;
@@ -467,16 +463,11 @@ int unet_forward(unet_model *m, float *eps, const float *x, const float *t, cons
 int unet_backward(unet_model *m, float *dx, const float *deps, int n) {
     if (!m->last_rep) return unet_backward_one(m, dx, deps, n);
     ERR_IF(n != m->last_n, ERR_USAGE, "unet_backward: batch %d differs from the forward's %d", n, m->last_n);
-    const unet_config *c = &m->cfg;
-    size_t in_per = (size_t)c->in_channels * c->image_size * c->image_size;
-    size_t out_per = (size_t)c->out_ch * c->image_size * c->image_size;
-    int R = m->last_rep;
-    UNET_ON_REPLICAS(R, n, {
-        nn_net *rn = &m->rep[r_]->net;
-        rc_ = ops_fill(rn->ctx, rn->grads, 0.0f, rn->n_params);
-        if (rc_ == 0) rc_ = unet_backward_one(m->rep[r_], dx ? dx + i0_ * in_per : NULL, deps + i0_ * out_per, cnt_);
-    });
+    unet_slices a = unet_slices_of(m, n);
+    a.dx = dx, a.deps = deps;
+    ERR_TRY(nn_rep_run(m->last_rep, n, unet_backward_slice, &a));
     nn_net *net = &m->net;
-    for (int r = 0; r < R; r++) ERR_TRY(ops_add(net->ctx, net->grads, net->grads, m->rep[r]->net.grads, net->n_params));
+    for (int r = 0; r < m->last_rep; r++)
+        ERR_TRY(ops_add(net->ctx, net->grads, net->grads, m->rep[r]->net.grads, net->n_params));
     return 0;
 }
