@@ -310,7 +310,7 @@ int cpu_conv2d_bwd_weight(ops_ctx *ctx, const ops_conv_shape *s, float *dw, floa
     if (g.outer) {
         const float *part = buf + g.col_n + g.tmp_n;
         int nt = g.nt, st = cpu_par_threads(ctx, nw * (size_t)nt);
-#pragma omp parallel for simd schedule(static) num_threads(st) if (st > 1)
+#pragma omp parallel for simd schedule(static) num_threads(st) if(parallel: st > 1)
         for (size_t i = 0; i < nw; i++) {
             float acc = dw[i];
             for (int t = 0; t < nt; t++) acc += part[(size_t)t * slice + i];

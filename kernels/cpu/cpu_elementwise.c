@@ -9,7 +9,7 @@
     do {                                                                                       \
         size_t n_ = (n);                                                                       \
         int nt_ = cpu_par_threads(ctx, n_);                                                    \
-        _Pragma("omp parallel for simd schedule(static) num_threads(nt_) if(nt_ > 1)")         \
+        _Pragma("omp parallel for simd schedule(static) num_threads(nt_) if(parallel: nt_ > 1)")         \
         for (size_t i = 0; i < n_; i++) { stmt; }                                              \
     } while (0)
 

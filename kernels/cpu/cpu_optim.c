@@ -12,7 +12,7 @@ int cpu_sumsq(ops_ctx *ctx, float *out, const float *x, size_t n) {
     double *part = cpu_partial(ctx, nch ? nch : 1);
     if (!part) return err_prefix(ERR_NOMEM, "sumsq: ");
     int nt = n >= CPU_OPT_PAR ? cpu_threads(ctx) : 1;
-#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
+#pragma omp parallel for schedule(static) num_threads(nt) if(parallel: nt > 1)
     for (size_t q = 0; q < nch; q++) {
         size_t lo = q * CPU_CHUNK, hi = lo + CPU_CHUNK < n ? lo + CPU_CHUNK : n;
         // 8 double lanes (vectorisable as 2 x 4), combined in a fixed order
@@ -38,7 +38,7 @@ int cpu_adamw(ops_ctx *ctx, float *p, const float *g, float *m, float *v, size_t
     double bc1 = 1.0 - pow(beta1, step), bc2 = 1.0 - pow(beta2, step);
     float step_size = (float)(lr / bc1), bc2_sqrt = (float)sqrt(bc2);
     int nt = n >= CPU_OPT_PAR ? cpu_threads(ctx) : 1;
-#pragma omp parallel for simd schedule(static) num_threads(nt) if (nt > 1)
+#pragma omp parallel for simd schedule(static) num_threads(nt) if(parallel: nt > 1)
     for (size_t i = 0; i < n; i++) {
         float pi = p[i] * decay;                  // param.mul_(1 - lr * wd)
         float mi = m[i] * b1 + ob1 * g[i];        // exp_avg.mul_(b1).add_(g, alpha=1-b1)
@@ -55,7 +55,7 @@ int cpu_sgd(ops_ctx *ctx, float *p, const float *g, float *buf, size_t n, float 
     ERR_IF(momentum != 0.0f && !buf, ERR_USAGE, "sgd: momentum %g needs a momentum buffer", (double)momentum);
     ERR_IF(nesterov && momentum <= 0.0f, ERR_USAGE, "sgd: Nesterov momentum needs momentum > 0 (got %g)", (double)momentum);
     int nt = n >= CPU_OPT_PAR ? cpu_threads(ctx) : 1;
-#pragma omp parallel for simd schedule(static) num_threads(nt) if (nt > 1)
+#pragma omp parallel for simd schedule(static) num_threads(nt) if(parallel: nt > 1)
     for (size_t i = 0; i < n; i++) {
         float d = g[i];
         if (wd != 0.0f) d = d + wd * p[i]; // d_p = d_p.add(param, alpha=wd)
@@ -72,7 +72,7 @@ int cpu_sgd(ops_ctx *ctx, float *p, const float *g, float *buf, size_t n, float 
 int cpu_ema(ops_ctx *ctx, float *ema, const float *p, size_t n, float decay) {
     float od = 1.0f - decay;
     int nt = n >= CPU_OPT_PAR ? cpu_threads(ctx) : 1;
-#pragma omp parallel for simd schedule(static) num_threads(nt) if (nt > 1)
+#pragma omp parallel for simd schedule(static) num_threads(nt) if(parallel: nt > 1)
     for (size_t i = 0; i < n; i++) ema[i] = decay * ema[i] + od * p[i];
     return 0;
 }

@@ -454,7 +454,7 @@ int cpu_winograd_bwd_weight(ops_ctx *ctx, const ops_conv_shape *s, float *dw, co
     }
     if (slices > 1) { // thread partials into the first, in thread order
         int st = nu * slices >= CPU_PAR_WORK ? nt : 1;
-#pragma omp parallel for simd schedule(static) num_threads(st) if (st > 1)
+#pragma omp parallel for simd schedule(static) num_threads(st) if(parallel: st > 1)
         for (size_t i = 0; i < nu; i++) {
             float acc = buf[i];
             for (int t = 1; t < slices; t++) acc += buf[(size_t)t * slice + i];
