@@ -2,7 +2,7 @@
 // guarantees).
 //
 // Loop nest: columns of C in panels of CPU_SGEMM_NR (16), then k in blocks of CPU_SGEMM_KC, then
-// rows in tiles of CPU_SGEMM_MR (6). A 6 x 16 tile of C lives in 12 AVX registers over a k
+// rows in tiles of CPU_SGEMM_MR (6; 8 with AVX-512). A 6 x 16 tile of C lives in 12 AVX registers over a k
 // block; per k it loads two vectors of op(B) and broadcasts six elements of op(A). op(B) is read
 // in place (B not transposed: a 16-float slice of a row) or, when transposed, first copied into
 // a k-block x 16 panel on the stack (its columns are strided rows of B); either way the panel
@@ -19,7 +19,8 @@
 #include <immintrin.h>
 #endif
 
-#define CPU_SGEMM_MR 6
+#define CPU_SGEMM_MR 6    // rows of the AVX2 tile (12 of the 16 YMM registers accumulate)
+#define CPU_SGEMM_MR512 8 // rows of the AVX-512 tile (16 of 32 ZMM; channel counts are multiples of 8)
 #define CPU_SGEMM_NR 16
 #define CPU_SGEMM_KC 256
 
@@ -119,14 +120,14 @@ static void cpu_sg_tile_any(int mr, int nr, int kc, const float *a, size_t ars, 
 #if defined(__x86_64__) && defined(__GNUC__)
 #define CPU_SG_HAVE_512 1
 #define CPU_SG_T512 __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,avx2,fma")))
-// The AVX-512 tile: 6 x 32 (two ZMM registers a row), the same loop and the same order of
+// The AVX-512 tile: 8 x 32 (two ZMM registers a row), the same loop and the same order of
 // operations per element as cpu_sg_tile, so both give the same bits.
 static inline __attribute__((always_inline)) CPU_SG_T512 void cpu_sg_tile512(const int mr, const int full, const int two,
                                                                             int nr, int kc,
                                                                             const float *a, size_t ars, size_t acs,
                                                                             cpu_sg_panel pn, float *c, size_t ldc,
                                                                             float alpha, float beta, int first) {
-    __m512 acc0[CPU_SGEMM_MR], acc1[CPU_SGEMM_MR];
+    __m512 acc0[CPU_SGEMM_MR512], acc1[CPU_SGEMM_MR512];
     for (int r = 0; r < mr; r++) acc0[r] = acc1[r] = _mm512_setzero_ps();
     const __mmask16 k0 = nr >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << nr) - 1);
     const __mmask16 k1 = nr >= 32 ? (__mmask16)0xFFFF : nr <= 16 ? (__mmask16)0 : (__mmask16)((1u << (nr - 16)) - 1);
@@ -177,6 +178,8 @@ static inline __attribute__((always_inline)) CPU_SG_T512 void cpu_sg_tile512(con
 static CPU_SG_T512 void cpu_sg_tile_any512(int mr, int nr, int kc, const float *a, size_t ars, size_t acs,
                                            cpu_sg_panel pn, float *c, size_t ldc, float alpha, float beta, int first) {
     switch (mr) {
+        CPU_SG_CASE(8)
+        CPU_SG_CASE(7)
         CPU_SG_CASE(6)
         CPU_SG_CASE(5)
         CPU_SG_CASE(4)
@@ -193,7 +196,7 @@ static CPU_SG_T512 void cpu_sg_tile_any512(int mr, int nr, int kc, const float *
 // Columns [j0, j1) of C in panels of W columns, each row tile by TILE: defined once per kernel
 // width (a direct call that the compiler inlines; through a function pointer the small GEMMs
 // ran 35% slower).
-#define CPU_SG_COLS_DEF(NAME, ATTR, W, TILE)                                                     \
+#define CPU_SG_COLS_DEF(NAME, ATTR, W, MR, TILE)                                                   \
     static ATTR void NAME(int ta, int tb, int m, int j0, int j1, int k, float alpha, const float *a, int lda, \
                           const float *b, int ldb, float beta, float *c, int ldc) {              \
         size_t ars = ta ? 1 : (size_t)lda, acs = ta ? (size_t)lda : 1;                           \
@@ -220,8 +223,8 @@ static CPU_SG_T512 void cpu_sg_tile_any512(int mr, int nr, int kc, const float *
                         for (int p = 0; p < kc; p++) packed[p * (W) + jj] = 0.0f;                \
                     pn = (cpu_sg_panel){packed, (size_t)(W)};                                    \
                 }                                                                                \
-                for (int i = 0; i < m; i += CPU_SGEMM_MR) {                                      \
-                    int mr = m - i < CPU_SGEMM_MR ? m - i : CPU_SGEMM_MR;                        \
+                for (int i = 0; i < m; i += (MR)) {                                              \
+                    int mr = m - i < (MR) ? m - i : (MR);                                        \
                     TILE(mr, nr, kc, a + (size_t)i * ars + (size_t)p0 * acs, ars, acs, pn,       \
                          c + (size_t)i * ldc + j, (size_t)ldc, alpha, beta, p0 == 0);            \
                 }                                                                                \
@@ -229,9 +232,9 @@ static CPU_SG_T512 void cpu_sg_tile_any512(int mr, int nr, int kc, const float *
         }                                                                                        \
     }
 
-CPU_SG_COLS_DEF(cpu_sg_cols, , CPU_SGEMM_NR, cpu_sg_tile_any)
+CPU_SG_COLS_DEF(cpu_sg_cols, , CPU_SGEMM_NR, CPU_SGEMM_MR, cpu_sg_tile_any)
 #ifdef CPU_SG_HAVE_512
-CPU_SG_COLS_DEF(cpu_sg_cols512, CPU_SG_T512, 2 * CPU_SGEMM_NR, cpu_sg_tile_any512)
+CPU_SG_COLS_DEF(cpu_sg_cols512, CPU_SG_T512, 2 * CPU_SGEMM_NR, CPU_SGEMM_MR512, cpu_sg_tile_any512)
 #endif
 
 #ifdef CPU_SG_HAVE_512
