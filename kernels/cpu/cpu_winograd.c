@@ -36,6 +36,17 @@
 // goes through an empty asm so that no memcpy idiom is left to recognise.
 static inline void cpu_wino_copy(float *restrict dst, const float *restrict src, int n) {
     int i = 0;
+#ifdef __AVX512F__
+    for (; i + 16 <= n; i += 16) {
+        __m512 t = _mm512_loadu_ps(src + i);
+        __asm__("" : "+v"(t)); // an opaque value: GCC can no longer see a memcpy idiom in the loop
+        _mm512_storeu_ps(dst + i, t);
+    }
+    if (i < n) { // the tail through a mask (a scalar tail loop became a memcpy call too)
+        __mmask16 k = (__mmask16)((1u << (n - i)) - 1);
+        _mm512_mask_storeu_ps(dst + i, k, _mm512_maskz_loadu_ps(k, src + i));
+    }
+#else
 #ifdef __AVX2__
     for (; i + 8 <= n; i += 8) {
         __m256 t = _mm256_loadu_ps(src + i);
@@ -43,7 +54,12 @@ static inline void cpu_wino_copy(float *restrict dst, const float *restrict src,
         _mm256_storeu_ps(dst + i, t);
     }
 #endif
-    for (; i < n; i++) dst[i] = src[i];
+    for (; i < n; i++) {
+        float t = src[i];
+        __asm__("" : "+x"(t));
+        dst[i] = t;
+    }
+#endif
 }
 
 // row[ea + k] = src[2k], row[oa + k] = src[2k + 1] for the n floats of src: the even and odd
