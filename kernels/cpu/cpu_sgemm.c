@@ -243,7 +243,10 @@ CPU_SG_COLS_DEF(cpu_sg_cols512, CPU_SG_T512, 2 * CPU_SGEMM_NR, CPU_SGEMM_MR512, 
 // lane l summing the products p = l (mod 16) in order, the lanes added at the end
 // (_mm512_reduce_add_ps). Packing the transposed panel instead cost twice the FMAs on the
 // Winograd weight gradients (C 16-32 x 16-32, k = 128-512 tiles). Rows past m or j1 repeat the
-// last one and are not stored.
+// last one and are not stored. Only for C of fewer than CPU_SG_DOT_MAX_M rows: with more, the
+// packed panel is shared by enough row tiles and wins (AMD Zen 5, k = 128: 512 x 512 at 204
+// GFLOP/s packed against 95 dot; 16 x 16, k = 256: 143 dot against 52 packed).
+#define CPU_SG_DOT_MAX_M 64
 static CPU_SG_T512 void cpu_sg_nt512(int m, int j0, int j1, int k, float alpha, const float *a, int lda,
                                      const float *b, int ldb, float beta, float *c, int ldc) {
     const __mmask16 tail = (__mmask16)((1u << (k % 16)) - 1);
@@ -323,7 +326,7 @@ static void cpu_sg_run(int isa, int ta, int tb, int m, int j0, int j1, int k, fl
                        const float *b, int ldb, float beta, float *c, int ldc) {
 #ifdef CPU_SG_HAVE_512
     if (isa == 2) {
-        if (tb)
+        if (tb && m < CPU_SG_DOT_MAX_M)
             cpu_sg_nt512(m, j0, j1, k, alpha, a, lda, b, ldb, beta, c, ldc);
         else
             cpu_sg_cols512(ta, tb, m, j0, j1, k, alpha, a, lda, b, ldb, beta, c, ldc);

@@ -13,8 +13,8 @@
 //
 // Results: every element of C is a sum over p of a[i,p] * b[p,j] in a fixed order that depends
 // only on k and the kernel (B not transposed: in order of p with FMA, in blocks of
-// CPU_SGEMM_KC, the same in the AVX-512 and the AVX2 kernels; B transposed, AVX-512: 16
-// interleaved partial sums, then added), never on M, N, the thread count or the split:
+// CPU_SGEMM_KC, the same in the AVX-512 and the AVX2 kernels; B transposed, AVX-512, C of
+// fewer than 64 rows: 16 interleaved partial sums, then added), never on M, N, the thread count or the split:
 // cpu_sgemm_mt gives the same bits for any thread count.
 #ifndef DIFFOOD_CPU_SGEMM_H
 #define DIFFOOD_CPU_SGEMM_H
