@@ -241,12 +241,32 @@ CPU_SG_COLS_DEF(cpu_sg_cols512, CPU_SG_T512, 2 * CPU_SGEMM_NR, CPU_SGEMM_MR512, 
 // op(B) transposed on AVX-512: dot products, no panel. Both operands are contiguous along k
 // (C[i][j] = sum_p A[i][p] B[j][p]); a 4 x 4 tile of C keeps one ZMM accumulator per element,
 // lane l summing the products p = l (mod 16) in order, the lanes added at the end
-// (_mm512_reduce_add_ps). Packing the transposed panel instead cost twice the FMAs on the
+// (cpu_sg_reduce16). Packing the transposed panel instead cost twice the FMAs on the
 // Winograd weight gradients (C 16-32 x 16-32, k = 128-512 tiles). Rows past m or j1 repeat the
 // last one and are not stored. Only for C of fewer than CPU_SG_DOT_MAX_M rows: with more, the
 // packed panel is shared by enough row tiles and wins (AMD Zen 5, k = 128: 512 x 512 at 204
 // GFLOP/s packed against 95 dot; 16 x 16, k = 256: 143 dot against 52 packed).
 #define CPU_SG_DOT_MAX_M 64
+
+// The 16 sums of a 4 x 4 tile's accumulators at once, lane 4r + q = sum of acc[r][q]'s lanes,
+// each as the tree s8[l] = l[l] + l[l+8], s4 = s8[l] + s8[l+4], s2 = s4[l] + s4[l+2], s2[0] + s2[1]:
+// 15 additions and 30 shuffles for the tile instead of 16 separate reductions (which cost as much
+// as the products for k = 128). Inputs go in as a[m] = acc[m % 4][m / 4], so that the last
+// level's 128-bit block k, [a_k, a_4+k, a_8+k, a_12+k], is row k of the tile.
+static inline __attribute__((always_inline)) CPU_SG_T512 __m512 cpu_sg_reduce16(__m512 acc[4][4]) {
+    __m512 t[8], u[4], v[2];
+    for (int h = 0; h < 8; h++) { // blocks 0-1: 8 partials of a[2h], blocks 2-3: of a[2h+1]
+        __m512 x = acc[(2 * h) % 4][(2 * h) / 4], y = acc[(2 * h + 1) % 4][(2 * h + 1) / 4];
+        t[h] = _mm512_add_ps(_mm512_shuffle_f32x4(x, y, 0x44), _mm512_shuffle_f32x4(x, y, 0xEE));
+    }
+    for (int h = 0; h < 4; h++) // block b: 4 partials of a[4h + b]
+        u[h] = _mm512_add_ps(_mm512_shuffle_f32x4(t[2 * h], t[2 * h + 1], 0x88),
+                             _mm512_shuffle_f32x4(t[2 * h], t[2 * h + 1], 0xDD));
+    for (int h = 0; h < 2; h++) // block b: 2 partials of a[8h + b], 2 of a[8h + 4 + b]
+        v[h] = _mm512_add_ps(_mm512_shuffle_ps(u[2 * h], u[2 * h + 1], 0x44),
+                             _mm512_shuffle_ps(u[2 * h], u[2 * h + 1], 0xEE));
+    return _mm512_add_ps(_mm512_shuffle_ps(v[0], v[1], 0x88), _mm512_shuffle_ps(v[0], v[1], 0xDD));
+}
 static CPU_SG_T512 void cpu_sg_nt512(int m, int j0, int j1, int k, float alpha, const float *a, int lda,
                                      const float *b, int ldb, float beta, float *c, int ldc) {
     const __mmask16 tail = (__mmask16)((1u << (k % 16)) - 1);
@@ -277,9 +297,11 @@ static CPU_SG_T512 void cpu_sg_nt512(int m, int j0, int j1, int k, float alpha, 
             if (tail) CPU_SG_NT_STEP(CPU_SG_TAIL_LOAD);
 #undef CPU_SG_TAIL_LOAD
 #undef CPU_SG_NT_STEP
+            float sum[16];
+            _mm512_storeu_ps(sum, cpu_sg_reduce16(acc));
             for (int r = 0; r < 4 && i + r < m; r++)
                 for (int q = 0; q < 4 && j + q < j1; q++) {
-                    float *cr = c + (size_t)(i + r) * ldc + j + q, x = alpha * _mm512_reduce_add_ps(acc[r][q]);
+                    float *cr = c + (size_t)(i + r) * ldc + j + q, x = alpha * sum[4 * r + q];
                     *cr = beta != 0.0f ? x + beta * *cr : x;
                 }
         }
