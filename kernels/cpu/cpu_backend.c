@@ -49,8 +49,6 @@ void cpu_blas_set(ops_ctx *ctx, int t) {
     if (openblas_get_num_threads() != t) openblas_set_num_threads(t);
 }
 
-void cpu_blas_threads(ops_ctx *ctx) { cpu_blas_set(ctx, cpu_threads(ctx)); }
-
 // Grows *buf to at least `bytes` (aligned, old content dropped). 0 or ERR_NOMEM.
 static int cpu_grow(void **buf, size_t *cap, size_t n, size_t elem, const char *what) {
     if (*cap >= n && *buf) return 0;

@@ -3,9 +3,11 @@
 // declarations of every op implementation (cpu_NAME, one per OPS_LIST entry, filled into the
 // table by cpu_backend.c). Not a public header: only kernels/cpu/ and its tests include it.
 //
-// Threading: every OpenMP region names its thread count (cpu_threads); OpenBLAS is set to the
-// same count before a GEMM (cpu_blas_threads) and never called from inside a parallel region.
-// A context is used by one thread at a time (the same rule as for every ops_ctx).
+// Threading: every OpenMP region names its thread count (cpu_threads, or cpu_par_threads for an
+// op whose work may be too small to share). GEMMs go through cpu_sgemm.h; OpenBLAS (only a
+// batched GEMM with both operands transposed) is set to the region's count first (cpu_blas_set)
+// and never called from inside a parallel region with more than one thread. A context is used
+// by one thread at a time (the same rule as for every ops_ctx).
 #ifndef DIFFOOD_CPU_INTERNAL_H
 #define DIFFOOD_CPU_INTERNAL_H
 
@@ -29,8 +31,6 @@ typedef struct {
 cpu_state *cpu_state_get(ops_ctx *ctx);
 // Threads to use for OpenMP regions of `ctx` (>= 1).
 int cpu_threads(ops_ctx *ctx);
-// Sets OpenBLAS's thread count to the context's (a no-op when already set).
-void cpu_blas_threads(ops_ctx *ctx);
 // Sets OpenBLAS's thread count to `t` (1 before calling sgemm inside an OpenMP region).
 void cpu_blas_set(ops_ctx *ctx, int t);
 // A scratch buffer of at least `n` floats (content undefined) or NULL with ERR_NOMEM set.
