@@ -151,8 +151,13 @@ data: deps
 # first compiler runs on a fresh machine.
 # The compile flags of the objects in BUILD: a change (ARCH, OPT, CFLAGS) rebuilds them all,
 # never a mix of objects built for two instruction sets.
+# (make's own file function: no shell quoting, so CFLAGS may hold quotes)
 CFLAGS_STAMP := $(BUILD)/.cflags
-$(shell mkdir -p $(BUILD) && (echo '$(CC) $(CFLAGS_BASE)' | cmp -s - $(CFLAGS_STAMP) || echo '$(CC) $(CFLAGS_BASE)' > $(CFLAGS_STAMP)))
+CFLAGS_NOW := $(CC) $(CFLAGS_BASE)
+ifneq ($(file <$(CFLAGS_STAMP)),$(CFLAGS_NOW))
+$(shell mkdir -p $(BUILD))
+$(file >$(CFLAGS_STAMP),$(CFLAGS_NOW))
+endif
 $(BUILD)/%.o: %.c $(CFLAGS_STAMP) | deps
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_BASE) -c $< -o $@
