@@ -263,7 +263,7 @@ test-slurm: programs data
 # (empty: every suite). `make test` ends with it.
 SAN_SUITES ?= cfg cli log hash npy png datasets store store_dict store_fault stage dstore ingest \
   ingest_formats input_hard fuzz_regress metrics optim score report ops_misc ckpt ops_fwd ops_grad \
-  ops_grad2 resnet schedule train_cls sgemm unet
+  ops_grad2 resnet schedule train_cls sgemm nn_rep
 test-san: data
 	@$(MAKE) --no-print-directory SAN=1 NVCC= programs build/san/tests/run-tests
 	@DIFFOOD_BIN=$(abspath build/san/bin) DIFFOOD_PYTHON=$(PYTHON) DIFFOOD_SUITES="$(SAN_SUITES)" \

@@ -14,7 +14,6 @@
 #include "common/nn/nn.h"
 #include "common/nn/optim.h"
 #include "common/nn/resnet.h"
-#include "kernels/cpu/ref/ref_ops.h"
 
 const char *nn_test_dir(const char *sub, char *buf, size_t cap);
 float *nn_test_load(const char *dir, const char *file, size_t *n);
@@ -195,51 +194,6 @@ START_TEST(test_resnet_golden_sgd_steps) {
 }
 END_TEST
 
-// Eval forwards on 3 threads run on replicas: the same logits and features, bit for bit, as one
-// thread, after a training forward on each (the running statistics the replicas read are the
-// model's own); a training forward and its backward still work after an eval one.
-START_TEST(test_resnet_eval_replicas) {
-    resnet_config c = resnet_config_default();
-    c.width = 8;
-    c.in_channels = 1;
-    const int n = 7;
-    size_t nx = (size_t)n * 32 * 32;
-    float *hx = malloc(nx * 4);
-    ref_fill_uniform(hx, nx, 9, -1, 1);
-    float *lg[2], *ft[2];
-    for (int k = 0; k < 2; k++) {
-        ops_ctx *ctx = NULL;
-        ops_options o = ops_options_default();
-        o.threads = k ? 3 : 1;
-        ck_assert_int_eq(ops_ctx_create(&ctx, OPS_DEV_CPU, &o), 0);
-        resnet_model *m = NULL;
-        ck_assert_int_eq(resnet_create(&m, ctx, &c, 8), 0);
-        ck_assert_int_eq(nn_init_default(resnet_net(m), 3), 0);
-        float *x = NULL;
-        ck_assert_int_eq(ops_alloc(ctx, (void **)&x, nx * 4), 0);
-        ck_assert_int_eq(ops_upload(ctx, x, hx, nx * 4), 0);
-        const float *l = NULL, *f = NULL;
-        ck_assert_int_eq(resnet_forward(m, x, n, 1, NULL, NULL), 0); // running statistics move
-        ck_assert_int_eq(resnet_forward(m, x, n, 0, &l, &f), 0);
-        lg[k] = malloc((size_t)n * 10 * 4);
-        ft[k] = malloc((size_t)n * 64 * 4);
-        ck_assert_int_eq(ops_download(ctx, lg[k], l, (size_t)n * 10 * 4), 0);
-        ck_assert_int_eq(ops_download(ctx, ft[k], f, (size_t)n * 64 * 4), 0);
-        ck_assert_int_eq(resnet_backward(m, NULL, l, n), ERR_USAGE); // an eval forward has no backward
-        ck_assert_int_eq(resnet_forward(m, x, n, 1, &l, NULL), 0);
-        ck_assert_int_eq(nn_zero_grad(resnet_net(m)), 0);
-        ck_assert_int_eq(resnet_backward(m, NULL, l, n), 0);
-        ops_free(ctx, x);
-        resnet_destroy(m);
-        ops_ctx_destroy(ctx);
-    }
-    ck_assert_msg(!memcmp(lg[0], lg[1], (size_t)n * 10 * 4), "3 threads: eval logits differ from one thread's");
-    ck_assert_msg(!memcmp(ft[0], ft[1], (size_t)n * 64 * 4), "3 threads: eval features differ from one thread's");
-    for (int k = 0; k < 2; k++) free(lg[k]), free(ft[k]);
-    free(hx);
-}
-END_TEST
-
 START_TEST(test_resnet_errors_and_config) {
     ops_ctx *ctx = nn_test_ctx();
     resnet_model *m = NULL;
@@ -294,7 +248,6 @@ Suite *suite_resnet(void) {
     tcase_add_test(tc, test_resnet_names);
     tcase_add_test(tc, test_resnet_golden_train_forward_backward);
     tcase_add_test(tc, test_resnet_golden_sgd_steps);
-    tcase_add_test(tc, test_resnet_eval_replicas);
     tcase_add_test(tc, test_resnet_errors_and_config);
     suite_add_tcase(s, tc);
     return s;

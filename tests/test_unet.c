@@ -19,7 +19,6 @@
 #include "common/nn/optim.h"
 #include "common/nn/unet.h"
 #include "common/npy.h"
-#include "kernels/cpu/ref/ref_ops.h"
 
 // --- golden-file helpers (shared with test_resnet.c, test_optim.c) ---------------------------
 
@@ -451,79 +450,6 @@ START_TEST(test_unet_dropout) {
 }
 END_TEST
 
-// Replicas (a CPU context with threads > 1 runs one slice of the batch per thread): the same
-// output bits as one thread computing the whole batch, dropout included; gradients equal up to
-// the order of the sum over images; a worker's error reaches the caller with its message.
-START_TEST(test_unet_replicas) {
-    unet_config c = golden_cfg();
-    c.dropout = 0.3f;
-    const int n = 7, S = c.image_size;
-    ops_ctx *c1 = NULL, *c3 = NULL;
-    ops_options o = ops_options_default();
-    o.threads = 1;
-    ck_assert_int_eq(ops_ctx_create(&c1, OPS_DEV_CPU, &o), 0);
-    o.threads = 3;
-    ck_assert_int_eq(ops_ctx_create(&c3, OPS_DEV_CPU, &o), 0);
-    unet_model *m1 = NULL, *m3 = NULL;
-    ck_assert_int_eq(unet_create(&m1, c1, &c, 8), 0);
-    ck_assert_int_eq(unet_create(&m3, c3, &c, 8), 0);
-    ck_assert_int_eq(nn_init_default(unet_net(m1), 5), 0);
-    ck_assert_int_eq(nn_init_default(unet_net(m3), 5), 0);
-    size_t ne = (size_t)n * S * S;
-    float *hx = malloc(ne * 4), *ht = malloc(n * 4), *hd = malloc(ne * 4);
-    int32_t hy[7];
-    ref_fill_uniform(hx, ne, 1, -1, 1);
-    ref_fill_uniform(hd, ne, 2, -1, 1);
-    for (int i = 0; i < n; i++) {
-        ht[i] = (float)(i * 131 % 1000);
-        hy[i] = i % (c.num_classes + 1);
-    }
-    float *out[2], *dx[2], *eps[2];
-    ops_ctx *ctx[2] = {c1, c3};
-    unet_model *m[2] = {m1, m3};
-    philox_key key = {3, 1, 4, 1};
-    for (int k = 0; k < 2; k++) {
-        float *x = nn_test_device(ctx[k], hx, ne * 4), *t = nn_test_device(ctx[k], ht, n * 4);
-        float *d = nn_test_device(ctx[k], hd, ne * 4), *e = nn_test_device(ctx[k], NULL, ne * 4);
-        float *g = nn_test_device(ctx[k], NULL, ne * 4);
-        int32_t *y = (int32_t *)nn_test_device(ctx[k], hy, sizeof hy);
-        ck_assert_int_eq(ops_fill(ctx[k], g, 0.0f, ne), 0);
-        ck_assert_int_eq(nn_zero_grad(unet_net(m[k])), 0);
-        ck_assert_int_eq(unet_forward(m[k], e, x, t, y, n, 1, key), 0);
-        ck_assert_int_eq(unet_backward(m[k], g, d, n), 0);
-        out[k] = malloc(ne * 4);
-        dx[k] = malloc(ne * 4);
-        ck_assert_int_eq(ops_download(ctx[k], out[k], e, ne * 4), 0);
-        ck_assert_int_eq(ops_download(ctx[k], dx[k], g, ne * 4), 0);
-        // a label past the null label fails inside a worker thread: the message still arrives
-        hy[n - 1] = c.num_classes + 1;
-        ck_assert_int_eq(ops_upload(ctx[k], y, hy, sizeof hy), 0);
-        ck_assert_int_eq(unet_forward(m[k], e, x, t, y, n, 0, key), ERR_INPUT);
-        ck_assert_msg(strstr(err_msg(), "labels must be 0..10"), "message: %s", err_msg());
-        hy[n - 1] = (n - 1) % (c.num_classes + 1);
-        eps[k] = e;
-        ops_free(ctx[k], x), ops_free(ctx[k], t), ops_free(ctx[k], d), ops_free(ctx[k], g), ops_free(ctx[k], y);
-    }
-    ck_assert_msg(!memcmp(out[0], out[1], ne * 4), "3 replicas: the output differs from one thread's");
-    nn_test_compare("replica dx", dx[1], dx[0], ne, 1e-5);
-    nn_net *n1 = unet_net(m1), *n3 = unet_net(m3);
-    float *g1 = malloc(n1->n_params * 4), *g3 = malloc(n1->n_params * 4);
-    ck_assert_int_eq(ops_download(c1, g1, n1->grads, n1->n_params * 4), 0);
-    ck_assert_int_eq(ops_download(c3, g3, n3->grads, n3->n_params * 4), 0);
-    nn_test_compare("replica parameter gradients", g3, g1, n1->n_params, 1e-5);
-    for (int k = 0; k < 2; k++) {
-        ops_free(ctx[k], eps[k]);
-        free(out[k]);
-        free(dx[k]);
-    }
-    free(g1), free(g3), free(hx), free(ht), free(hd);
-    unet_destroy(m1);
-    unet_destroy(m3);
-    ops_ctx_destroy(c1);
-    ops_ctx_destroy(c3);
-}
-END_TEST
-
 START_TEST(test_unet_errors) {
     ops_ctx *ctx = nn_test_ctx();
     unet_model *m = NULL;
@@ -614,7 +540,6 @@ Suite *suite_unet(void) {
     tcase_add_test(tc, test_unet2_golden_forward_backward);
     tcase_add_test(tc, test_unet_golden_adamw_steps);
     tcase_add_test(tc, test_unet_dropout);
-    tcase_add_test(tc, test_unet_replicas);
     tcase_add_test(tc, test_unet_errors);
     tcase_add_test(tc, test_unet_config_from_cfg);
     suite_add_tcase(s, tc);
