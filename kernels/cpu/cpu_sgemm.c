@@ -313,33 +313,29 @@ static CPU_SG_T512 void cpu_sg_nt512(int m, int j0, int j1, int k, float alpha, 
 // first use, or forced by DIFFOOD_CPU_ISA=avx2 (A/B benchmarks) and cpu_sgemm_force_isa (tests).
 static int cpu_sg_isa;
 
+// Whether the AVX-512 kernels can run here (the CPU and OS have F, VL, BW, DQ).
+static int cpu_sg_can_512(void) {
+#ifdef CPU_SG_HAVE_512
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
+           __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq");
+#else
+    return 0;
+#endif
+}
+
 static int cpu_sg_isa_get(void) {
     int isa = __atomic_load_n(&cpu_sg_isa, __ATOMIC_RELAXED);
     if (isa) return isa;
-    isa = 1;
-#ifdef CPU_SG_HAVE_512
     const char *env = getenv("DIFFOOD_CPU_ISA");
-    __builtin_cpu_init();
-    if ((!env || strcmp(env, "avx2")) && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
-        __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq"))
-        isa = 2;
-#endif
+    isa = (!env || strcmp(env, "avx2")) && cpu_sg_can_512() ? 2 : 1;
     __atomic_store_n(&cpu_sg_isa, isa, __ATOMIC_RELAXED);
     return isa;
 }
 
 int cpu_sgemm_force_isa(int isa) {
     int old = cpu_sg_isa_get();
-#ifdef CPU_SG_HAVE_512
-    if (isa == 2) {
-        __builtin_cpu_init();
-        if (!__builtin_cpu_supports("avx512f") || !__builtin_cpu_supports("avx512vl") ||
-            !__builtin_cpu_supports("avx512bw") || !__builtin_cpu_supports("avx512dq"))
-            return -1;
-    }
-#else
-    if (isa == 2) return -1;
-#endif
+    if (isa == 2 && !cpu_sg_can_512()) return -1;
     __atomic_store_n(&cpu_sg_isa, isa == 2 ? 2 : 1, __ATOMIC_RELAXED);
     return old;
 }
