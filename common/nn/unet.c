@@ -11,10 +11,10 @@
 // independently of the others (GroupNorm is per image), so a batch is cut into one contiguous
 // slice per thread and each thread runs the whole network on its slice. The replicas share the
 // master's parameters and have their own activations and gradients; their gradients are added
-// into the master's in replica order. Outputs are the same bits as one model computing the whole batch (every kernel computes
-// an image the same way whatever else is in the batch; dropout numbers are indexed by the image's
-// place in the whole batch); parameter gradients are summed in a different order, so their last
-// bits depend on the thread count, as before. Measured on the 2-core AMD EPYC (Zen 5), fmnist
+// into the master's in replica order. Outputs are the same bits as one model computing the
+// whole batch (every kernel computes an image the same way whatever else is in the batch;
+// dropout numbers are indexed by the image's place in the whole batch); parameter gradients
+// are summed in a different order, so their last bits depend on the thread count, as before. Measured on the 2-core AMD EPYC (Zen 5), fmnist
 // UNet, batch 16, 2 threads: train step +35%, forward +50% (two one-thread processes on half
 // batches stood in for it first). DIFFOOD_REPLICAS=0 turns them off (A/B measurements).
 #include "common/nn/unet.h"
