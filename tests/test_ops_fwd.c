@@ -5,13 +5,18 @@
 #include <check.h>
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "common/err.h"
+#include "kernels/cpu/cpu_winograd.h"
 #include "kernels/cpu/ref/ref_ops.h"
 #include "kernels/ops.h"
 #include "tests/test_ops_ref.h"
 
 #define TOL 1e-5
+// Winograd F(4x4, 3x3) rounds more than F(2x2, 3x3) (its transforms hold 4s, 5s and 8s): up to
+// 1.6e-5 on these cases (C_in 17, 4x4 planes), where F(2x2) stays under 4e-6.
+#define TOL_F4 3e-5
 
 #define CK_REL(a, b, n, tol, what)                                                                   \
     do {                                                                                           \
@@ -41,6 +46,7 @@ static const conv_case conv_cases[] = {
     {{5, 11, 5, 6, 9, 3, 3, 1, 3, 0, 0, 3}, 1},    // pad 3 (backward data falls back to im2col)
     {{20, 8, 4, 4, 16, 3, 3, 1, 1, 1, 1, 1}, 1},   // many tiny images: multi-image chunks
     {{2, 8, 3, 515, 9, 3, 3, 1, 1, 1, 1, 1}, 1},   // rows wider than a Winograd staging block
+    {{40, 8, 12, 11, 9, 3, 3, 1, 1, 1, 1, 1}, 0},  // F(4x4): staging runs across images and blocks
 };
 
 START_TEST(test_conv2d_fwd) {
@@ -53,12 +59,16 @@ START_TEST(test_conv2d_fwd) {
     float *y = malloc(ny * sizeof *y);
     double *xd = ref_dup(x, nx), *wd = ref_dup(w, nw), *bd = ref_dup(b, s->c_out), *yd = malloc(ny * sizeof *yd);
     ref_conv2d_fwd(s, yd, xd, wd, cc->bias ? bd : NULL);
-    for (int threads = 1; threads <= 3; threads++) { // inner and outer threading, uneven splits
-        ops_ctx *ctx = tops_ctx(threads);
-        ref_fill_uniform(y, ny, 99, 5, 6); // garbage: the op assigns
-        ck_assert_int_eq(ops_conv2d_fwd(ctx, s, y, x, w, cc->bias ? b : NULL), 0);
-        CK_REL(y, yd, ny, TOL, "conv2d_fwd");
-        ops_ctx_destroy(ctx);
+    for (int var = 2; var <= 4; var += 2) { // Winograd F(2x2, 3x3) and F(4x4, 3x3)
+        int old = cpu_winograd_force(var);
+        for (int threads = 1; threads <= 3; threads++) { // inner and outer threading, uneven splits
+            ops_ctx *ctx = tops_ctx(threads);
+            ref_fill_uniform(y, ny, 99, 5, 6); // garbage: the op assigns
+            ck_assert_int_eq(ops_conv2d_fwd(ctx, s, y, x, w, cc->bias ? b : NULL), 0);
+            CK_REL(y, yd, ny, var == 4 ? TOL_F4 : TOL, var == 4 ? "conv2d_fwd F(4x4)" : "conv2d_fwd");
+            ops_ctx_destroy(ctx);
+        }
+        cpu_winograd_force(old);
     }
     free(x), free(w), free(b), free(y), free(xd), free(wd), free(bd), free(yd);
 }
@@ -73,17 +83,60 @@ START_TEST(test_conv2d_adjoint) {
     float *x = ref_rand(nx, 5, -1, 1), *w = ref_rand(nw, 6, -1, 1), *dy = ref_rand(ny, 7, -1, 1);
     float *y = malloc(ny * sizeof *y), *dx = calloc(nx, sizeof *dx), *dw = calloc(nw, sizeof *dw);
     ops_ctx *ctx = tops_ctx(2);
-    ck_assert_int_eq(ops_conv2d_fwd(ctx, s, y, x, w, NULL), 0);
-    ck_assert_int_eq(ops_conv2d_bwd_data(ctx, s, dx, dy, w), 0);
-    ck_assert_int_eq(ops_conv2d_bwd_weight(ctx, s, dw, NULL, dy, x), 0);
-    double a = 0, b = 0, c = 0, scale = 0;
-    for (size_t i = 0; i < ny; i++) a += (double)y[i] * dy[i], scale += fabs((double)y[i] * dy[i]);
-    for (size_t i = 0; i < nx; i++) b += (double)x[i] * dx[i];
-    for (size_t i = 0; i < nw; i++) c += (double)w[i] * dw[i];
-    ck_assert_msg(fabs(a - b) <= 1e-5 * scale, "case %d: <conv x, dy> %.9g vs <x, bwd_data dy> %.9g", _i, a, b);
-    ck_assert_msg(fabs(a - c) <= 1e-5 * scale, "case %d: <conv x, dy> %.9g vs <w, bwd_weight> %.9g", _i, a, c);
+    for (int var = 2; var <= 4; var += 2) { // Winograd F(2x2, 3x3) and F(4x4, 3x3)
+        int old = cpu_winograd_force(var);
+        memset(dx, 0, nx * sizeof *dx), memset(dw, 0, nw * sizeof *dw);
+        ck_assert_int_eq(ops_conv2d_fwd(ctx, s, y, x, w, NULL), 0);
+        ck_assert_int_eq(ops_conv2d_bwd_data(ctx, s, dx, dy, w), 0);
+        ck_assert_int_eq(ops_conv2d_bwd_weight(ctx, s, dw, NULL, dy, x), 0);
+        cpu_winograd_force(old);
+        double a = 0, b = 0, c = 0, scale = 0;
+        for (size_t i = 0; i < ny; i++) a += (double)y[i] * dy[i], scale += fabs((double)y[i] * dy[i]);
+        for (size_t i = 0; i < nx; i++) b += (double)x[i] * dx[i];
+        for (size_t i = 0; i < nw; i++) c += (double)w[i] * dw[i];
+        ck_assert_msg(fabs(a - b) <= 1e-5 * scale, "case %d F(%d): <conv x, dy> %.9g vs <x, bwd_data dy> %.9g", _i,
+                      var, a, b);
+        ck_assert_msg(fabs(a - c) <= 1e-5 * scale, "case %d F(%d): <conv x, dy> %.9g vs <w, bwd_weight> %.9g", _i,
+                      var, a, c);
+    }
     ops_ctx_destroy(ctx);
     free(x), free(w), free(dy), free(y), free(dx), free(dw);
+}
+END_TEST
+
+// The variant chosen by plane size and channels (cpu_winograd.c): F(4x4, 3x3) for the forward
+// and backward-data passes of 64 channels on 8x8 planes, F(2x2, 3x3) for 16 channels and for
+// every weight gradient. The two variants round differently, so the bits tell which one ran.
+START_TEST(test_winograd_pick) {
+    static const ops_conv_shape shapes[2] = {{2, 64, 8, 8, 64, 3, 3, 1, 1, 1, 1, 1}, {2, 16, 8, 8, 16, 3, 3, 1, 1, 1, 1, 1}};
+    for (int k = 0; k < 2; k++) {
+        const ops_conv_shape *s = &shapes[k];
+        size_t nx = (size_t)s->n * s->c_in * 64, nw = (size_t)s->c_out * s->c_in * 9, ny = (size_t)s->n * s->c_out * 64;
+        float *x = ref_rand(nx, 61, -1, 1), *w = ref_rand(nw, 62, -1, 1), *y[3], *dx[3], *dw[3];
+        ops_ctx *ctx = tops_ctx(1);
+        for (int v = 0; v < 3; v++) { // 0: the default choice, 1: F(2x2) forced, 2: F(4x4) forced
+            y[v] = malloc(ny * sizeof(float)), dx[v] = calloc(nx, sizeof(float)), dw[v] = calloc(nw, sizeof(float));
+            int old = cpu_winograd_force(2 * v);
+            ck_assert_int_eq(ops_conv2d_fwd(ctx, s, y[v], x, w, NULL), 0);
+            ck_assert_int_eq(ops_conv2d_bwd_data(ctx, s, dx[v], y[v], w), 0);
+            ck_assert_int_eq(ops_conv2d_bwd_weight(ctx, s, dw[v], NULL, y[v], x), 0);
+            cpu_winograd_force(old);
+        }
+        int want = k == 0 ? 2 : 1; // the forced variant the default must match
+        ck_assert_msg(memcmp(y[1], y[2], ny * sizeof(float)) != 0, "F(2x2) and F(4x4) gave the same bits");
+        ck_assert_msg(memcmp(y[0], y[want], ny * sizeof(float)) == 0, "%d channels: forward not F(%d)", s->c_in, 2 * want);
+        ck_assert_msg(memcmp(dx[0], dx[want], nx * sizeof(float)) == 0, "%d channels: bwd_data not F(%d)", s->c_in,
+                      2 * want);
+        // the weight gradient of the default's own y against F(2x2)'s on the same y
+        ck_assert_int_eq(cpu_winograd_force(2), 0);
+        float *dw2 = calloc(nw, sizeof(float));
+        ck_assert_int_eq(ops_conv2d_bwd_weight(ctx, s, dw2, NULL, y[0], x), 0);
+        cpu_winograd_force(0);
+        ck_assert_msg(memcmp(dw[0], dw2, nw * sizeof(float)) == 0, "%d channels: bwd_weight not F(2x2)", s->c_in);
+        ops_ctx_destroy(ctx);
+        free(dw2), free(x), free(w);
+        for (int v = 0; v < 3; v++) free(y[v]), free(dx[v]), free(dw[v]);
+    }
 }
 END_TEST
 
@@ -311,6 +364,7 @@ Suite *suite_ops_fwd(void) {
     tcase_set_timeout(tc, 60);
     tcase_add_loop_test(tc, test_conv2d_fwd, 0, (int)(sizeof conv_cases / sizeof conv_cases[0]));
     tcase_add_loop_test(tc, test_conv2d_adjoint, 0, (int)(sizeof conv_cases / sizeof conv_cases[0]));
+    tcase_add_test(tc, test_winograd_pick);
     tcase_add_loop_test(tc, test_linear_fwd, 0, 3);
     tcase_add_loop_test(tc, test_bmm, 0, 8);
     tcase_add_loop_test(tc, test_groupnorm_fwd, 0, 12);

@@ -2,7 +2,7 @@
 // backward at UNet sizes, GroupNorm+swish forward and backward) and prints one line per op
 // with milliseconds per call and GFLOP/s (convolutions) or GB/s touched (norms).
 //
-//   bench-ops [--threads N] [--iters N] [--batch N] [--cpu-time]
+//   bench-ops [--threads N] [--iters N] [--batch N] [--cpu-time] [--conv CIN,HW,COUT ...]
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -92,23 +92,35 @@ fail:
 }
 
 static void bench_usage(FILE *f) {
-    fprintf(f, "usage: bench-ops [--threads N] [--iters N] [--batch N] [--cpu-time]\n"
+    fprintf(f, "usage: bench-ops [--threads N] [--iters N] [--batch N] [--cpu-time] [--conv CIN,HW,COUT]\n"
                "Times the CPU backend's convolutions and GroupNorm at UNet sizes (best of N calls).\n"
                "  --threads N  threads (default 0: all cores)\n"
                "  --iters N    timed calls per op (default 5)\n"
                "  --batch N    batch size (default 16)\n"
                "  --cpu-time   time with the process CPU clock instead of the wall clock (for one\n"
-               "               thread on a busy machine: other processes' load does not count)\n");
+               "               thread on a busy machine: other processes' load does not count)\n"
+               "  --conv CIN,HW,COUT  time only this 3x3 stride-1 convolution (HW x HW planes, pad 1)\n"
+               "               instead of the UNet set; repeatable (at most 16)\n");
 }
 
 int main(int argc, char **argv) {
     static const struct option longopts[] = {{"threads", required_argument, 0, 't'}, {"iters", required_argument, 0, 'i'},
                                              {"batch", required_argument, 0, 'b'}, {"help", no_argument, 0, 'h'},
-                                             {"cpu-time", no_argument, 0, 'c'},
+                                             {"cpu-time", no_argument, 0, 'c'}, {"conv", required_argument, 0, 'v'},
                                              {0, 0, 0, 0}};
     ops_options opt = ops_options_default();
-    int iters = 5, batch = 16, c;
+    int iters = 5, batch = 16, c, convs[16][3], nconv = 0;
     while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+        if (c == 'v') {
+            int *g = convs[nconv];
+            if (nconv == 16 || sscanf(optarg, "%d,%d,%d%n", &g[0], &g[1], &g[2], &(int){0}) != 3 || g[0] < 1 ||
+                g[1] < 1 || g[2] < 1) {
+                fprintf(stderr, "bench-ops: bad --conv '%s' (want CIN,HW,COUT, at most 16 times)\n", optarg);
+                return 2;
+            }
+            nconv++;
+            continue;
+        }
         char *end = NULL;
         long v = optarg ? strtol(optarg, &end, 10) : 0;
         if (optarg && (*end || v < 0 || v > 100000)) {
@@ -133,12 +145,15 @@ int main(int argc, char **argv) {
     }
     ops_ctx *ctx = NULL;
     int rc = ops_ctx_create(&ctx, OPS_DEV_CPU, &opt);
+    for (int i = 0; i < nconv && rc == 0; i++) rc = bench_conv(ctx, iters, batch, convs[i][0], convs[i][1], convs[i][2], 3, 1);
+    if (nconv) goto done;
     if (rc == 0) rc = bench_conv(ctx, iters, batch, 128, 32, 128, 3, 1);
     if (rc == 0) rc = bench_conv(ctx, iters, batch, 256, 16, 256, 3, 1);
     if (rc == 0) rc = bench_conv(ctx, iters, batch, 256, 8, 256, 3, 1);
     if (rc == 0) rc = bench_conv(ctx, iters, batch, 128, 32, 128, 3, 2);
     if (rc == 0) rc = bench_conv(ctx, iters, batch, 128, 32, 256, 1, 1);
     if (rc == 0) rc = bench_groupnorm(ctx, iters, batch, 128, 1024);
+done:
     ops_ctx_destroy(ctx);
     if (rc < 0) fprintf(stderr, "bench-ops: %s\n", err_msg());
     return err_exit_status(rc);

@@ -1,332 +1,68 @@
-// cpu_winograd: 3x3 stride-1 convolution by Winograd's minimal filtering F(2x2, 3x3) (Lavin &
-// Gray, 2016): 2.25x fewer multiplications than im2col + GEMM. Used by conv2d_fwd and, as a
-// forward convolution of dy with the flipped, transposed kernel, by conv2d_bwd_data.
+// cpu_winograd: 3x3 stride-1 convolution by Winograd's minimal filtering (Lavin & Gray, 2016),
+// F(4x4, 3x3) (4x fewer multiplications than im2col + GEMM; cpu_wino_f4.c) or, for planes too
+// small for its 4x4 tiles, F(2x2, 3x3) (2.25x; cpu_wino_f2.c). Used by conv2d_fwd, by
+// conv2d_bwd_data as a forward convolution of dy with the flipped, transposed kernel, and by
+// conv2d_bwd_weight through the adjoint transforms.
 //
-// Per 4x4 input tile d and 3x3 kernel g: Y (2x2) = A^T [ (G g G^T) .* (B^T d B) ] A. The 16
-// element-wise products summed over input channels are 16 GEMMs: M_e (C_out, T) = U_e (C_out,
-// C_in) V_e (C_in, T) over the T tiles of a chunk of images (cpu_sgemm). Tiles past an odd
-// output edge are computed and dropped. Threads as in cpu_conv.c: chunks in one OpenMP loop,
-// single-threaded inside, when there are enough of them; otherwise the transforms run over
-// planes and the 16 GEMMs over e with all the threads.
+// The ne = (m + 2)^2 element-wise products of a variant, summed over input channels, are ne
+// GEMMs: M_e (C_out, T) = U_e (C_out, C_in) V_e (C_in, T) over the T tiles of a chunk of images
+// (cpu_sgemm). Threads as in cpu_conv.c: chunks in one OpenMP loop, single-threaded inside,
+// when there are enough of them; otherwise the transforms run over planes and the GEMMs over e
+// with all the threads.
 #include "kernels/cpu/cpu_winograd.h"
 
 #include <omp.h>
-#ifdef __AVX2__
-#include <immintrin.h>
-#endif
+#include <stdlib.h>
 
 #include "common/err.h"
 #include "kernels/cpu/cpu_sgemm.h"
+#include "kernels/cpu/cpu_wino_impl.h"
 
-// Tiles per chunk (whole images, at least one): as many as keep a chunk's V and M (16 *
+// Tiles per chunk (whole images, at least one): as many as keep a chunk's V and M (ne *
 // (C_in + C_out) floats per tile) within CPU_WINO_CHUNK_BYTES, so that they stay in the L2
 // cache between the transforms and the GEMMs, but within [CPU_WINO_TILES_MIN, _MAX] so that
 // the GEMMs stay well shaped. Measured on the Fashion-MNIST UNet (C 16-64, 32x32 to 8x8,
-// batch 16, 2 threads): 256 KiB trains 12% faster than the former fixed 512 tiles (2 images of
-// 32x32 per chunk); the paper UNet's 128-256 channel convolutions gain 3-11% too.
+// batch 16, 2 threads, F(2x2, 3x3)): 256 KiB trains 12% faster than the former fixed 512 tiles
+// (2 images of 32x32 per chunk); the paper UNet's 128-256 channel convolutions gain 3-11% too.
 #define CPU_WINO_CHUNK_BYTES ((size_t)256 << 10)
 #define CPU_WINO_TILES_MIN 128
 #define CPU_WINO_TILES_MAX 512
-#define CPU_WINO_STAGE 256 // tiles per staging block of the transforms
 #define CPU_WINO_OUTER_MAX ((size_t)512 << 20) // bytes of per-thread slices, in all
 
-// dst[0..n) = src[0..n): the staging copies are short (often 16-64 floats), where a memcpy
-// call costs more than the copy. GCC turns a plain loop, and even a loop of AVX loads and
-// stores, back into a memmove call (perf: 5-10% of a fmnist UNet step in memmove): the value
-// goes through an empty asm so that no memcpy idiom is left to recognise.
-static inline void cpu_wino_copy(float *restrict dst, const float *restrict src, int n) {
-    int i = 0;
-#ifdef __AVX512F__
-    for (; i + 16 <= n; i += 16) {
-        __m512 t = _mm512_loadu_ps(src + i);
-        __asm__("" : "+v"(t)); // an opaque value: GCC can no longer see a memcpy idiom in the loop
-        _mm512_storeu_ps(dst + i, t);
-    }
-    if (i < n) { // the tail through a mask (a scalar tail loop became a memcpy call too)
-        __mmask16 k = (__mmask16)((1u << (n - i)) - 1);
-        _mm512_mask_storeu_ps(dst + i, k, _mm512_maskz_loadu_ps(k, src + i));
-    }
-#else
-#ifdef __AVX2__
-    for (; i + 8 <= n; i += 8) {
-        __m256 t = _mm256_loadu_ps(src + i);
-        __asm__("" : "+x"(t)); // an opaque value: GCC can no longer see a memcpy idiom in the loop
-        _mm256_storeu_ps(dst + i, t);
-    }
-#endif
-    for (; i < n; i++) {
-        float t = src[i];
-        __asm__("" : "+x"(t));
-        dst[i] = t;
-    }
-#endif
+static int cpu_wino_forced = -1; // -1: not read yet; 0: by plane size; 2 or 4: that variant
+
+int cpu_winograd_force(int m) {
+    int old = cpu_wino_forced < 0 ? 0 : cpu_wino_forced;
+    cpu_wino_forced = m == 2 || m == 4 ? m : 0;
+    return old;
 }
 
-// row[ea + k] = src[2k], row[oa + k] = src[2k + 1] for the n floats of src: the even and odd
-// columns of an input row into the two halves of a padded row. Profiled: a plain strided loop
-// with a run-time parity was most of the input transform's time on 32-pixel rows.
-static inline void cpu_wino_split(float *restrict row, int ea, int oa, const float *restrict src, int n) {
-    float *ev = row + ea, *od = row + oa;
-    int k = 0;
-#ifdef __AVX2__
-    for (; 2 * k + 16 <= n; k += 8) {
-        __m256 lo = _mm256_loadu_ps(src + 2 * k), hi = _mm256_loadu_ps(src + 2 * k + 8);
-        // per 128-bit lane: (lo0 lo2 hi0 hi2) / (lo1 lo3 hi1 hi3), then lanes into order
-        __m256 e = _mm256_shuffle_ps(lo, hi, 0x88), o = _mm256_shuffle_ps(lo, hi, 0xDD);
-        _mm256_storeu_ps(ev + k, _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(e), 0xD8)));
-        _mm256_storeu_ps(od + k, _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(o), 0xD8)));
+// The variant for a convolution of geometry g: F(4x4, 3x3) where it was measured faster, else
+// F(2x2, 3x3); forced by cpu_winograd_force or DIFFOOD_WINOGRAD=2|4. F(4x4) does 1.8x fewer
+// GEMM FLOPs but its transforms cost more per output (36 values per tile through 36 streams),
+// so it wins only where the GEMMs dominate: forward and backward-data convolutions of at
+// least 64 channels in and out on planes of 3x3 to 8x8, or 256 channels up to 16x16. Measured
+// (bench-ops --conv, AMD EPYC Zen 5, one thread, ms per call, F(2x2) -> F(4x4)): batch 64:
+// 128 channels 4x4 1.59 -> 1.27, 64 channels 8x8 1.53 -> 1.30; batch 32: 256 channels 16x16
+// 21-22 -> 18.4-20.0, 512 channels 4x4 9.9-10.4 -> 8.6-8.9. Losses: 32 channels 16x16
+// (batch 64) 1.12 -> 1.45, 16 channels 32x32 0.41 -> 0.64 (batch 16), 128 channels 32x32 about
+// even, and every weight gradient (128 channels 4x4: 1.95 -> 2.42).
+static const cpu_wino_kind *cpu_wino_pick(const cpu_wino_geo *g, int weight_grad) {
+    if (cpu_wino_forced < 0) { // first use (a benign race: every thread reads the same value)
+        const char *env = getenv("DIFFOOD_WINOGRAD");
+        cpu_wino_forced = env && (atoi(env) == 2 || atoi(env) == 4) ? atoi(env) : 0;
     }
-#endif
-    for (; 2 * k + 1 < n; k++) {
-        ev[k] = src[2 * k];
-        od[k] = src[2 * k + 1];
-    }
-    if (2 * k < n) ev[k] = src[2 * k];
+    if (cpu_wino_forced) return cpu_wino_forced == 4 ? &cpu_wino_f4 : &cpu_wino_f2;
+    int side = g->ho > g->wo ? g->ho : g->wo, c = g->c_in < g->c_out ? g->c_in : g->c_out;
+    int f4 = !weight_grad && g->ho >= 3 && g->wo >= 3 && ((side <= 8 && c >= 64) || (side <= 16 && c >= 256));
+    return f4 ? &cpu_wino_f4 : &cpu_wino_f2;
 }
 
-// U_e (C_out', C_in') for e = 4i + j from w (C_out, C_in, 3, 3); flip: the bwd-data kernel
-// w'[a][b][i][j] = w[b][a][2-i][2-j] (C_out' = C_in, C_in' = C_out).
-static void cpu_wino_weights(const float *w, float *u, int c_out, int c_in, int flip, int nt) {
-    int co_n = flip ? c_in : c_out, ci_n = flip ? c_out : c_in;
-    size_t plane = (size_t)co_n * ci_n;
-    // kernel (a, b): element (i, j) at src[a * sa + b * sb + k(i, j)], k flipped for bwd-data
-    size_t sa = flip ? 9 : (size_t)c_in * 9, sb = flip ? (size_t)c_in * 9 : 9;
-    int k[9];
-    for (int i = 0; i < 3; i++)
-        for (int j = 0; j < 3; j++) k[i * 3 + j] = flip ? (2 - i) * 3 + (2 - j) : i * 3 + j;
-    nt = co_n > 1 ? (plane * 16 >= CPU_PAR_WORK ? nt : 1) : 1;
-#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
-    for (int a = 0; a < co_n; a++) {
-        float *d = u + (size_t)a * ci_n; // U_e (a, b) at d[e * plane + b]
-        const float *wa = w + (size_t)a * sa;
-#pragma omp simd
-        for (int b = 0; b < ci_n; b++) {
-            const float *g = wa + (size_t)b * sb;
-            float g0 = g[k[0]], g1 = g[k[1]], g2 = g[k[2]], g3 = g[k[3]], g4 = g[k[4]], g5 = g[k[5]];
-            float g6 = g[k[6]], g7 = g[k[7]], g8 = g[k[8]];
-            // rows of G g: t0 = g row 0, t1 = (r0 + r1 + r2)/2, t2 = (r0 - r1 + r2)/2, t3 = row 2
-            float t00 = g0, t01 = g1, t02 = g2;
-            float t10 = 0.5f * (g0 + g3 + g6), t11 = 0.5f * (g1 + g4 + g7), t12 = 0.5f * (g2 + g5 + g8);
-            float t20 = 0.5f * (g0 - g3 + g6), t21 = 0.5f * (g1 - g4 + g7), t22 = 0.5f * (g2 - g5 + g8);
-            float t30 = g6, t31 = g7, t32 = g8;
-#define CPU_WINO_GT(r, x0, x1, x2)                                                             \
-    d[(size_t)(4 * (r)) * plane + b] = (x0);                                                   \
-    d[(size_t)(4 * (r) + 1) * plane + b] = 0.5f * ((x0) + (x1) + (x2));                        \
-    d[(size_t)(4 * (r) + 2) * plane + b] = 0.5f * ((x0) - (x1) + (x2));                        \
-    d[(size_t)(4 * (r) + 3) * plane + b] = (x2);
-            CPU_WINO_GT(0, t00, t01, t02)
-            CPU_WINO_GT(1, t10, t11, t12)
-            CPU_WINO_GT(2, t20, t21, t22)
-            CPU_WINO_GT(3, t30, t31, t32)
-#undef CPU_WINO_GT
-        }
-    }
-}
-
-typedef struct {
-    int c_in, c_out, h, w, ho, wo; // geometry of the forward convolution being computed
-    int pad_t, pad_l;
-    int th, tw, tpi; // tiles per column, per row, per image
-} cpu_wino_geo;
-
-// Column transform of one row u of B^T d: (u0 - u2, u1 + u2, u2 - u1, u1 - u3) into
-// o[(4i + 0..3) * plane].
-#define CPU_WINO_COLS(u0, u1, u2, u3, o, i, plane)                                             \
-    do {                                                                                       \
-        (o)[(size_t)(4 * (i)) * (plane)] = (u0) - (u2);                                        \
-        (o)[(size_t)(4 * (i) + 1) * (plane)] = (u1) + (u2);                                    \
-        (o)[(size_t)(4 * (i) + 2) * (plane)] = (u2) - (u1);                                    \
-        (o)[(size_t)(4 * (i) + 3) * (plane)] = (u1) - (u3);                                    \
-    } while (0)
-
-// One tile of the input transform, written out (GCC vectorises this over tiles, not loops
-// inside it): V_e = (B^T d B)_e for the 4x4 patch of padded rows p0..p3 at tile column t,
-// stored at o[e * plane]. Rows are deinterleaved: even columns first, odd columns from `half`,
-// so the patch's columns 2t, 2t+1, 2t+2, 2t+3 are p[t], p[half+t], p[t+1], p[half+t+1].
-#define CPU_WINO_IN_TILE(p0, p1, p2, p3, t, half, o, plane)                                   \
-    do {                                                                                       \
-        float a0 = (p0)[(t)], a1 = (p0)[(half) + (t)], a2 = (p0)[(t) + 1], a3 = (p0)[(half) + (t) + 1]; \
-        float b0 = (p1)[(t)], b1 = (p1)[(half) + (t)], b2 = (p1)[(t) + 1], b3 = (p1)[(half) + (t) + 1]; \
-        float c0 = (p2)[(t)], c1 = (p2)[(half) + (t)], c2 = (p2)[(t) + 1], c3 = (p2)[(half) + (t) + 1]; \
-        float e0 = (p3)[(t)], e1 = (p3)[(half) + (t)], e2 = (p3)[(t) + 1], e3 = (p3)[(half) + (t) + 1]; \
-        CPU_WINO_COLS(a0 - c0, a1 - c1, a2 - c2, a3 - c3, o, 0, plane);                        \
-        CPU_WINO_COLS(b0 + c0, b1 + c1, b2 + c2, b3 + c3, o, 1, plane);                        \
-        CPU_WINO_COLS(c0 - b0, c1 - b1, c2 - b2, c3 - b3, o, 2, plane);                        \
-        CPU_WINO_COLS(b0 - e0, b1 - e1, b2 - e2, b3 - e3, o, 3, plane);                        \
-    } while (0)
-
-// One tile of the output-gradient transform (the adjoint of the output transform):
-// dM_e = (A dY A^T)_e for the 2x2 block of padded rows p0, p1 at tile column t (deinterleaved
-// rows as above), stored at o[e * plane]. Rows of A dY: (a, b), (a+c, b+d), (a-c, b-d), (-c, -d).
-#define CPU_WINO_DY_ROW(x0, x1, o, i, plane)                                                   \
-    do {                                                                                       \
-        (o)[(size_t)(4 * (i)) * (plane)] = (x0);                                               \
-        (o)[(size_t)(4 * (i) + 1) * (plane)] = (x0) + (x1);                                    \
-        (o)[(size_t)(4 * (i) + 2) * (plane)] = (x0) - (x1);                                    \
-        (o)[(size_t)(4 * (i) + 3) * (plane)] = -(x1);                                          \
-    } while (0)
-#define CPU_WINO_DY_TILE(p0, p1, t, half, o, plane)                                           \
-    do {                                                                                       \
-        float a_ = (p0)[(t)], b_ = (p0)[(half) + (t)], c_ = (p1)[(t)], d_ = (p1)[(half) + (t)]; \
-        CPU_WINO_DY_ROW(a_, b_, o, 0, plane);                                                  \
-        CPU_WINO_DY_ROW(a_ + c_, b_ + d_, o, 1, plane);                                        \
-        CPU_WINO_DY_ROW(a_ - c_, b_ - d_, o, 2, plane);                                        \
-        CPU_WINO_DY_ROW(-c_, -d_, o, 3, plane);                                                \
-    } while (0)
-
-// Width and height of the zero-padded plane the input transform reads from: the tile grid's
-// columns 0 .. 2*tw+1 and rows 0 .. 2*th+1, input pixel (r, c) at (r + pad_t, c + pad_l).
-static int cpu_wino_pad_w(const cpu_wino_geo *g) {
-    int need = 2 * g->tw + 2;
-    if (need < g->pad_l + g->w) need = g->pad_l + g->w;
-    return (need + 1) & ~1; // even: two halves of equal length
-}
-static int cpu_wino_pad_h(const cpu_wino_geo *g) {
-    int need = 2 * g->th + 2;
-    return need > g->pad_t + g->h ? need : g->pad_t + g->h;
-}
-
-// V_e (C_in, T) of the images x[0..nbc) (each (C_in, H, W)); ld = T of the chunk. Each plane is
-// first copied into a zero-padded plane (so padding needs no tests), then every tile row runs
-// in a SIMD loop over its tiles.
-static void cpu_wino_input(const cpu_wino_geo *g, const float *x, float *v, int nbc, size_t ld, int nt, float *padbuf,
-                           int dy) {
-    int total = nbc * g->c_in, wp = cpu_wino_pad_w(g), hp = cpu_wino_pad_h(g), half = wp / 2;
-    size_t plane = (size_t)g->c_in * ld;
-#pragma omp parallel num_threads(nt) if (nt > 1 && total > 1)
-    {
-        float *pad = padbuf + (size_t)omp_get_thread_num() * hp * wp; // this thread's padded plane
-        float stage[16 * CPU_WINO_STAGE];
-        memset(pad, 0, (size_t)hp * wp * sizeof(float)); // borders stay zero; the inside is overwritten
-#pragma omp for schedule(static)
-        for (int q = 0; q < total; q++) {
-            int img = q / g->c_in, c = q % g->c_in;
-            const float *xc = x + (size_t)q * g->h * g->w;
-            float *vc = v + (size_t)c * ld + (size_t)img * g->tpi;
-            // deinterleaved copy: padded column pc at (pc & 1) * half + pc / 2; column c lands at
-            // pc = c + pad_l, so the even columns 2k go to ea[k] and the odd ones to oa[k]
-            int pl = g->pad_l, ea = (pl & 1 ? half : 0) + (pl >> 1), oa = (pl & 1 ? 0 : half) + ((pl + 1) >> 1);
-            for (int r = 0; r < g->h; r++)
-                cpu_wino_split(pad + (size_t)(r + g->pad_t) * wp, ea, oa, xc + (size_t)r * g->w, g->w);
-            // tiles go to a staging block first (compile-time offsets between its 16 rows, so
-            // the SIMD loop keeps its pointers in registers), then row by row to the 16 planes
-            int fill = 0, t0 = 0;
-            for (int ty = 0; ty < g->th; ty++) {
-                const float *p0 = pad + (size_t)(2 * ty) * wp, *p1 = p0 + wp, *p2 = p1 + wp, *p3 = p2 + wp;
-                if (g->tw > CPU_WINO_STAGE) { // very wide rows: straight to the planes
-                    float *dst = vc + (size_t)ty * g->tw;
-                    if (dy) {
-#pragma omp simd
-                        for (int tx = 0; tx < g->tw; tx++) CPU_WINO_DY_TILE(p0, p1, tx, half, dst + tx, plane);
-                    } else {
-#pragma omp simd
-                        for (int tx = 0; tx < g->tw; tx++) CPU_WINO_IN_TILE(p0, p1, p2, p3, tx, half, dst + tx, plane);
-                    }
-                    continue;
-                }
-                if (fill + g->tw > CPU_WINO_STAGE) {
-                    for (int e = 0; e < 16; e++)
-                        cpu_wino_copy(vc + (size_t)e * plane + t0, stage + e * CPU_WINO_STAGE, fill);
-                    t0 += fill;
-                    fill = 0;
-                }
-                float *dst = stage + fill;
-                if (dy) {
-#pragma omp simd
-                    for (int tx = 0; tx < g->tw; tx++) CPU_WINO_DY_TILE(p0, p1, tx, half, dst + tx, CPU_WINO_STAGE);
-                } else {
-#pragma omp simd
-                    for (int tx = 0; tx < g->tw; tx++) CPU_WINO_IN_TILE(p0, p1, p2, p3, tx, half, dst + tx, CPU_WINO_STAGE);
-                }
-                fill += g->tw;
-            }
-            for (int e = 0; e < 16 && fill; e++)
-                cpu_wino_copy(vc + (size_t)e * plane + t0, stage + e * CPU_WINO_STAGE, fill);
-        }
-    }
-}
-
-// Output transform of tile t: the four outputs (A^T m A) of M_e[t] (e at src[e * plane + t]).
-#define CPU_WINO_OUT_TILE(src, t, plane, bias, o00, o01, o10, o11)                             \
-    float o00, o01, o10, o11;                                                                  \
-    do {                                                                                       \
-        const float *m_ = (src) + (t);                                                         \
-        size_t p_ = (plane);                                                                   \
-        float s0 = m_[0] + m_[4 * p_] + m_[8 * p_], s1 = m_[p_] + m_[5 * p_] + m_[9 * p_];     \
-        float s2 = m_[2 * p_] + m_[6 * p_] + m_[10 * p_], s3 = m_[3 * p_] + m_[7 * p_] + m_[11 * p_]; \
-        float r0 = m_[4 * p_] - m_[8 * p_] - m_[12 * p_], r1 = m_[5 * p_] - m_[9 * p_] - m_[13 * p_]; \
-        float r2 = m_[6 * p_] - m_[10 * p_] - m_[14 * p_], r3 = m_[7 * p_] - m_[11 * p_] - m_[15 * p_]; \
-        o00 = s0 + s1 + s2 + (bias);                                                           \
-        o01 = s1 - s2 - s3 + (bias);                                                           \
-        o10 = r0 + r1 + r2 + (bias);                                                           \
-        o11 = r1 - r2 - r3 + (bias);                                                           \
-    } while (0)
-
-// y[0..nbc) (C_out, HO, WO) = (or +=) A^T M A (+ b) from M_e (C_out, T). Blocks of whole tile
-// rows are first copied from the 16 planes into a staging block (compile-time offsets between
-// its rows), then transformed in SIMD loops over the tiles of a row.
-static void cpu_wino_output(const cpu_wino_geo *g, const float *m, float *y, const float *b, int nbc, size_t ld,
-                            int accumulate, int nt) {
-    int total = nbc * g->c_out;
-    size_t plane = (size_t)g->c_out * ld;
-    int full_w = g->wo / 2; // tiles whose two columns are both inside
-    int rows_per = g->tw <= CPU_WINO_STAGE ? CPU_WINO_STAGE / g->tw : 1;
-#pragma omp parallel num_threads(nt) if (nt > 1 && total > 1)
-    {
-        float stage[16 * CPU_WINO_STAGE];
-#pragma omp for schedule(static)
-        for (int q = 0; q < total; q++) {
-            int img = q / g->c_out, co = q % g->c_out;
-            float *yc = y + (size_t)q * g->ho * g->wo;
-            const float *mc = m + (size_t)co * ld + (size_t)img * g->tpi;
-            float bias = b ? b[co] : 0.0f;
-            // without accumulation y holds garbage (a reused buffer): zero it and add, never
-            // `0 * y` (0 * NaN or Inf garbage is NaN: outputs that depended on memory contents)
-            if (!accumulate) memset(yc, 0, (size_t)g->ho * g->wo * sizeof(float));
-            for (int ty0 = 0; ty0 < g->th; ty0 += rows_per) {
-                int nrows = g->th - ty0 < rows_per ? g->th - ty0 : rows_per;
-                const float *blk = mc + (size_t)ty0 * g->tw; // tile (ty, tx) of e at blk[e*plane + (ty-ty0)*tw + tx]
-                size_t bstride = plane;
-                if (g->tw <= CPU_WINO_STAGE) {
-                    for (int e = 0; e < 16; e++)
-                        cpu_wino_copy(stage + e * CPU_WINO_STAGE, blk + (size_t)e * plane, nrows * g->tw);
-                    blk = stage;
-                    bstride = CPU_WINO_STAGE;
-                }
-                for (int r = 0; r < nrows; r++) {
-                    int oh = 2 * (ty0 + r);
-                    float *y0 = yc + (size_t)oh * g->wo, *y1 = y0 + g->wo;
-                    const float *src = blk + (size_t)r * g->tw;
-                    if (oh + 1 < g->ho && bstride == CPU_WINO_STAGE) {
-#pragma omp simd
-                        for (int tx = 0; tx < full_w; tx++) {
-                            CPU_WINO_OUT_TILE(src, tx, CPU_WINO_STAGE, bias, o00, o01, o10, o11);
-                            y0[2 * tx] += o00;
-                            y0[2 * tx + 1] += o01;
-                            y1[2 * tx] += o10;
-                            y1[2 * tx + 1] += o11;
-                        }
-                    } else { // generic: wide rows, or the last, half tile row of an odd height
-                        for (int tx = 0; tx < full_w; tx++) {
-                            CPU_WINO_OUT_TILE(src, tx, bstride, bias, o00, o01, o10, o11);
-                            y0[2 * tx] += o00;
-                            y0[2 * tx + 1] += o01;
-                            if (oh + 1 < g->ho) {
-                                y1[2 * tx] += o10;
-                                y1[2 * tx + 1] += o11;
-                            }
-                        }
-                    }
-                    for (int tx = full_w; tx < g->tw; tx++) { // the last, half tile of an odd width
-                        CPU_WINO_OUT_TILE(src, tx, bstride, bias, o00, o01, o10, o11);
-                        (void)o01, (void)o11;
-                        y0[2 * tx] += o00;
-                        if (oh + 1 < g->ho) y1[2 * tx] += o10;
-                    }
-                }
-            }
-        }
-    }
+// The tile grid of geometry g for variant k.
+static void cpu_wino_tiles(cpu_wino_geo *g, const cpu_wino_kind *k) {
+    g->th = (g->ho + k->m - 1) / k->m;
+    g->tw = (g->wo + k->m - 1) / k->m;
+    g->tpi = g->th * g->tw;
 }
 
 // Images per chunk of `per_tile` floats per tile (CPU_WINO_CHUNK_BYTES above).
@@ -371,19 +107,18 @@ int cpu_winograd_conv(ops_ctx *ctx, const ops_conv_shape *s, float *y, const flo
         g = (cpu_wino_geo){s->c_in, s->c_out, s->h, s->w, ops_conv_out_h(s), ops_conv_out_w(s), s->pad_t, s->pad_l,
                            0, 0, 0};
     }
-    g.th = (g.ho + 1) / 2;
-    g.tw = (g.wo + 1) / 2;
-    g.tpi = g.th * g.tw;
-    int nt = cpu_threads(ctx), n = s->n;
-    size_t rows_n = (size_t)cpu_wino_pad_h(&g) * cpu_wino_pad_w(&g); // padded plane of one thread
+    const cpu_wino_kind *k = cpu_wino_pick(&g, 0);
+    cpu_wino_tiles(&g, k);
+    int nt = cpu_threads(ctx), n = s->n, ne = k->ne;
+    size_t rows_n = k->pad_floats(&g); // padded plane of one thread
     int nb, outer;
-    cpu_wino_plan(n, g.tpi, nt, rows_n, (size_t)16 * (g.c_in + g.c_out), &nb, &outer);
+    cpu_wino_plan(n, g.tpi, nt, rows_n, (size_t)ne * (g.c_in + g.c_out), &nb, &outer);
     int nchunks = (n + nb - 1) / nb;
-    size_t ld_max = (size_t)nb * g.tpi, nu = (size_t)16 * g.c_in * g.c_out;
-    size_t slice = (size_t)16 * ld_max * (g.c_in + g.c_out) + rows_n;
+    size_t ld_max = (size_t)nb * g.tpi, nu = (size_t)ne * g.c_in * g.c_out;
+    size_t slice = (size_t)ne * ld_max * (g.c_in + g.c_out) + rows_n;
     float *buf = cpu_scratch(ctx, nu + slice * (outer ? nt : 1) + rows_n * nt);
     if (!buf) return err_prefix(ERR_NOMEM, bwd_data ? "conv2d_bwd_data: " : "conv2d_fwd: ");
-    cpu_wino_weights(w, buf, s->c_out, s->c_in, bwd_data, nt);
+    k->weights(w, buf, s->c_out, s->c_in, bwd_data, nt);
     const float *u = buf;
     size_t xs = (size_t)g.c_in * g.h * g.w, ys = (size_t)g.c_out * g.ho * g.wo, up = (size_t)g.c_out * g.c_in;
 #pragma omp parallel for schedule(static) num_threads(nt) if (outer)
@@ -391,65 +126,39 @@ int cpu_winograd_conv(ops_ctx *ctx, const ops_conv_shape *s, float *y, const flo
         int n0 = ck * nb, nbc = n - n0 < nb ? n - n0 : nb, it = outer ? 1 : nt;
         float *v = buf + nu + (outer ? (size_t)omp_get_thread_num() * slice : 0);
         size_t ld = (size_t)nbc * g.tpi;
-        float *m = v + (size_t)16 * g.c_in * ld;
+        float *m = v + (size_t)ne * g.c_in * ld;
         // padded planes: this slice's own in the outer way, one per thread after the slices otherwise
-        float *rows = outer ? m + (size_t)16 * g.c_out * ld_max : buf + nu + slice;
-        cpu_wino_input(&g, x + n0 * xs, v, nbc, ld, it, rows, 0);
+        float *rows = outer ? m + (size_t)ne * g.c_out * ld_max : buf + nu + slice;
+        k->input(&g, x + n0 * xs, v, nbc, ld, it, rows, 0);
 #pragma omp parallel for schedule(static) num_threads(it) if (it > 1)
-        for (int e = 0; e < 16; e++)
+        for (int e = 0; e < ne; e++)
             cpu_sgemm(0, 0, g.c_out, (int)ld, g.c_in, 1.0f, u + e * up, g.c_in, v + (size_t)e * g.c_in * ld, (int)ld,
                       0.0f, m + (size_t)e * g.c_out * ld, (int)ld);
-        cpu_wino_output(&g, m, y + n0 * ys, b, nbc, ld, bwd_data, it);
+        k->output(&g, m, y + n0 * ys, b, nbc, ld, bwd_data, it);
     }
     return 0;
 }
 
 // --- weight gradient ----------------------------------------------------------------------------
 // The adjoint of the forward: dM_e = (A dY A^T)_e per output tile (zeros past an odd edge),
-// dU_e (C_out, C_in) += dM_e (C_out, T) V_e^T (T, C_in) by 16 GEMMs, then dW += G^T dU G.
-
-// dw (C_out, C_in, 3, 3) += G^T dU_e G from du_e (C_out, C_in).
-static void cpu_wino_dweights(const float *du, float *dw, int c_out, int c_in, int nt) {
-    size_t plane = (size_t)c_out * c_in;
-    nt = c_out > 1 ? (plane * 16 >= CPU_PAR_WORK ? nt : 1) : 1;
-#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
-    for (int a = 0; a < c_out; a++) {
-        for (int b = 0; b < c_in; b++) {
-            float m[4][4];
-            for (int e = 0; e < 16; e++) m[e / 4][e % 4] = du[(size_t)e * plane + (size_t)a * c_in + b];
-            float q[3][4]; // G^T m
-            for (int j = 0; j < 4; j++) {
-                q[0][j] = m[0][j] + 0.5f * (m[1][j] + m[2][j]);
-                q[1][j] = 0.5f * (m[1][j] - m[2][j]);
-                q[2][j] = 0.5f * (m[1][j] + m[2][j]) + m[3][j];
-            }
-            float *o = dw + ((size_t)a * c_in + b) * 9;
-            for (int i = 0; i < 3; i++) { // (G^T m) G
-                o[i * 3 + 0] += q[i][0] + 0.5f * (q[i][1] + q[i][2]);
-                o[i * 3 + 1] += 0.5f * (q[i][1] - q[i][2]);
-                o[i * 3 + 2] += 0.5f * (q[i][1] + q[i][2]) + q[i][3];
-            }
-        }
-    }
-}
+// dU_e (C_out, C_in) += dM_e (C_out, T) V_e^T (T, C_in) by ne GEMMs, then dW += G^T dU G.
 
 int cpu_winograd_bwd_weight(ops_ctx *ctx, const ops_conv_shape *s, float *dw, const float *dy, const float *x) {
     cpu_wino_geo g = {s->c_in, s->c_out, s->h, s->w, ops_conv_out_h(s), ops_conv_out_w(s), s->pad_t, s->pad_l, 0, 0, 0};
-    g.th = (g.ho + 1) / 2;
-    g.tw = (g.wo + 1) / 2;
-    g.tpi = g.th * g.tw;
-    int nt = cpu_threads(ctx), n = s->n;
+    const cpu_wino_kind *k = cpu_wino_pick(&g, 1);
+    cpu_wino_tiles(&g, k);
+    int nt = cpu_threads(ctx), n = s->n, ne = k->ne;
     // the output gradient's tiles: planes (C_out, HO, WO), no padding, the same tile grid
     cpu_wino_geo gd = {g.c_out, g.c_out, g.ho, g.wo, g.ho, g.wo, 0, 0, g.th, g.tw, g.tpi};
-    size_t rows_n = (size_t)cpu_wino_pad_h(&g) * cpu_wino_pad_w(&g), rows_d = (size_t)cpu_wino_pad_h(&gd) * cpu_wino_pad_w(&gd);
+    size_t rows_n = k->pad_floats(&g), rows_d = k->pad_floats(&gd);
     if (rows_d > rows_n) rows_n = rows_d;
-    size_t nu = (size_t)16 * g.c_in * g.c_out;
+    size_t nu = (size_t)ne * g.c_in * g.c_out;
     int nb, outer;
-    cpu_wino_plan(n, g.tpi, nt, nu + rows_n, (size_t)16 * (g.c_in + g.c_out), &nb, &outer);
+    cpu_wino_plan(n, g.tpi, nt, nu + rows_n, (size_t)ne * (g.c_in + g.c_out), &nb, &outer);
     int nchunks = (n + nb - 1) / nb, slices = outer ? nt : 1;
     size_t ld_max = (size_t)nb * g.tpi;
     // per slice: dU accumulator, V, dM, padded plane
-    size_t slice = nu + (size_t)16 * ld_max * (g.c_in + g.c_out) + rows_n;
+    size_t slice = nu + (size_t)ne * ld_max * (g.c_in + g.c_out) + rows_n;
     float *buf = cpu_scratch(ctx, slice * slices + rows_n * nt);
     if (!buf) return err_prefix(ERR_NOMEM, "conv2d_bwd_weight: ");
     size_t xs = (size_t)g.c_in * g.h * g.w, ys = (size_t)g.c_out * g.ho * g.wo;
@@ -459,12 +168,12 @@ int cpu_winograd_bwd_weight(ops_ctx *ctx, const ops_conv_shape *s, float *dw, co
         int n0 = ck * nb, nbc = n - n0 < nb ? n - n0 : nb, it = outer ? 1 : nt;
         float *du = buf + (outer ? (size_t)omp_get_thread_num() * slice : 0);
         size_t ld = (size_t)nbc * g.tpi;
-        float *v = du + nu, *dm = v + (size_t)16 * g.c_in * ld;
-        float *rows = outer ? dm + (size_t)16 * g.c_out * ld_max : buf + slice;
-        cpu_wino_input(&g, x + n0 * xs, v, nbc, ld, it, rows, 0);
-        cpu_wino_input(&gd, dy + n0 * ys, dm, nbc, ld, it, rows, 1);
+        float *v = du + nu, *dm = v + (size_t)ne * g.c_in * ld;
+        float *rows = outer ? dm + (size_t)ne * g.c_out * ld_max : buf + slice;
+        k->input(&g, x + n0 * xs, v, nbc, ld, it, rows, 0);
+        k->input(&gd, dy + n0 * ys, dm, nbc, ld, it, rows, 1);
 #pragma omp parallel for schedule(static) num_threads(it) if (it > 1)
-        for (int e = 0; e < 16; e++) // dU_e (C_out, C_in) += dM_e (C_out, T) V_e^T (T, C_in)
+        for (int e = 0; e < ne; e++) // dU_e (C_out, C_in) += dM_e (C_out, T) V_e^T (T, C_in)
             cpu_sgemm(0, 1, g.c_out, g.c_in, (int)ld, 1.0f, dm + (size_t)e * g.c_out * ld, (int)ld,
                       v + (size_t)e * g.c_in * ld, (int)ld, 1.0f, du + (size_t)e * g.c_out * g.c_in, g.c_in);
     }
@@ -477,6 +186,6 @@ int cpu_winograd_bwd_weight(ops_ctx *ctx, const ops_conv_shape *s, float *dw, co
             buf[i] = acc;
         }
     }
-    cpu_wino_dweights(buf, dw, s->c_out, s->c_in, nt);
+    k->dweights(buf, dw, s->c_out, s->c_in, nt);
     return 0;
 }

@@ -1,5 +1,5 @@
-// cpu_winograd: 3x3 stride-1 convolution by Winograd F(2x2, 3x3) for the CPU backend
-// (kernels/cpu/cpu_winograd.c). Internal to kernels/cpu/.
+// cpu_winograd: 3x3 stride-1 convolution by Winograd F(4x4, 3x3) or F(2x2, 3x3) for the CPU
+// backend (kernels/cpu/cpu_winograd.c). Internal to kernels/cpu/.
 #ifndef DIFFOOD_CPU_WINOGRAD_H
 #define DIFFOOD_CPU_WINOGRAD_H
 
@@ -18,5 +18,10 @@ int cpu_winograd_conv(ops_ctx *ctx, const ops_conv_shape *s, float *y, const flo
 // dw (C_out, C_in, 3, 3) += the weight gradient of the convolution for output gradient dy
 // (N, C_out, HO, WO) and input x (N, C_in, H, W), by the same transforms. 0 or ERR_NOMEM.
 int cpu_winograd_bwd_weight(ops_ctx *ctx, const ops_conv_shape *s, float *dw, const float *dy, const float *x);
+
+// Forces the variant for every later call: m = 2 (F(2x2, 3x3)) or 4 (F(4x4, 3x3)), or 0 to
+// choose by plane size (the default; DIFFOOD_WINOGRAD=2|4 in the environment forces it too).
+// Returns the previous setting. For tests and A/B benchmarks; not thread-safe.
+int cpu_winograd_force(int m);
 
 #endif
