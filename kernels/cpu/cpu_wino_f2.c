@@ -35,11 +35,9 @@ static inline void f2_split(float *restrict row, int ea, int oa, const float *re
 static void f2_weights(const float *w, float *u, int c_out, int c_in, int flip, int nt) {
     int co_n = flip ? c_in : c_out, ci_n = flip ? c_out : c_in;
     size_t plane = (size_t)co_n * ci_n;
-    // kernel (a, b): element (i, j) at src[a * sa + b * sb + k(i, j)], k flipped for bwd-data
-    size_t sa = flip ? 9 : (size_t)c_in * 9, sb = flip ? (size_t)c_in * 9 : 9;
+    size_t sa, sb;
     int k[9];
-    for (int i = 0; i < 3; i++)
-        for (int j = 0; j < 3; j++) k[i * 3 + j] = flip ? (2 - i) * 3 + (2 - j) : i * 3 + j;
+    cpu_wino_kernel_at(flip, c_in, &sa, &sb, k);
     nt = co_n > 1 ? (plane * 16 >= CPU_PAR_WORK ? nt : 1) : 1;
 #pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
     for (int a = 0; a < co_n; a++) {

@@ -42,6 +42,16 @@ typedef struct {
     void (*dweights)(const float *du, float *dw, int c_out, int c_in, int nt);
 } cpu_wino_kind;
 
+// Where the weight transforms read kernel (a, b) of the convolution computed: element (i, j)
+// at w[a * sa + b * sb + k[3 i + j]], w[a][b] of w (C_out, C_in, 3, 3) or, flipped for the
+// backward-data pass, w[b][a] with (i, j) mirrored.
+static inline void cpu_wino_kernel_at(int flip, int c_in, size_t *sa, size_t *sb, int k[9]) {
+    *sa = flip ? 9 : (size_t)c_in * 9;
+    *sb = flip ? (size_t)c_in * 9 : 9;
+    for (int i = 0; i < 3; i++)
+        for (int j = 0; j < 3; j++) k[i * 3 + j] = flip ? (2 - i) * 3 + (2 - j) : i * 3 + j;
+}
+
 extern const cpu_wino_kind cpu_wino_f2; // F(2x2, 3x3): cpu_wino_f2.c
 extern const cpu_wino_kind cpu_wino_f4; // F(4x4, 3x3): cpu_wino_f4.c
 
