@@ -1,7 +1,8 @@
 // cpu_wino_f2: the transforms of Winograd's minimal filtering F(2x2, 3x3) (Lavin & Gray, 2016)
-// for cpu_winograd.c: 2.25x fewer multiplications than im2col + GEMM, the variant for planes
-// too small for F(4x4, 3x3) (cpu_wino_f4.c), and the reference the larger variant is measured
-// against. Per 4x4 input tile d and 3x3 kernel g: Y (2x2) = A^T [ (G g G^T) .* (B^T d B) ] A.
+// for cpu_winograd.c: 2.25x fewer multiplications than im2col + GEMM; the variant of most
+// layers and of every weight gradient (F(4x4, 3x3), cpu_wino_f4.c, pays only on wide layers
+// with small planes). Per 4x4 input tile d and 3x3 kernel g: Y (2x2) = A^T [ (G g G^T) .*
+// (B^T d B) ] A.
 // Tiles past an odd output edge are computed and dropped.
 #include <omp.h>
 

@@ -1,8 +1,8 @@
-// cpu_winograd: 3x3 stride-1 convolution by Winograd's minimal filtering (Lavin & Gray, 2016),
-// F(4x4, 3x3) (4x fewer multiplications than im2col + GEMM; cpu_wino_f4.c) or, for planes too
-// small for its 4x4 tiles, F(2x2, 3x3) (2.25x; cpu_wino_f2.c). Used by conv2d_fwd, by
-// conv2d_bwd_data as a forward convolution of dy with the flipped, transposed kernel, and by
-// conv2d_bwd_weight through the adjoint transforms.
+// cpu_winograd: 3x3 stride-1 convolution by Winograd's minimal filtering (Lavin & Gray, 2016):
+// F(2x2, 3x3) (2.25x fewer multiplications than im2col + GEMM; cpu_wino_f2.c) for most layers,
+// F(4x4, 3x3) (4x; cpu_wino_f4.c) where it measured faster (cpu_wino_pick). Used by
+// conv2d_fwd, by conv2d_bwd_data as a forward convolution of dy with the flipped, transposed
+// kernel, and by conv2d_bwd_weight through the adjoint transforms.
 //
 // The ne = (m + 2)^2 element-wise products of a variant, summed over input channels, are ne
 // GEMMs: M_e (C_out, T) = U_e (C_out, C_in) V_e (C_in, T) over the T tiles of a chunk of images
@@ -29,12 +29,13 @@
 #define CPU_WINO_TILES_MAX 512
 #define CPU_WINO_OUTER_MAX ((size_t)512 << 20) // bytes of per-thread slices, in all
 
-static int cpu_wino_forced = -1; // -1: not read yet; 0: by plane size; 2 or 4: that variant
+// -1: not read yet; 0: chosen per convolution; 2 or 4: that variant. Atomic: replicas
+// (common/nn/nn_rep.c) run convolutions on several threads, and the first ones read it at once.
+static int cpu_wino_forced = -1;
 
 int cpu_winograd_force(int m) {
-    int old = cpu_wino_forced < 0 ? 0 : cpu_wino_forced;
-    cpu_wino_forced = m == 2 || m == 4 ? m : 0;
-    return old;
+    int old = __atomic_exchange_n(&cpu_wino_forced, m == 2 || m == 4 ? m : 0, __ATOMIC_RELAXED);
+    return old < 0 ? 0 : old;
 }
 
 // The variant for a convolution of geometry g: F(4x4, 3x3) where it was measured faster, else
@@ -48,11 +49,14 @@ int cpu_winograd_force(int m) {
 // (batch 64) 1.12 -> 1.45, 16 channels 32x32 0.41 -> 0.64 (batch 16), 128 channels 32x32 about
 // even, and every weight gradient (128 channels 4x4: 1.95 -> 2.42).
 static const cpu_wino_kind *cpu_wino_pick(const cpu_wino_geo *g, int weight_grad) {
-    if (cpu_wino_forced < 0) { // first use (a benign race: every thread reads the same value)
+    int forced = __atomic_load_n(&cpu_wino_forced, __ATOMIC_RELAXED);
+    if (forced < 0) { // first use: every thread that gets here reads the same environment
         const char *env = getenv("DIFFOOD_WINOGRAD");
-        cpu_wino_forced = env && (atoi(env) == 2 || atoi(env) == 4) ? atoi(env) : 0;
+        int want = env && (atoi(env) == 2 || atoi(env) == 4) ? atoi(env) : 0, unset = -1;
+        __atomic_compare_exchange_n(&cpu_wino_forced, &unset, want, 0, __ATOMIC_RELAXED, __ATOMIC_RELAXED);
+        forced = __atomic_load_n(&cpu_wino_forced, __ATOMIC_RELAXED);
     }
-    if (cpu_wino_forced) return cpu_wino_forced == 4 ? &cpu_wino_f4 : &cpu_wino_f2;
+    if (forced) return forced == 4 ? &cpu_wino_f4 : &cpu_wino_f2;
     int side = g->ho > g->wo ? g->ho : g->wo, c = g->c_in < g->c_out ? g->c_in : g->c_out;
     int f4 = !weight_grad && g->ho >= 3 && g->wo >= 3 && ((side <= 8 && c >= 64) || (side <= 16 && c >= 256));
     return f4 ? &cpu_wino_f4 : &cpu_wino_f2;

@@ -20,7 +20,8 @@ int cpu_winograd_conv(ops_ctx *ctx, const ops_conv_shape *s, float *y, const flo
 int cpu_winograd_bwd_weight(ops_ctx *ctx, const ops_conv_shape *s, float *dw, const float *dy, const float *x);
 
 // Forces the variant for every later call: m = 2 (F(2x2, 3x3)) or 4 (F(4x4, 3x3)), or 0 to
-// choose by plane size (the default; DIFFOOD_WINOGRAD=2|4 in the environment forces it too).
+// choose by pass, plane size and channels (the default; DIFFOOD_WINOGRAD=2|4 in the
+// environment forces it too, unless a call here came first).
 // Returns the previous setting. For tests and A/B benchmarks; not thread-safe.
 int cpu_winograd_force(int m);
 
