@@ -9,12 +9,11 @@
 // convolution at 64 channels, up to ~2e-5 in a tensor's worst element); weights and weight
 // gradients are transformed in double.
 //
-// Layout of the work: a transform runs in a SIMD loop over tiles. Rows of at least 8 tiles are
-// transformed straight from the padded plane; a small plane (8x8: 2 tiles a row) would leave
-// most lanes empty, so its raw 6x6 (dy: 4x4) tiles, of all the chunk's images of one channel
-// (neighbours in V), are first gathered into a staging block (row j of the block holds tile
-// element j of each tile), which is then transformed as one. The output side transforms a
-// block of M into 16 output rows and interleaves them into the images' rows.
+// Layout of the work: a transform runs in a SIMD loop over tiles, and the planes this variant
+// is picked for are small (8x8: 4 tiles), so the raw 6x6 (dy: 4x4) tiles of all the chunk's
+// images of one channel (neighbours in V) are first gathered into a staging block (row j of the
+// block holds tile element j of each tile), which is then transformed as one. The output side
+// transforms a block of M into 16 output rows and interleaves them into the images' rows.
 //
 // Where it is used (cpu_winograd.c): only where it measured faster than F(2x2), forward and
 // backward-data passes of wide layers on small planes. Its transforms cost about twice F(2x2)'s
@@ -260,33 +259,6 @@ static void f4_flush(const float *raw, float *v, size_t plane, int n, int dy) {
     }
 }
 
-// The n tiles of one tile row straight from the padded plane (p: its first row, at the row's
-// first tile; wp, q as in f4_pad_w) into V_e at v[e * plane + t]: for rows of at least
-// F4_DIRECT_TILES tiles, where the SIMD loop is full enough without the staging block.
-#define F4_DIRECT_TILES 8
-static void f4_direct(const float *p, int wp, int q, float *v, size_t plane, int n, int dy) {
-    const float *p0 = p, *p1 = p + wp, *p2 = p1 + wp, *p3 = p2 + wp, *p4 = p3 + wp, *p5 = p4 + wp;
-    if (dy) {
-#pragma omp simd
-        for (int t = 0; t < n; t++) {
-#define R(i) ((i) == 0 ? p0 : (i) == 1 ? p1 : (i) == 2 ? p2 : p3)
-#define L(i, k) R(i)[((k) & 3) * q + ((k) >> 2) + t]
-            F4_DY_TILE(L, v + t, plane);
-#undef L
-#undef R
-        }
-    } else {
-#pragma omp simd
-        for (int t = 0; t < n; t++) {
-#define R(i) ((i) == 0 ? p0 : (i) == 1 ? p1 : (i) == 2 ? p2 : (i) == 3 ? p3 : (i) == 4 ? p4 : p5)
-#define L(i, k) R(i)[((k) & 3) * q + ((k) >> 2) + t]
-            F4_IN_TILE(L, v + t, plane);
-#undef L
-#undef R
-        }
-    }
-}
-
 // Images per staging run: planes of at least F4_PLANE_TILES tiles fill the SIMD loops alone and
 // are walked in memory order (image, channel), one run per plane; smaller planes are gathered
 // channel by channel over all the chunk's images (neighbours in V and M), fetched ahead.
@@ -319,12 +291,6 @@ static void f4_input(const cpu_wino_geo *g, const float *x, float *v, int nbc, s
                 const float *xc = x + ((size_t)img * g->c_in + c) * hw;
                 if (run > 1 && img + ahead < nbc) f4_prefetch(xc + (size_t)ahead * g->c_in * hw, hw, 0);
                 for (int r = 0; r < g->h; r++) f4_split(pad + (size_t)(r + g->pad_t) * wp, off, xc + (size_t)r * g->w, g->w);
-                if (g->tw >= F4_DIRECT_TILES) { // wide rows: no staging
-                    for (int ty = 0; ty < g->th; ty++)
-                        f4_direct(pad + (size_t)(4 * ty) * wp, wp, q, vc + t0 + (size_t)ty * g->tw, plane, g->tw, dy);
-                    t0 += g->tpi;
-                    continue;
-                }
                 for (int ty = 0; ty < g->th; ty++) {
                     for (int tx0 = 0; tx0 < g->tw;) {
                         int len = g->tw - tx0 < F4_STAGE - fill ? g->tw - tx0 : F4_STAGE - fill;
