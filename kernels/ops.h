@@ -135,6 +135,21 @@ const char *ops_device_name(ops_device dev);
     X(batchnorm_fwd_eval, (ops_ctx * ctx, ops_act act, float *y, const float *x, const float *gamma, const float *beta, const float *running_mean, const float *running_var, int n, int c, int hw, float eps), (ctx, act, y, x, gamma, beta, running_mean, running_var, n, c, hw, eps)) \
     /* Backward of the training forward: dx, dgamma, dbeta accumulate */                          \
     X(batchnorm_bwd, (ops_ctx * ctx, ops_act act, float *dx, float *dgamma, float *dbeta, const float *dy, const float *x, const float *mean, const float *rstd, const float *gamma, const float *beta, int n, int c, int hw), (ctx, act, dx, dgamma, dbeta, dy, x, mean, rstd, gamma, beta, n, c, hw)) \
+    /* Sync BatchNorm: the training forward and backward cut at their per-channel reductions, */ \
+    /* for replicas that each hold a slice of the batch (common/nn/resnet.c). */                  \
+    /* part (2, C) = [mean, sum of squared deviations from it] of the slice's n*hw values */      \
+    X(batchnorm_stats, (ops_ctx * ctx, float *part, const float *x, int n, int c, int hw), (ctx, part, x, n, c, hw)) \
+    /* mean, var (biased), rstd (C) of the union of r slices: parts (r, 2, C) from batchnorm_stats, */ \
+    /* counts[s] (host) the values per channel of slice s, combined in slice order (Chan et al.); */ \
+    /* rstd = 1/sqrt(var + eps) of the float var, the normalisation batchnorm_fwd_eval(mean, var) */ \
+    /* applies; running_mean/var (may be NULL) updated as by batchnorm_fwd_train; var may be NULL */ \
+    X(batchnorm_stats_merge, (ops_ctx * ctx, float *mean, float *var, float *rstd, float *running_mean, float *running_var, const float *parts, const int *counts, int r, int c, float momentum, float eps), (ctx, mean, var, rstd, running_mean, running_var, parts, counts, r, c, momentum, eps)) \
+    /* sums (2, C) = [sum of g, sum of g * xhat] over the slice (assigned), g = dy * act'(bn(x)): */ \
+    /* summed over the slices, what batchnorm_bwd adds to dbeta and dgamma */                    \
+    X(batchnorm_bwd_sums, (ops_ctx * ctx, ops_act act, float *sums, const float *dy, const float *x, const float *mean, const float *rstd, const float *gamma, const float *beta, int n, int c, int hw), (ctx, act, sums, dy, x, mean, rstd, gamma, beta, n, c, hw)) \
+    /* dx += batchnorm_bwd's dx of the slice, from sums (2, C) over the whole batch of count */   \
+    /* values per channel */                                                                       \
+    X(batchnorm_bwd_dx, (ops_ctx * ctx, ops_act act, float *dx, const float *dy, const float *x, const float *mean, const float *rstd, const float *gamma, const float *beta, const float *sums, int count, int n, int c, int hw), (ctx, act, dx, dy, x, mean, rstd, gamma, beta, sums, count, n, c, hw)) \
     /* --- shape ops ----------------------------------------------------------------------- */  \
     /* y[n, c, :] += bias[n, c] for y (N, C, HW), bias (N, C) (the UNet's time embedding) */       \
     X(add_channel_bias, (ops_ctx * ctx, float *y, const float *bias, int n, int c, int hw), (ctx, y, bias, n, c, hw)) \

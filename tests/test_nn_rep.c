@@ -1,12 +1,17 @@
 // test_nn_rep: the per-thread replicas of common/nn/nn_rep.h. A CPU context with threads > 1
-// runs the UNet (forward and backward) and the ResNet's eval forward one batch slice per
-// thread: the outputs must be the same bits as one thread computing the whole batch.
+// runs the UNet (forward and backward) and the ResNet one batch slice per thread: the outputs of
+// the UNet and of the ResNet's eval forward must be the same bits as one thread computing the
+// whole batch; the ResNet's training step (sync BatchNorm) must equal one thread's up to
+// rounding and be the same bits from run to run. The replicas' barrier must release every
+// replica when one fails.
 #include <check.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/err.h"
 #include "common/nn/nn.h"
+#include "common/nn/nn_rep.h"
 #include "common/nn/resnet.h"
 #include "common/nn/unet.h"
 #include "kernels/cpu/ref/ref_ops.h"
@@ -97,8 +102,8 @@ START_TEST(test_unet_replicas) {
 END_TEST
 
 // Eval forwards on 3 threads run on replicas: the same logits and features, bit for bit, as one
-// thread, after a training forward on each (the running statistics the replicas read are the
-// model's own); a training forward and its backward still work after an eval one.
+// thread (the running statistics the replicas read are the model's own); a training forward and
+// its backward still work after an eval one.
 START_TEST(test_resnet_eval_replicas) {
     resnet_config c = resnet_config_default();
     c.width = 8;
@@ -120,7 +125,13 @@ START_TEST(test_resnet_eval_replicas) {
         ck_assert_int_eq(ops_alloc(ctx, (void **)&x, nx * 4), 0);
         ck_assert_int_eq(ops_upload(ctx, x, hx, nx * 4), 0);
         const float *l = NULL, *f = NULL;
-        ck_assert_int_eq(resnet_forward(m, x, n, 1, NULL, NULL), 0); // running statistics move
+        // running statistics away from (0, 1), the same on both models (a training forward would
+        // move them by slightly different amounts: sync BatchNorm rounds otherwise)
+        nn_net *net = resnet_net(m);
+        float *hb = malloc(net->n_buffers * 4);
+        ref_fill_uniform(hb, net->n_buffers, 10, 0.5f, 1.5f);
+        ck_assert_int_eq(ops_upload(ctx, net->buffers, hb, net->n_buffers * 4), 0);
+        free(hb);
         ck_assert_int_eq(resnet_forward(m, x, n, 0, &l, &f), 0);
         lg[k] = malloc((size_t)n * 10 * 4);
         ft[k] = malloc((size_t)n * 64 * 4);
@@ -141,12 +152,119 @@ START_TEST(test_resnet_eval_replicas) {
 }
 END_TEST
 
+// One ResNet training step (forward, loss gradient, backward) with `threads` threads: logits,
+// dx, parameter gradients and the running statistics after it, on the host.
+typedef struct {
+    float *logits, *dx, *grads, *buffers;
+    size_t np, nb;
+} rn_step_out;
+
+static void rn_train_step(int threads, int n, const float *hx, const float *hdl, rn_step_out *o) {
+    resnet_config c = resnet_config_default();
+    c.width = 8;
+    c.in_channels = 1;
+    ops_ctx *ctx = NULL;
+    ops_options op = ops_options_default();
+    op.threads = threads;
+    ck_assert_int_eq(ops_ctx_create(&ctx, OPS_DEV_CPU, &op), 0);
+    resnet_model *m = NULL;
+    ck_assert_int_eq(resnet_create(&m, ctx, &c, 8), 0);
+    nn_net *net = resnet_net(m);
+    ck_assert_int_eq(nn_init_default(net, 4), 0);
+    size_t nx = (size_t)n * 32 * 32;
+    float *x = nn_test_device(ctx, hx, nx * 4), *dl = nn_test_device(ctx, hdl, (size_t)n * 10 * 4);
+    float *dx = nn_test_device(ctx, NULL, nx * 4);
+    ck_assert_int_eq(ops_fill(ctx, dx, 0.0f, nx), 0);
+    ck_assert_int_eq(nn_zero_grad(net), 0);
+    const float *l = NULL;
+    ck_assert_msg(resnet_forward(m, x, n, 1, &l, NULL) == 0, "%s", err_msg());
+    ck_assert_msg(resnet_backward(m, dx, dl, n) == 0, "%s", err_msg());
+    o->np = net->n_params, o->nb = net->n_buffers;
+    o->logits = malloc((size_t)n * 10 * 4), o->dx = malloc(nx * 4);
+    o->grads = malloc(o->np * 4), o->buffers = malloc(o->nb * 4);
+    ck_assert_int_eq(ops_download(ctx, o->logits, l, (size_t)n * 10 * 4), 0);
+    ck_assert_int_eq(ops_download(ctx, o->dx, dx, nx * 4), 0);
+    ck_assert_int_eq(ops_download(ctx, o->grads, net->grads, o->np * 4), 0);
+    ck_assert_int_eq(ops_download(ctx, o->buffers, net->buffers, o->nb * 4), 0);
+    ops_free(ctx, x), ops_free(ctx, dl), ops_free(ctx, dx);
+    resnet_destroy(m);
+    ops_ctx_destroy(ctx);
+}
+
+static void rn_step_free(rn_step_out *o) { free(o->logits), free(o->dx), free(o->grads), free(o->buffers); }
+
+// Training on 3 threads (replicas, sync BatchNorm over slices of 3, 2 and 2 images): the batch
+// statistics, hence logits, gradients and running statistics, equal one thread's up to rounding;
+// the same bits on a second run.
+START_TEST(test_resnet_train_replicas) {
+    const int n = 7;
+    size_t nx = (size_t)n * 32 * 32;
+    float *hx = malloc(nx * 4), hdl[7 * 10];
+    ref_fill_uniform(hx, nx, 11, -1, 1);
+    ref_fill_uniform(hdl, sizeof hdl / 4, 12, -0.2f, 0.2f);
+    rn_step_out one, rep, again;
+    rn_train_step(1, n, hx, hdl, &one);
+    rn_train_step(3, n, hx, hdl, &rep);
+    rn_train_step(3, n, hx, hdl, &again);
+    nn_test_compare("sync BatchNorm logits", rep.logits, one.logits, (size_t)n * 10, 1e-5);
+    nn_test_compare("sync BatchNorm dx", rep.dx, one.dx, nx, 1e-4);
+    nn_test_compare("sync BatchNorm parameter gradients", rep.grads, one.grads, one.np, 1e-4);
+    nn_test_compare("sync BatchNorm running statistics", rep.buffers, one.buffers, one.nb, 1e-6);
+    ck_assert_msg(!memcmp(rep.grads, again.grads, one.np * 4), "3 threads: gradients differ between two runs");
+    ck_assert_msg(!memcmp(rep.buffers, again.buffers, one.nb * 4), "3 threads: running statistics differ between runs");
+    ck_assert_msg(!memcmp(rep.dx, again.dx, nx * 4), "3 threads: dx differs between two runs");
+    rn_step_free(&one), rn_step_free(&rep), rn_step_free(&again);
+    free(hx);
+}
+END_TEST
+
+// The replicas' barrier: replicas meet three times; replica `fail` (when >= 0) fails before the
+// second meeting. Every replica returns (none waits forever) and the run reports the failure.
+typedef struct {
+    nn_rep_sync *sync;
+    int fail, passed[4];
+} barrier_case;
+
+static int barrier_fn(void *arg, int r, int i0, int cnt) {
+    barrier_case *b = arg;
+    (void)i0, (void)cnt;
+    for (int k = 0; k < 3; k++) {
+        if (r == b->fail && k == 1) return err_set(ERR_INPUT, "replica %d: bad slice", r);
+        ERR_TRY(nn_rep_sync_wait(b->sync));
+        b->passed[r]++;
+    }
+    return 0;
+}
+
+START_TEST(test_rep_barrier) {
+    nn_rep_sync sync;
+    ck_assert_int_eq(nn_rep_sync_init(&sync), 0);
+    barrier_case b = {.sync = &sync, .fail = -1};
+    ck_assert_int_eq(nn_rep_run(4, 9, barrier_fn, &b, &sync), 0);
+    for (int r = 0; r < 4; r++) ck_assert_int_eq(b.passed[r], 3);
+    for (int fail = 0; fail < 4; fail += 3) {
+        memset(b.passed, 0, sizeof b.passed);
+        b.fail = fail;
+        ck_assert_int_eq(nn_rep_run(4, 9, barrier_fn, &b, &sync), ERR_INPUT);
+        ck_assert_msg(strstr(err_msg(), "bad slice"), "message: %s", err_msg());
+        for (int r = 0; r < 4; r++) ck_assert_int_le(b.passed[r], 1);
+    }
+    b.fail = -1; // usable again after a failed run
+    memset(b.passed, 0, sizeof b.passed);
+    ck_assert_int_eq(nn_rep_run(3, 3, barrier_fn, &b, &sync), 0);
+    for (int r = 0; r < 3; r++) ck_assert_int_eq(b.passed[r], 3);
+    nn_rep_sync_free(&sync);
+}
+END_TEST
+
 Suite *suite_nn_rep(void) {
     Suite *s = suite_create("nn_rep");
     TCase *tc = tcase_create("nn_rep");
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_unet_replicas);
     tcase_add_test(tc, test_resnet_eval_replicas);
+    tcase_add_test(tc, test_resnet_train_replicas);
+    tcase_add_test(tc, test_rep_barrier);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -220,6 +220,34 @@ START_TEST(test_batchnorm_fwd) {
     CK_REL(rstd, rd, c, TOL, "batchnorm_fwd_train rstd");
     CK_REL(rm, rmd, c, TOL, "batchnorm running_mean");
     CK_REL(rv, rvd, c, TOL, "batchnorm running_var");
+    // sync BatchNorm: the same step cut into slices of 1, 0-2 and the rest of the images (a
+    // slice of one image has one value per channel when hw is 1), statistics merged, then
+    // normalised slice by slice from the merged mean and variance
+    float *parts = malloc((size_t)3 * 2 * c * sizeof *parts), *var = malloc(c * sizeof *var);
+    float *rm2 = ref_rand(c, 63, -0.2f, 0.2f), *rv2 = ref_rand(c, 64, 0.5, 2);
+    int i0[4] = {0, 1, 1 + (n - 1) / 2, n}, counts[3], r = 0;
+    for (int k = 0; k < 3; k++)
+        if (i0[k + 1] > i0[k]) {
+            counts[r] = (i0[k + 1] - i0[k]) * hw;
+            size_t o = (size_t)i0[k] * c * hw;
+            ck_assert_int_eq(ops_batchnorm_stats(ctx, parts + (size_t)r++ * 2 * c, x + o, i0[k + 1] - i0[k], c, hw), 0);
+        }
+    ref_fill_uniform(y, nx, 99, 5, 6); // garbage: the ops assign
+    ck_assert_int_eq(ops_batchnorm_stats_merge(ctx, mean, var, rstd, rm2, rv2, parts, counts, r, c, 0.1f, 1e-5f), 0);
+    for (int k = 0; k < 3; k++) {
+        size_t o = (size_t)i0[k] * c * hw;
+        if (i0[k + 1] > i0[k])
+            ck_assert_int_eq(ops_batchnorm_fwd_eval(ctx, act, y + o, x + o, ga, be, mean, var, i0[k + 1] - i0[k], c, hw,
+                                                    1e-5f), 0);
+    }
+    CK_REL(y, yd, nx, TOL, "sync batchnorm y");
+    CK_REL(mean, md, c, TOL, "batchnorm_stats_merge mean");
+    CK_REL(rstd, rd, c, TOL, "batchnorm_stats_merge rstd");
+    CK_REL(rm2, rmd, c, TOL, "batchnorm_stats_merge running_mean");
+    CK_REL(rv2, rvd, c, TOL, "batchnorm_stats_merge running_var");
+    for (int j = 0; j < c; j++) // rstd is 1/sqrt(var + eps) of the stored var: what fwd_eval applies
+        ck_assert_float_eq(rstd[j], (float)(1.0 / sqrt((double)var[j] + 1e-5)));
+    free(parts), free(var), free(rm2), free(rv2);
     ops_ctx_destroy(ctx);
     free(x), free(ga), free(be), free(rm), free(rv), free(y), free(mean), free(rstd);
     free(xd), free(gad), free(bed), free(rmd), free(rvd), free(yd), free(md), free(rd);

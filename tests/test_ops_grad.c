@@ -159,7 +159,33 @@ static void norm_fwd_d(void *p, double *out) {
                                 1e-5);
 }
 
-static void norm_case(int group_norm, int i, int twice) {
+// Sync BatchNorm's backward on slices of 1, 0-2 and the rest of the images: partial sums,
+// summed in slice order, dgamma/dbeta from the sums, dx slice by slice (what the ResNet's
+// replicas do, common/nn/resnet.c).
+static void bn_bwd_sliced(ops_ctx *ctx, ops_act act, float *dx, float *dg, float *db, const float *dy, const float *x,
+                          const float *mean, const float *rstd, const float *ga, const float *be, int n, int c, int hw) {
+    int i0[4] = {0, 1, 1 + (n - 1) / 2, n};
+    float *part = malloc((size_t)2 * c * sizeof *part), *tot = calloc((size_t)2 * c, sizeof *tot);
+    for (int k = 0; k < 3; k++)
+        if (i0[k + 1] > i0[k]) {
+            size_t o = (size_t)i0[k] * c * hw;
+            ck_assert_int_eq(
+                ops_batchnorm_bwd_sums(ctx, act, part, dy + o, x + o, mean, rstd, ga, be, i0[k + 1] - i0[k], c, hw), 0);
+            ck_assert_int_eq(ops_add(ctx, tot, tot, part, (size_t)2 * c), 0);
+        }
+    ck_assert_int_eq(ops_add(ctx, db, db, tot, (size_t)c), 0);
+    ck_assert_int_eq(ops_add(ctx, dg, dg, tot + c, (size_t)c), 0);
+    for (int k = 0; k < 3; k++)
+        if (i0[k + 1] > i0[k]) {
+            size_t o = (size_t)i0[k] * c * hw;
+            ck_assert_int_eq(ops_batchnorm_bwd_dx(ctx, act, dx + o, dy + o, x + o, mean, rstd, ga, be, tot, n * hw,
+                                                  i0[k + 1] - i0[k], c, hw), 0);
+        }
+    free(part), free(tot);
+}
+
+// mode 0: one backward; 1: two (they must accumulate); 2: sync BatchNorm (bn_bwd_sliced)
+static void norm_case(int group_norm, int i, int mode) {
     static const int gdims[][4] = {{2, 6, 5, 3}, {1, 4, 7, 4}, {3, 10, 9, 2}};
     static const int bdims[][3] = {{3, 5, 4}, {1, 3, 9}, {4, 2, 1}};
     ops_act act = (ops_act)(i % 3);
@@ -175,20 +201,21 @@ static void norm_case(int group_norm, int i, int twice) {
     ops_ctx *ctx = tops_ctx(2);
     if (group_norm) {
         ck_assert_int_eq(ops_groupnorm_fwd(ctx, act, y, mean, rstd, x, ga, be, n, c, hw, g, 1e-6f), 0);
-        for (int k = 0; k < 1 + twice; k++)
+        for (int k = 0; k < 1 + mode; k++)
             ck_assert_int_eq(ops_groupnorm_bwd(ctx, act, dx, dg, db, r, x, mean, rstd, ga, be, n, c, hw, g), 0);
     } else {
         ck_assert_int_eq(ops_batchnorm_fwd_train(ctx, act, y, mean, rstd, rm, rv, x, ga, be, n, c, hw, 0.1f, 1e-5f), 0);
-        for (int k = 0; k < 1 + twice; k++)
-            ck_assert_int_eq(ops_batchnorm_bwd(ctx, act, dx, dg, db, r, x, mean, rstd, ga, be, n, c, hw), 0);
+        for (int k = 0; k < 1 + (mode == 1); k++)
+            if (mode == 2) bn_bwd_sliced(ctx, act, dx, dg, db, r, x, mean, rstd, ga, be, n, c, hw);
+            else ck_assert_int_eq(ops_batchnorm_bwd(ctx, act, dx, dg, db, r, x, mean, rstd, ga, be, n, c, hw), 0);
     }
-    if (twice) { // halve the accumulated part: two calls must add the same gradient twice
+    if (mode == 1) { // halve the accumulated part: two calls must add the same gradient twice
         for (size_t j = 0; j < nx; j++) dx[j] = px[j] + (dx[j] - px[j]) * 0.5f;
         for (int j = 0; j < c; j++) dg[j] = pg[j] + (dg[j] - pg[j]) * 0.5f, db[j] = pb[j] + (db[j] - pb[j]) * 0.5f;
     }
-    const char *nm = group_norm ? "groupnorm_bwd" : "batchnorm_bwd";
+    const char *nm = group_norm ? "groupnorm_bwd" : mode == 2 ? "sync batchnorm_bwd" : "batchnorm_bwd";
     char what[64];
-    snprintf(what, sizeof what, "%s dx act %d%s", nm, (int)act, twice ? " (twice)" : "");
+    snprintf(what, sizeof what, "%s dx act %d%s", nm, (int)act, mode == 1 ? " (twice)" : "");
     tops_grad_check(norm_fwd_d, &cfg, cfg.x, nx, nx, r, dx, px, what);
     snprintf(what, sizeof what, "%s dgamma act %d", nm, (int)act);
     tops_grad_check(norm_fwd_d, &cfg, cfg.gamma, c, nx, r, dg, pg, what);
@@ -205,6 +232,8 @@ START_TEST(test_batchnorm_bwd) { norm_case(0, _i, 0); }
 END_TEST
 START_TEST(test_norm_bwd_twice) { norm_case(_i & 1, 3 + (_i >> 1), 1); }
 END_TEST
+START_TEST(test_batchnorm_bwd_sync) { norm_case(0, _i, 2); }
+END_TEST
 
 Suite *suite_ops_grad(void) {
     Suite *s = suite_create("ops_grad");
@@ -217,6 +246,7 @@ Suite *suite_ops_grad(void) {
     tcase_add_loop_test(tc, test_groupnorm_bwd, 0, 9);
     tcase_add_loop_test(tc, test_batchnorm_bwd, 0, 9);
     tcase_add_loop_test(tc, test_norm_bwd_twice, 0, 6);
+    tcase_add_loop_test(tc, test_batchnorm_bwd_sync, 0, 9);
     suite_add_tcase(s, tc);
     return s;
 }

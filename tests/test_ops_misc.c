@@ -255,6 +255,16 @@ START_TEST(test_errors) {
                "activation");
     expect_err(ops_batchnorm_fwd_train(ctx, OPS_ACT_NONE, buf, buf, buf, buf, buf, buf, buf, buf, 1, 3, 1, 0.1f, 1e-5f),
                ERR_USAGE, "batchnorm_fwd_train");
+    int one[2] = {1, 0};
+    expect_err(ops_batchnorm_stats_merge(ctx, buf, NULL, buf, NULL, NULL, buf, one, 1, 3, 0.1f, 1e-5f), ERR_USAGE,
+               "training needs more than one");
+    expect_err(ops_batchnorm_stats_merge(ctx, buf, NULL, buf, NULL, NULL, buf, one, 2, 3, 0.1f, 1e-5f), ERR_USAGE,
+               "slice 1 has 0 values");
+    expect_err(ops_batchnorm_stats(ctx, buf, buf, 0, 3, 1), ERR_USAGE, "batchnorm_stats");
+    expect_err(ops_batchnorm_bwd_sums(ctx, (ops_act)7, buf, buf, buf, buf, buf, NULL, NULL, 1, 3, 1), ERR_USAGE,
+               "activation");
+    expect_err(ops_batchnorm_bwd_dx(ctx, OPS_ACT_NONE, buf, buf, buf, buf, buf, NULL, NULL, buf, 3, 2, 2, 2), ERR_USAGE,
+               "count 3 below");
     expect_err(ops_linear_fwd(ctx, buf, buf, buf, NULL, 2, -1, 3), ERR_USAGE, "linear_fwd");
     expect_err(ops_bmm(ctx, buf, buf, buf, 1, 0, 2, 2, 0, 0, 1, 0), ERR_USAGE, "bmm");
     expect_err(ops_softmax_fwd(ctx, buf, buf, 0, 3, 1), ERR_USAGE, "softmax_fwd");

@@ -41,10 +41,13 @@ typedef struct {
     int32_t *dy_;
 } golden_rn;
 
-static void rn_open(golden_rn *g) {
+// 2 threads and more: the replicas with sync BatchNorm (common/nn/resnet.c)
+static void rn_open_threads(golden_rn *g, int threads) {
     memset(g, 0, sizeof *g);
     nn_test_dir("resnet", g->dir, sizeof g->dir);
-    g->ctx = nn_test_ctx();
+    ops_options o = ops_options_default();
+    o.threads = threads;
+    ck_assert_int_eq(ops_ctx_create(&g->ctx, OPS_DEV_CPU, &o), 0);
     resnet_config c = resnet_config_default();
     c.width = RW;
     ck_assert_msg(resnet_create(&g->m, g->ctx, &c, RB) == 0, "%s", err_msg());
@@ -107,9 +110,10 @@ START_TEST(test_resnet_names) {
 }
 END_TEST
 
+// One training step against torch's, on one thread (per-op BatchNorm) and on two (replicas).
 START_TEST(test_resnet_golden_train_forward_backward) {
     golden_rn g;
-    rn_open(&g);
+    rn_open_threads(&g, 1 + _i);
     float logits[RB * RK], feat[RB * 8 * RW];
     float loss = rn_step(&g, 1, logits, feat);
     size_t n = 0;
@@ -168,9 +172,11 @@ START_TEST(test_resnet_golden_train_forward_backward) {
 }
 END_TEST
 
+// Ten SGD steps on one thread (per-op BatchNorm) and on two (replicas, sync BatchNorm): the
+// losses follow torch's.
 START_TEST(test_resnet_golden_sgd_steps) {
     golden_rn g;
-    rn_open(&g);
+    rn_open_threads(&g, 1 + _i);
     nn_net *net = resnet_net(g.m);
     optim_sgd_config oc = {.lr = 0.05f, .momentum = 0.9f, .weight_decay = 5e-4f, .nesterov = 1, .total_steps = 10,
                            .lr_floor = 1e-6f, .clip_norm = 0.0f};
@@ -182,11 +188,14 @@ START_TEST(test_resnet_golden_sgd_steps) {
     for (int s = 0; s < 10; s++) {
         float loss = rn_step(&g, 1, NULL, NULL);
         ck_assert_int_eq(optim_step(o, net->params, net->grads, NULL), 0);
-        // 1e-3: SGD with momentum amplifies float32 rounding at kinks (ReLU, a logit crossing):
-        // an AVX2 build (x86-64-v3) differs from torch by 1.0e-6 at step 3 and 3.9e-4 at step 4,
-        // where the AVX-512 build and the former OpenBLAS GEMMs stay below 1e-6 (Dec 2026)
-        ck_assert_msg(fabs(loss - losses[s]) <= 1e-3 * fabs(losses[s]) + 1e-6, "step %d: loss %.8g vs torch %.8g", s,
-                      (double)loss, (double)losses[s]);
+        // SGD with momentum amplifies float32 rounding at kinks (ReLU, a logit crossing): an AVX2
+        // build (x86-64-v3) differs from torch by 1.0e-6 at step 3 and 3.9e-4 at step 4, where
+        // the AVX-512 build and the former OpenBLAS GEMMs stay below 1e-6 (Dec 2026). The
+        // replicas' sync BatchNorm (sums split at another place) meets the same kink at step 4:
+        // 3.9e-4, then up to 2.5e-3 at step 6 and 5.4e-4 at step 9; under 2e-6 before it.
+        double tol = _i ? 5e-3 : 1e-3;
+        ck_assert_msg(fabs(loss - losses[s]) <= tol * fabs(losses[s]) + 1e-6, "%d thread(s), step %d: loss %.8g vs torch %.8g",
+                      1 + _i, s, (double)loss, (double)losses[s]);
     }
     free(losses);
     optim_destroy(o);
@@ -246,8 +255,8 @@ Suite *suite_resnet(void) {
     TCase *tc = tcase_create("resnet");
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_resnet_names);
-    tcase_add_test(tc, test_resnet_golden_train_forward_backward);
-    tcase_add_test(tc, test_resnet_golden_sgd_steps);
+    tcase_add_loop_test(tc, test_resnet_golden_train_forward_backward, 0, 2);
+    tcase_add_loop_test(tc, test_resnet_golden_sgd_steps, 0, 2);
     tcase_add_test(tc, test_resnet_errors_and_config);
     suite_add_tcase(s, tc);
     return s;

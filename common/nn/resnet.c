@@ -2,10 +2,16 @@
 // per module (llm.c style, as the UNet: a fixed graph, every saved activation registered once in
 // the arena at build time, backward next to forward). Only ops_* calls touch tensor memory.
 //
-// Eval forwards on a CPU context with more than one thread run on replicas (nn_rep.h), one per
-// thread, each on its slice of the batch: with running statistics no image depends on another,
-// and the outputs are the same bits as one model's. Training forwards (batch statistics) and
-// backwards run on the model itself.
+// On a CPU context with more than one thread every forward and backward runs on replicas
+// (nn_rep.h), one per thread, each on its slice of the batch, in one parallel region:
+// * eval forwards: with running statistics no image depends on another, and the outputs are the
+//   same bits as one model's;
+// * training forwards and backwards: sync BatchNorm. Each replica computes its slice's partial
+//   statistics (ops_batchnorm_stats / _bwd_sums) into the master's `parts` buffer, waits at the
+//   replicas' barrier, merges all slices in replica order and normalises its own slice. Replica 0
+//   alone updates the running statistics and adds dgamma, dbeta; parameter gradients are summed
+//   in replica order afterwards. Deterministic for a fixed thread count; the batch statistics
+//   equal one model's up to rounding (sums split at other places).
 #include "common/nn/resnet.h"
 
 #include <stdio.h>
@@ -18,6 +24,8 @@
 typedef struct {
     size_t w, b, rm, rv, nbt; // gamma, beta (params); running mean/var, num_batches_tracked (buffers)
     size_t mean, rstd;        // batch statistics of the last training forward (acts, C each)
+    size_t var, tot;          // sync BatchNorm: the merged variance (C), the backward's sums (2C)
+    size_t part;              // sync BatchNorm: this layer's (R, 2, C) block of rn_sync.parts / R
     int c;
 } rn_bn;
 
@@ -33,6 +41,16 @@ typedef struct {
 } rn_block;
 
 #define RN_BLOCKS 8
+#define RN_BNS (1 + 3 * RN_BLOCKS) // at most: the stem's, two per block, one per shortcut
+
+// Sync BatchNorm across the training replicas: owned by the model that owns the replicas, read
+// by them (resnet.c's top comment).
+typedef struct {
+    nn_rep_sync bar;
+    float *parts; // every BatchNorm's (R, 2, C) partial sums, on the owner's context
+    int R;        // replicas of the current run
+    int *imgs;    // images of each replica in the current run (rp.n entries)
+} rn_sync;
 
 struct resnet_model {
     nn_net net;
@@ -44,8 +62,12 @@ struct resnet_model {
     size_t xin, c0, a0, dc0, da0, feat, dfeat, logits, one;
     int hw0;
     int last_n, last_train;
-    nn_rep rp;           // eval replicas (CPU, threads > 1)
+    int last_rep;        // replicas that computed the last training forward (0: this model)
+    nn_rep rp;           // replicas (CPU, threads > 1)
     resnet_model **rep;  // rp.n models on rp's contexts, reading this model's params and buffers
+    rn_sync *sync_own;   // the replicas' sync BatchNorm state (owner only)
+    rn_sync *sync;       // replicas: the owner's sync_own; NULL on the owner
+    int rep_index;       // replicas: r
 };
 
 #define P(off) (net->params + (off))
@@ -85,6 +107,8 @@ static int bn_add(nn_net *net, rn_bn *bn, const char *prefix, int c) {
     bn->c = c;
     bn->mean = nn_act(net, 0, (size_t)c);
     bn->rstd = nn_act(net, 0, (size_t)c);
+    bn->var = nn_act(net, 0, (size_t)c);
+    bn->tot = nn_act(net, 0, (size_t)2 * c);
     return 0;
 }
 
@@ -160,10 +184,66 @@ static int resnet_build(resnet_model *m) {
     return nn_linear_add(net, &m->fc, "fc", 8 * w, c->num_classes);
 }
 
+// The model's BatchNorms in a fixed order; their count.
+static int resnet_bns(resnet_model *m, rn_bn **out) {
+    int k = 0;
+    out[k++] = &m->bn1;
+    for (int i = 0; i < RN_BLOCKS; i++) {
+        rn_block *b = &m->blocks[i];
+        out[k++] = &b->bn1;
+        out[k++] = &b->bn2;
+        if (b->has_sc) out[k++] = &b->bns;
+    }
+    return k;
+}
+
+// Places each BatchNorm's block in rn_sync.parts (the same on the owner and every replica);
+// returns the floats per replica.
+static size_t resnet_sync_layout(resnet_model *m) {
+    rn_bn *bns[RN_BNS];
+    int k = resnet_bns(m, bns);
+    size_t off = 0;
+    for (int i = 0; i < k; i++) {
+        bns[i]->part = off;
+        off += (size_t)2 * bns[i]->c;
+    }
+    return off;
+}
+
+static void rn_sync_free(rn_sync *s, ops_ctx *ctx) {
+    if (!s) return;
+    if (s->parts) ops_free(ctx, s->parts);
+    nn_rep_sync_free(&s->bar);
+    free(s->imgs);
+    free(s);
+}
+
+static int rn_sync_create(resnet_model *m) {
+    rn_sync *s = calloc(1, sizeof *s);
+    ERR_IF(!s, ERR_NOMEM, "out of memory creating the sync BatchNorm state");
+    int rc = nn_rep_sync_init(&s->bar);
+    if (rc < 0) {
+        free(s);
+        return rc;
+    }
+    m->sync_own = s;
+    s->imgs = calloc((size_t)m->rp.n, sizeof *s->imgs);
+    ERR_IF(!s->imgs, ERR_NOMEM, "out of memory creating the sync BatchNorm state");
+    size_t per = resnet_sync_layout(m);
+    ERR_TRY(ops_alloc(m->net.ctx, (void **)&s->parts, per * m->rp.n * sizeof(float)));
+    for (int r = 0; r < m->rp.n; r++) {
+        resnet_sync_layout(m->rep[r]);
+        m->rep[r]->sync = s;
+        m->rep[r]->rep_index = r;
+    }
+    return 0;
+}
+
 void resnet_destroy(resnet_model *m) {
     if (!m) return;
     for (int r = 0; m->rep && r < m->rp.n; r++) resnet_destroy(m->rep[r]); // before their contexts and params
     free(m->rep);
+    rn_sync_free(m->sync_own, m->net.ctx);
     nn_rep_free(&m->rp);
     nn_net_free(&m->net);
     free(m);
@@ -205,6 +285,7 @@ int resnet_create(resnet_model **out, ops_ctx *ctx, const resnet_config *cfg, in
             rc = resnet_create_one(&m->rep[r], m->rp.ctx[r], cfg, nn_rep_per(&m->rp, max_batch));
             if (rc == 0) nn_net_share_params(&m->rep[r]->net, &m->net);
         }
+        if (rc == 0) rc = rn_sync_create(m);
     }
     if (rc < 0) {
         resnet_destroy(m);
@@ -216,8 +297,55 @@ int resnet_create(resnet_model **out, ops_ctx *ctx, const resnet_config *cfg, in
 
 // --- forward / backward -------------------------------------------------------------------------
 
+// Values per channel of each replica's slice of a layer with hw values per image; their sum.
+static int bn_counts(const rn_sync *s, int hw, int *counts) {
+    int total = 0;
+    for (int r = 0; r < s->R; r++) total += counts[r] = s->imgs[r] * hw;
+    return total;
+}
+
+// Training BatchNorm on a replica: partial statistics, barrier, merge, normalise its slice.
+static int bn_fwd_sync(resnet_model *m, const rn_bn *bn, ops_act act, int n, int hw, float *y, const float *x) {
+    nn_net *net = &m->net;
+    rn_sync *s = m->sync;
+    int lead = m->rep_index == 0, counts[s->R];
+    float *parts = s->parts + bn->part * s->R;
+    bn_counts(s, hw, counts);
+    ERR_TRY(ops_batchnorm_stats(net->ctx, parts + (size_t)m->rep_index * 2 * bn->c, x, n, bn->c, hw));
+    ERR_TRY(nn_rep_sync_wait(&s->bar));
+    ERR_TRY(ops_batchnorm_stats_merge(net->ctx, A(bn->mean), A(bn->var), A(bn->rstd), lead ? net->buffers + bn->rm : NULL,
+                                      lead ? net->buffers + bn->rv : NULL, parts, counts, s->R, bn->c,
+                                      m->cfg.bn_momentum, m->cfg.bn_eps));
+    ERR_TRY(ops_batchnorm_fwd_eval(net->ctx, act, y, x, P(bn->w), P(bn->b), A(bn->mean), A(bn->var), n, bn->c, hw,
+                                   m->cfg.bn_eps));
+    return lead ? ops_axpy(net->ctx, net->buffers + bn->nbt, 1.0f, A(m->one), 1) : 0;
+}
+
+// Its backward: partial sums, barrier, the whole batch's sums (replica order), dx of the slice;
+// replica 0 adds dgamma and dbeta.
+static int bn_bwd_sync(resnet_model *m, const rn_bn *bn, ops_act act, int n, int hw, float *dx, const float *dy,
+                       const float *x) {
+    nn_net *net = &m->net;
+    rn_sync *s = m->sync;
+    int counts[s->R], c = bn->c;
+    int total = bn_counts(s, hw, counts);
+    float *parts = s->parts + bn->part * s->R, *tot = A(bn->tot);
+    ERR_TRY(ops_batchnorm_bwd_sums(net->ctx, act, parts + (size_t)m->rep_index * 2 * c, dy, x, A(bn->mean), A(bn->rstd),
+                                   P(bn->w), P(bn->b), n, c, hw));
+    ERR_TRY(nn_rep_sync_wait(&s->bar));
+    ERR_TRY(ops_copy(net->ctx, tot, parts, (size_t)2 * c * sizeof(float)));
+    for (int r = 1; r < s->R; r++) ERR_TRY(ops_add(net->ctx, tot, tot, parts + (size_t)r * 2 * c, (size_t)2 * c));
+    if (m->rep_index == 0) {
+        ERR_TRY(ops_add(net->ctx, G(bn->b), G(bn->b), tot, (size_t)c));
+        ERR_TRY(ops_add(net->ctx, G(bn->w), G(bn->w), tot + c, (size_t)c));
+    }
+    return ops_batchnorm_bwd_dx(net->ctx, act, dx, dy, x, A(bn->mean), A(bn->rstd), P(bn->w), P(bn->b), tot, total, n,
+                                c, hw);
+}
+
 static int bn_fwd(resnet_model *m, const rn_bn *bn, ops_act act, int n, int hw, int train, float *y, const float *x) {
     nn_net *net = &m->net;
+    if (train && m->sync) return bn_fwd_sync(m, bn, act, n, hw, y, x);
     if (!train)
         return ops_batchnorm_fwd_eval(net->ctx, act, y, x, P(bn->w), P(bn->b), net->buffers + bn->rm,
                                       net->buffers + bn->rv, n, bn->c, hw, m->cfg.bn_eps);
@@ -227,8 +355,10 @@ static int bn_fwd(resnet_model *m, const rn_bn *bn, ops_act act, int n, int hw, 
     return ops_axpy(net->ctx, net->buffers + bn->nbt, 1.0f, A(m->one), 1);
 }
 
-static int bn_bwd(nn_net *net, const rn_bn *bn, ops_act act, int n, int hw, float *dx, const float *dy,
+static int bn_bwd(resnet_model *m, const rn_bn *bn, ops_act act, int n, int hw, float *dx, const float *dy,
                   const float *x) {
+    if (m->sync) return bn_bwd_sync(m, bn, act, n, hw, dx, dy, x);
+    nn_net *net = &m->net;
     return ops_batchnorm_bwd(net->ctx, act, dx, G(bn->w), G(bn->b), dy, x, A(bn->mean), A(bn->rstd), P(bn->w),
                              P(bn->b), n, bn->c, hw);
 }
@@ -252,19 +382,20 @@ static int block_fwd(resnet_model *m, const rn_block *b, int n, int train) {
     return ops_act_fwd(net->ctx, OPS_ACT_RELU, out, out, no);
 }
 
-static int block_bwd(nn_net *net, const rn_block *b, int n) {
+static int block_bwd(resnet_model *m, const rn_block *b, int n) {
+    nn_net *net = &m->net;
     const float *x = A(b->x);
     float *dx = A(b->dx);
     size_t no = (size_t)n * b->planes * b->hw_out;
     ERR_TRY(nn_scratch_zero(net, b->scratch_n));
     // relu'(sum) = relu'(out): the output is the relu of the sum
     ERR_TRY(ops_act_bwd(net->ctx, OPS_ACT_RELU, S(b->dsum), A(b->dout), A(b->out), no));
-    ERR_TRY(bn_bwd(net, &b->bn2, OPS_ACT_NONE, n, b->hw_out, S(b->dc2), S(b->dsum), A(b->c2)));
+    ERR_TRY(bn_bwd(m, &b->bn2, OPS_ACT_NONE, n, b->hw_out, S(b->dc2), S(b->dsum), A(b->c2)));
     ERR_TRY(nn_conv_bwd(net, &b->conv2, n, S(b->da1), S(b->dc2), A(b->a1)));
-    ERR_TRY(bn_bwd(net, &b->bn1, OPS_ACT_RELU, n, b->hw_out, S(b->dc1), S(b->da1), A(b->c1)));
+    ERR_TRY(bn_bwd(m, &b->bn1, OPS_ACT_RELU, n, b->hw_out, S(b->dc1), S(b->da1), A(b->c1)));
     ERR_TRY(nn_conv_bwd(net, &b->conv1, n, dx, S(b->dc1), x));
     if (!b->has_sc) return ops_axpy(net->ctx, dx, 1.0f, S(b->dsum), no);
-    ERR_TRY(bn_bwd(net, &b->bns, OPS_ACT_NONE, n, b->hw_out, S(b->dcs), S(b->dsum), A(b->cs)));
+    ERR_TRY(bn_bwd(m, &b->bns, OPS_ACT_NONE, n, b->hw_out, S(b->dcs), S(b->dsum), A(b->cs)));
     return nn_conv_bwd(net, &b->sc, n, dx, S(b->dcs), x);
 }
 
@@ -289,38 +420,60 @@ static int resnet_forward_one(resnet_model *m, const float *x, int n, int train,
     return 0;
 }
 
-// An eval forward computed slice by slice on the replicas; each copies its logits and features
-// into the model's arena, where the caller reads them.
+// A forward or backward computed slice by slice on the replicas. A forward's replicas copy
+// their logits and features into the model's arena, where the caller reads them.
 typedef struct {
     resnet_model *m;
-    const float *x;
+    const float *x, *dlogits;
+    float *dx;
+    int train;
 } resnet_slices;
 
-static int resnet_eval_slice(void *arg, int r, int i0, int cnt) {
+static int resnet_forward_slice(void *arg, int r, int i0, int cnt) {
     resnet_slices *a = arg;
     resnet_model *m = a->m, *rm = m->rep[r];
     const resnet_config *c = &m->cfg;
     const rn_block *last = &m->blocks[RN_BLOCKS - 1];
     const float *lg = NULL, *ft = NULL;
-    ERR_TRY(resnet_forward_one(rm, a->x + (size_t)i0 * c->in_channels * m->hw0, cnt, 0, &lg, &ft));
+    ERR_TRY(resnet_forward_one(rm, a->x + (size_t)i0 * c->in_channels * m->hw0, cnt, a->train, &lg, &ft));
     nn_net *net = &m->net;
     ERR_TRY(ops_copy(rm->net.ctx, A(m->logits) + (size_t)i0 * c->num_classes, lg,
                      (size_t)cnt * c->num_classes * sizeof(float)));
     return ops_copy(rm->net.ctx, A(m->feat) + (size_t)i0 * last->planes, ft, (size_t)cnt * last->planes * sizeof(float));
 }
 
+// A replica's parameter gradients start at zero; the owner adds them up afterwards.
+static int resnet_backward_slice(void *arg, int r, int i0, int cnt) {
+    resnet_slices *a = arg;
+    resnet_model *m = a->m, *rm = m->rep[r];
+    nn_net *rn = &rm->net;
+    size_t in_per = (size_t)m->cfg.in_channels * m->hw0;
+    ERR_TRY(ops_fill(rn->ctx, rn->grads, 0.0f, rn->n_params));
+    return resnet_backward(rm, a->dx ? a->dx + (size_t)i0 * in_per : NULL,
+                           a->dlogits + (size_t)i0 * m->cfg.num_classes, cnt);
+}
+
 int resnet_forward(resnet_model *m, const float *x, int n, int train, const float **logits, const float **feature) {
     nn_net *net = &m->net;
-    if (train || !m->rp.n || n < 2 || net->prof) return resnet_forward_one(m, x, n, train, logits, feature);
+    m->last_rep = 0;
+    if (!m->rp.n || n < 2 || net->prof) return resnet_forward_one(m, x, n, train, logits, feature);
     ERR_IF(n < 1 || n > net->max_batch, ERR_USAGE, "resnet_forward: batch %d outside 1..%d (the model's max batch)",
            n, net->max_batch);
     m->last_n = 0;
-    resnet_slices a = {m, x};
-    ERR_TRY(nn_rep_run(m->rp.n < n ? m->rp.n : n, n, resnet_eval_slice, &a));
+    int R = m->rp.n < n ? m->rp.n : n;
+    resnet_slices a = {.m = m, .x = x, .train = train};
+    rn_sync *s = m->sync_own;
+    s->R = R;
+    for (int r = 0; r < R; r++) {
+        int i0;
+        nn_rep_slice(R, n, r, &i0, &s->imgs[r]);
+    }
+    ERR_TRY(nn_rep_run(R, n, resnet_forward_slice, &a, train ? &s->bar : NULL));
     if (logits) *logits = A(m->logits);
     if (feature) *feature = A(m->feat);
     m->last_n = n;
-    m->last_train = 0;
+    m->last_train = train != 0;
+    m->last_rep = train ? R : 0;
     return 0;
 }
 
@@ -328,11 +481,18 @@ int resnet_backward(resnet_model *m, float *dx, const float *dlogits, int n) {
     nn_net *net = &m->net;
     ERR_IF(m->last_n == 0 || !m->last_train, ERR_USAGE, "resnet_backward: needs a successful training forward first");
     ERR_IF(n != m->last_n, ERR_USAGE, "resnet_backward: batch %d differs from the forward's %d", n, m->last_n);
+    if (m->last_rep) {
+        resnet_slices a = {.m = m, .dlogits = dlogits, .dx = dx};
+        ERR_TRY(nn_rep_run(m->last_rep, n, resnet_backward_slice, &a, &m->sync_own->bar));
+        for (int r = 0; r < m->last_rep; r++)
+            ERR_TRY(ops_add(net->ctx, net->grads, net->grads, m->rep[r]->net.grads, net->n_params));
+        return 0;
+    }
     ERR_TRY(nn_zero_dacts(net, n));
     const rn_block *last = &m->blocks[RN_BLOCKS - 1];
     ERR_TRY(nn_linear_bwd(net, &m->fc, n, A(m->dfeat), dlogits, A(m->feat)));
     ERR_TRY(ops_avgpool_bwd(net->ctx, A(last->dout), A(m->dfeat), n, last->planes, last->hw_out));
-    for (int i = RN_BLOCKS - 1; i >= 0; i--) ERR_TRY(block_bwd(net, &m->blocks[i], n));
-    ERR_TRY(bn_bwd(net, &m->bn1, OPS_ACT_RELU, n, m->hw0, A(m->dc0), A(m->da0), A(m->c0)));
+    for (int i = RN_BLOCKS - 1; i >= 0; i--) ERR_TRY(block_bwd(m, &m->blocks[i], n));
+    ERR_TRY(bn_bwd(m, &m->bn1, OPS_ACT_RELU, n, m->hw0, A(m->dc0), A(m->da0), A(m->c0)));
     return nn_conv_bwd(net, &m->conv1, n, dx, A(m->dc0), A(m->xin));
 }

@@ -454,7 +454,7 @@ int unet_forward(unet_model *m, float *eps, const float *x, const float *t, cons
     a.eps = eps, a.x = x, a.t = t, a.y = y, a.train = train, a.key = key;
     int R = m->rp.n < n ? m->rp.n : n;
     m->last_n = m->last_rep = 0;
-    ERR_TRY(nn_rep_run(R, n, unet_forward_slice, &a));
+    ERR_TRY(nn_rep_run(R, n, unet_forward_slice, &a, NULL));
     m->last_n = n;
     m->last_rep = R;
     return 0;
@@ -465,7 +465,7 @@ int unet_backward(unet_model *m, float *dx, const float *deps, int n) {
     ERR_IF(n != m->last_n, ERR_USAGE, "unet_backward: batch %d differs from the forward's %d", n, m->last_n);
     unet_slices a = unet_slices_of(m, n);
     a.dx = dx, a.deps = deps;
-    ERR_TRY(nn_rep_run(m->last_rep, n, unet_backward_slice, &a));
+    ERR_TRY(nn_rep_run(m->last_rep, n, unet_backward_slice, &a, NULL));
     nn_net *net = &m->net;
     for (int r = 0; r < m->last_rep; r++)
         ERR_TRY(ops_add(net->ctx, net->grads, net->grads, m->rep[r]->net.grads, net->n_params));

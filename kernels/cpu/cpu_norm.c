@@ -254,6 +254,92 @@ int cpu_batchnorm_fwd_train(ops_ctx *ctx, ops_act act, float *y, float *mean, fl
     return 0;
 }
 
+// --- sync BatchNorm: the training forward and backward cut at their reductions -----------------
+
+int cpu_batchnorm_stats(ops_ctx *ctx, float *part, const float *x, int n, int c, int hw) {
+    ERR_TRY(cpu_bn_check("batchnorm_stats", OPS_ACT_NONE, n, c, hw));
+    size_t cnt = (size_t)n * hw;
+#pragma omp parallel for schedule(static) num_threads(cpu_par_threads(ctx, (size_t)2 * n * c * hw)) if (c > 1)
+    for (int ch = 0; ch < c; ch++) {
+        double s = 0.0, v = 0.0;
+        for (int img = 0; img < n; img++) s += cpu_sum_f(x + ((size_t)img * c + ch) * hw, (size_t)hw);
+        double m = s / (double)cnt;
+        for (int img = 0; img < n; img++) v += cpu_sumsq_dev_f(x + ((size_t)img * c + ch) * hw, (size_t)hw, (float)m);
+        part[ch] = (float)m;
+        part[c + ch] = (float)v;
+    }
+    return 0;
+}
+
+int cpu_batchnorm_stats_merge(ops_ctx *ctx, float *mean, float *var, float *rstd, float *running_mean,
+                              float *running_var, const float *parts, const int *counts, int r, int c, float momentum,
+                              float eps) {
+    (void)ctx;
+    ERR_IF(r < 1 || c < 1 || !counts, ERR_USAGE, "batchnorm_stats_merge: invalid shape r=%d c=%d (both > 0, counts given)",
+           r, c);
+    double total = 0.0;
+    for (int s = 0; s < r; s++) {
+        ERR_IF(counts[s] < 1, ERR_USAGE, "batchnorm_stats_merge: slice %d has %d values per channel (must be > 0)", s,
+               counts[s]);
+        total += counts[s];
+    }
+    ERR_IF(total < 2, ERR_USAGE, "batchnorm_stats_merge: %.0f values per channel: training needs more than one", total);
+    for (int ch = 0; ch < c; ch++) {
+        double na = 0.0, ma = 0.0, m2 = 0.0;
+        for (int s = 0; s < r; s++) {
+            const float *p = parts + (size_t)s * 2 * c;
+            double nb = counts[s], nt = na + nb, d = (double)p[ch] - ma;
+            ma += d * nb / nt;
+            m2 += (double)p[c + ch] + d * d * na * nb / nt;
+            na = nt;
+        }
+        float vf = (float)(m2 / total), m = (float)ma;
+        mean[ch] = m;
+        if (var) var[ch] = vf;
+        rstd[ch] = (float)(1.0 / sqrt((double)vf + (double)eps));
+        if (running_mean) running_mean[ch] = (1.0f - momentum) * running_mean[ch] + momentum * m;
+        if (running_var) running_var[ch] = (1.0f - momentum) * running_var[ch] + momentum * (float)(m2 / (total - 1.0));
+    }
+    return 0;
+}
+
+int cpu_batchnorm_bwd_sums(ops_ctx *ctx, ops_act act, float *sums, const float *dy, const float *x, const float *mean,
+                           const float *rstd, const float *gamma, const float *beta, int n, int c, int hw) {
+    ERR_TRY(cpu_bn_check("batchnorm_bwd_sums", act, n, c, hw));
+#pragma omp parallel for schedule(static) num_threads(cpu_par_threads(ctx, (size_t)2 * n * c * hw)) if (c > 1)
+    for (int ch = 0; ch < c; ch++) {
+        float ga = gamma ? gamma[ch] : 1.0f, be = beta ? beta[ch] : 0.0f;
+        double sg = 0.0, sgx = 0.0;
+        for (int img = 0; img < n; img++) {
+            size_t o = ((size_t)img * c + ch) * hw;
+            double a, b;
+            cpu_norm_row_sums(act, dy + o, x + o, mean[ch], rstd[ch], ga, be, hw, &a, &b);
+            sg += a;
+            sgx += b;
+        }
+        sums[ch] = (float)sg;
+        sums[c + ch] = (float)sgx;
+    }
+    return 0;
+}
+
+int cpu_batchnorm_bwd_dx(ops_ctx *ctx, ops_act act, float *dx, const float *dy, const float *x, const float *mean,
+                         const float *rstd, const float *gamma, const float *beta, const float *sums, int count, int n,
+                         int c, int hw) {
+    ERR_TRY(cpu_bn_check("batchnorm_bwd_dx", act, n, c, hw));
+    ERR_IF(count < n * hw, ERR_USAGE, "batchnorm_bwd_dx: count %d below the slice's %d values per channel", count,
+           n * hw);
+#pragma omp parallel for schedule(static) num_threads(cpu_par_threads(ctx, (size_t)2 * n * c * hw)) if (n * c > 1)
+    for (int t = 0; t < n * c; t++) {
+        int ch = t % c;
+        float ga = gamma ? gamma[ch] : 1.0f, be = beta ? beta[ch] : 0.0f;
+        float c1 = (float)(ga * (double)sums[ch] / count), c2 = (float)(ga * (double)sums[c + ch] / count);
+        size_t o = (size_t)t * hw;
+        cpu_norm_row_dx(act, dx + o, dy + o, x + o, mean[ch], rstd[ch], ga, be, c1, c2, hw);
+    }
+    return 0;
+}
+
 int cpu_batchnorm_fwd_eval(ops_ctx *ctx, ops_act act, float *y, const float *x, const float *gamma, const float *beta,
                            const float *running_mean, const float *running_var, int n, int c, int hw, float eps) {
     ERR_TRY(cpu_bn_check("batchnorm_fwd_eval", act, n, c, hw));

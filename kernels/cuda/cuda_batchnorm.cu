@@ -38,21 +38,29 @@ __global__ void cuda_bn_stats_k(double *part, const float *x, int c, int hw, siz
     }
 }
 
-// One thread per channel: combine the slices, write mean, rstd and the running statistics.
-__global__ void cuda_bn_combine_k(float *mean, float *rstd, float *running_mean, float *running_var,
-                                  const double *part, int c, int slices, size_t cnt, float momentum, float eps) {
-    int ch = blockIdx.x * blockDim.x + threadIdx.x;
-    if (ch >= c) return;
-    double na = 0.0, ma = 0.0, m2 = 0.0;
+// Chan's combination of channel ch's slices (count, mean, M2) in slice order: mean and M2.
+__device__ void cuda_bn_chan(const double *part, int ch, int slices, double *mean, double *m2) {
+    double na = 0.0, ma = 0.0, mm = 0.0;
     for (int s = 0; s < slices; s++) {
         const double *p = part + ((size_t)ch * slices + s) * 3;
         double nb = p[0];
         if (nb <= 0) continue;
         double nt = na + nb, d = p[1] - ma;
         ma += d * nb / nt;
-        m2 += p[2] + d * d * na * nb / nt;
+        mm += p[2] + d * d * na * nb / nt;
         na = nt;
     }
+    *mean = ma;
+    *m2 = mm;
+}
+
+// One thread per channel: combine the slices, write mean, rstd and the running statistics.
+__global__ void cuda_bn_combine_k(float *mean, float *rstd, float *running_mean, float *running_var,
+                                  const double *part, int c, int slices, size_t cnt, float momentum, float eps) {
+    int ch = blockIdx.x * blockDim.x + threadIdx.x;
+    if (ch >= c) return;
+    double ma, m2;
+    cuda_bn_chan(part, ch, slices, &ma, &m2);
     double var = m2 / (double)cnt;
     float m = (float)ma;
     mean[ch] = m;
@@ -133,6 +141,66 @@ __global__ void cuda_bn_bwd_dx_k(ops_act act, float *dx, const float *dy, const 
     }
 }
 
+// --- sync BatchNorm (the training passes cut at their reductions; see kernels/ops.h) ------------
+
+// One thread per channel: out (2, C) = mean, M2 of the combined slices.
+__global__ void cuda_bn_part_k(float *out, const double *part, int c, int slices) {
+    int ch = blockIdx.x * blockDim.x + threadIdx.x;
+    if (ch >= c) return;
+    double ma, m2;
+    cuda_bn_chan(part, ch, slices, &ma, &m2);
+    out[ch] = (float)ma;
+    out[c + ch] = (float)m2;
+}
+
+#define BN_MAX_PARTS 256
+typedef struct {
+    int v[BN_MAX_PARTS];
+} cuda_bn_counts;
+
+// One thread per channel: Chan's combination of r float parts (r, 2, C), as the CPU backend.
+__global__ void cuda_bn_merge_k(float *mean, float *var, float *rstd, float *running_mean, float *running_var,
+                                const float *parts, cuda_bn_counts counts, int r, int c, double total, float momentum,
+                                float eps) {
+    int ch = blockIdx.x * blockDim.x + threadIdx.x;
+    if (ch >= c) return;
+    double na = 0.0, ma = 0.0, m2 = 0.0;
+    for (int s = 0; s < r; s++) {
+        const float *p = parts + (size_t)s * 2 * c;
+        double nb = counts.v[s], nt = na + nb, d = (double)p[ch] - ma;
+        ma += d * nb / nt;
+        m2 += (double)p[c + ch] + d * d * na * nb / nt;
+        na = nt;
+    }
+    float vf = (float)(m2 / total), m = (float)ma;
+    mean[ch] = m;
+    if (var) var[ch] = vf;
+    rstd[ch] = (float)(1.0 / sqrt((double)vf + (double)eps));
+    if (running_mean) running_mean[ch] = (1.f - momentum) * running_mean[ch] + momentum * m;
+    if (running_var) running_var[ch] = (1.f - momentum) * running_var[ch] + momentum * (float)(m2 / (total - 1.0));
+}
+
+// One thread per channel: sums (2, C) of the slices' (sum g, sum g * xhat).
+__global__ void cuda_bn_sums_k(float *sums, const double *part, int c, int slices) {
+    int ch = blockIdx.x * blockDim.x + threadIdx.x;
+    if (ch >= c) return;
+    double sb = 0.0, sg = 0.0;
+    for (int s = 0; s < slices; s++) {
+        sb += part[((size_t)ch * slices + s) * 2];
+        sg += part[((size_t)ch * slices + s) * 2 + 1];
+    }
+    sums[ch] = (float)sb;
+    sums[c + ch] = (float)sg;
+}
+
+// One thread per channel: coef as cuda_bn_bwd_combine_k writes it, from the whole batch's sums.
+__global__ void cuda_bn_coef_k(double *coef, const float *sums, int c, int count) {
+    int ch = blockIdx.x * blockDim.x + threadIdx.x;
+    if (ch >= c) return;
+    coef[2 * ch] = (double)sums[ch] / (double)count;
+    coef[2 * ch + 1] = (double)sums[c + ch] / (double)count;
+}
+
 // --- ops ---------------------------------------------------------------------------------------
 
 #define BN_CHECK(op)                                                                             \
@@ -190,5 +258,74 @@ int cuda_batchnorm_bwd(ops_ctx *ctx, ops_act act, float *dx, float *dgamma, floa
                                                                       total, c, hw);
         CUDA_LAUNCHED("cuda_bn_bwd_dx_k");
     }
+    return 0;
+}
+
+int cuda_batchnorm_stats(ops_ctx *ctx, float *part, const float *x, int n, int c, int hw) {
+    ops_act act = OPS_ACT_NONE;
+    BN_CHECK("batchnorm_stats");
+    size_t cnt = (size_t)n * hw;
+    cuda_slices sl = cuda_slices_for(cnt);
+    void *ws;
+    CUDA_TRY(cuda_workspace(ctx, (size_t)c * sl.count * 3 * sizeof(double), &ws));
+    cudaStream_t st = CUDA_STREAM(ctx);
+    cuda_bn_stats_k<<<dim3((unsigned)sl.count, (unsigned)c), BN_THREADS, 0, st>>>((double *)ws, x, c, hw, cnt, sl.len);
+    CUDA_LAUNCHED("cuda_bn_stats_k");
+    cuda_bn_part_k<<<(unsigned)((c + 127) / 128), 128, 0, st>>>(part, (const double *)ws, c, sl.count);
+    CUDA_LAUNCHED("cuda_bn_part_k");
+    return 0;
+}
+
+int cuda_batchnorm_stats_merge(ops_ctx *ctx, float *mean, float *var, float *rstd, float *running_mean,
+                               float *running_var, const float *parts, const int *counts, int r, int c, float momentum,
+                               float eps) {
+    CUDA_SHAPE_IF(r < 1 || r > BN_MAX_PARTS || c < 1 || !counts,
+                  "batchnorm_stats_merge: bad shape r %d (1..%d), c %d, counts %s", r, BN_MAX_PARTS, c,
+                  counts ? "given" : "missing");
+    cuda_bn_counts k;
+    double total = 0.0;
+    for (int s = 0; s < r; s++) {
+        CUDA_SHAPE_IF(counts[s] < 1, "batchnorm_stats_merge: slice %d has %d values per channel", s, counts[s]);
+        k.v[s] = counts[s];
+        total += counts[s];
+    }
+    CUDA_SHAPE_IF(total < 2, "batchnorm_stats_merge: %.0f values per channel: training needs more than one", total);
+    cuda_bn_merge_k<<<(unsigned)((c + 127) / 128), 128, 0, CUDA_STREAM(ctx)>>>(mean, var, rstd, running_mean, running_var,
+                                                                             parts, k, r, c, total, momentum, eps);
+    CUDA_LAUNCHED("cuda_bn_merge_k");
+    return 0;
+}
+
+int cuda_batchnorm_bwd_sums(ops_ctx *ctx, ops_act act, float *sums, const float *dy, const float *x, const float *mean,
+                            const float *rstd, const float *gamma, const float *beta, int n, int c, int hw) {
+    BN_CHECK("batchnorm_bwd_sums");
+    size_t cnt = (size_t)n * hw;
+    cuda_slices sl = cuda_slices_for(cnt);
+    void *ws;
+    CUDA_TRY(cuda_workspace(ctx, (size_t)c * sl.count * 2 * sizeof(double), &ws));
+    cudaStream_t st = CUDA_STREAM(ctx);
+    cuda_bn_bwd_part_k<<<dim3((unsigned)sl.count, (unsigned)c), BN_THREADS, 0, st>>>((double *)ws, act, dy, x, mean, rstd,
+                                                                                      gamma, beta, c, hw, cnt, sl.len);
+    CUDA_LAUNCHED("cuda_bn_bwd_part_k");
+    cuda_bn_sums_k<<<(unsigned)((c + 127) / 128), 128, 0, st>>>(sums, (const double *)ws, c, sl.count);
+    CUDA_LAUNCHED("cuda_bn_sums_k");
+    return 0;
+}
+
+int cuda_batchnorm_bwd_dx(ops_ctx *ctx, ops_act act, float *dx, const float *dy, const float *x, const float *mean,
+                          const float *rstd, const float *gamma, const float *beta, const float *sums, int count, int n,
+                          int c, int hw) {
+    BN_CHECK("batchnorm_bwd_dx");
+    CUDA_SHAPE_IF((size_t)count < (size_t)n * hw, "batchnorm_bwd_dx: count %d below the slice's %zu values per channel",
+                  count, (size_t)n * hw);
+    size_t total = (size_t)n * c * hw;
+    void *ws;
+    CUDA_TRY(cuda_workspace(ctx, (size_t)c * 2 * sizeof(double), &ws));
+    cudaStream_t st = CUDA_STREAM(ctx);
+    cuda_bn_coef_k<<<(unsigned)((c + 127) / 128), 128, 0, st>>>((double *)ws, sums, c, count);
+    CUDA_LAUNCHED("cuda_bn_coef_k");
+    cuda_bn_bwd_dx_k<<<cuda_blocks(total), CUDA_THREADS, 0, st>>>(act, dx, dy, x, mean, rstd, gamma, beta,
+                                                                  (const double *)ws, total, c, hw);
+    CUDA_LAUNCHED("cuda_bn_bwd_dx_k");
     return 0;
 }

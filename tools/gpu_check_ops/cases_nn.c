@@ -188,6 +188,56 @@ done:
     return rc;
 }
 
+// Sync BatchNorm (the ResNet's replicas, kernels/ops.h): statistics of the images in two slices
+// (1 and n-1 images), merged; the backward's sums of each slice added up, then dx of each slice.
+static int case_batchnorm_sync(gc_run *r, int n, int c, int hw, ops_act act) {
+    int rc = 0;
+    char what[96];
+    snprintf(what, sizeof what, "n%d c%d hw%d %s, slices 1 + %d", n, c, hw, gc_act_names[act], n - 1);
+    size_t nx = (size_t)n * c * hw, o1 = (size_t)c * hw;
+    int counts[2] = {hw, (n - 1) * hw};
+    gc_norm v = {0};
+    gc_t parts = {0}, var = {0}, sums = {0}, tot = {0};
+    GC_TRY(norm_alloc(r, &v, nx, (size_t)c, (size_t)c, 1));
+    GC_TRY(gc_fill(r, &parts, (size_t)4 * c, 0.f));
+    GC_TRY(gc_fill(r, &var, (size_t)c, 0.f));
+    GC_TRY(gc_fill(r, &sums, (size_t)4 * c, 0.f));
+    GC_TRY(gc_fill(r, &tot, (size_t)2 * c, 0.f));
+    if (gc_selected(r, "batchnorm_stats_merge") || gc_selected(r, "batchnorm_bwd_sums") ||
+        gc_selected(r, "batchnorm_bwd_dx")) {
+        GC_BOTH(r, "batchnorm_stats", what, ops_batchnorm_stats(CTX, P(parts), P(v.x), 1, c, hw));
+        GC_BOTH(r, "batchnorm_stats", what, ops_batchnorm_stats(CTX, P(parts) + 2 * c, P(v.x) + o1, n - 1, c, hw));
+        GC_TRY(gc_compare(r, "batchnorm_stats", what, "parts", &parts));
+        GC_BOTH(r, "batchnorm_stats_merge", what,
+                ops_batchnorm_stats_merge(CTX, P(v.mean), P(var), P(v.rstd), P(v.rm), P(v.rv), P(parts), counts, 2, c,
+                                          0.1f, 1e-5f));
+        GC_TRY(gc_compare(r, "batchnorm_stats_merge", what, "mean", &v.mean));
+        GC_TRY(gc_compare(r, "batchnorm_stats_merge", what, "var", &var));
+        GC_TRY(gc_compare(r, "batchnorm_stats_merge", what, "rstd", &v.rstd));
+        GC_TRY(gc_compare(r, "batchnorm_stats_merge", what, "run_mean", &v.rm));
+        GC_TRY(gc_compare(r, "batchnorm_stats_merge", what, "run_var", &v.rv));
+        GC_BOTH(r, "batchnorm_bwd_sums", what,
+                ops_batchnorm_bwd_sums(CTX, act, P(sums), P(v.dy), P(v.x), P(v.mean), P(v.rstd), P(v.gamma), P(v.beta), 1,
+                                       c, hw));
+        GC_BOTH(r, "batchnorm_bwd_sums", what,
+                ops_batchnorm_bwd_sums(CTX, act, P(sums) + 2 * c, P(v.dy) + o1, P(v.x) + o1, P(v.mean), P(v.rstd),
+                                       P(v.gamma), P(v.beta), n - 1, c, hw));
+        GC_TRY(gc_compare(r, "batchnorm_bwd_sums", what, "sums", &sums));
+        GC_BOTH(r, "batchnorm_bwd_dx", what, ops_add(CTX, P(tot), P(sums), P(sums) + 2 * c, (size_t)2 * c));
+        GC_BOTH(r, "batchnorm_bwd_dx", what,
+                ops_batchnorm_bwd_dx(CTX, act, P(v.dx), P(v.dy), P(v.x), P(v.mean), P(v.rstd), P(v.gamma), P(v.beta),
+                                     P(tot), n * hw, 1, c, hw));
+        GC_BOTH(r, "batchnorm_bwd_dx", what,
+                ops_batchnorm_bwd_dx(CTX, act, P(v.dx) + o1, P(v.dy) + o1, P(v.x) + o1, P(v.mean), P(v.rstd),
+                                     P(v.gamma), P(v.beta), P(tot), n * hw, n - 1, c, hw));
+        GC_TRY(gc_compare(r, "batchnorm_bwd_dx", what, "dx", &v.dx));
+    }
+done:
+    GC_FREE(r, &parts, &var, &sums, &tot);
+    norm_free(r, &v);
+    return rc;
+}
+
 // --- families ---------------------------------------------------------------------------------
 
 int gc_cases_matmul(gc_run *r) {
@@ -215,9 +265,11 @@ int gc_cases_nn(gc_run *r) {
         ERR_TRY(case_groupnorm(r, 2, 64, 33, 32, (ops_act)act));
         ERR_TRY(case_groupnorm(r, 3, 12, 7, 4, (ops_act)act));
         ERR_TRY(case_batchnorm(r, 3, 5, 49, (ops_act)act));
+        ERR_TRY(case_batchnorm_sync(r, 3, 5, 49, (ops_act)act));
     }
     // more than 16384 values per channel: the sliced per-channel reductions of the CUDA backend
     ERR_TRY(case_batchnorm(r, 5, 2, 4000, OPS_ACT_RELU));
+    ERR_TRY(case_batchnorm_sync(r, 5, 2, 4000, OPS_ACT_RELU));
     ERR_TRY(case_groupnorm(r, 3, 8, 6000, 4, OPS_ACT_SWISH));
     if (!r->quick) {
         ERR_TRY(case_groupnorm(r, 4, 256, 256, 32, OPS_ACT_SWISH));
