@@ -2,7 +2,7 @@
 // backward at UNet sizes, GroupNorm+swish forward and backward) and prints one line per op
 // with milliseconds per call and GFLOP/s (convolutions) or GB/s touched (norms).
 //
-//   bench-ops [--threads N] [--iters N] [--batch N] [--cpu-time] [--conv CIN,HW,COUT ...]
+//   bench-ops [--threads N] [--iters N] [--batch N] [--cpu-time] [--conv CIN,HW,COUT[,STRIDE] ...]
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -92,14 +92,14 @@ fail:
 }
 
 static void bench_usage(FILE *f) {
-    fprintf(f, "usage: bench-ops [--threads N] [--iters N] [--batch N] [--cpu-time] [--conv CIN,HW,COUT]\n"
+    fprintf(f, "usage: bench-ops [--threads N] [--iters N] [--batch N] [--cpu-time] [--conv CIN,HW,COUT[,STRIDE]]\n"
                "Times the CPU backend's convolutions and GroupNorm at UNet sizes (best of N calls).\n"
                "  --threads N  threads (default 0: all cores)\n"
                "  --iters N    timed calls per op (default 5)\n"
                "  --batch N    batch size (default 16)\n"
                "  --cpu-time   time with the process CPU clock instead of the wall clock (for one\n"
                "               thread on a busy machine: other processes' load does not count)\n"
-               "  --conv CIN,HW,COUT  time only this 3x3 stride-1 convolution (HW x HW planes, pad 1)\n"
+               "  --conv CIN,HW,COUT[,STRIDE]  time only this 3x3 convolution (HW x HW planes, pad 1, stride 1 or 2)\n"
                "               instead of the UNet set; repeatable (at most 16)\n");
 }
 
@@ -109,13 +109,16 @@ int main(int argc, char **argv) {
                                              {"cpu-time", no_argument, 0, 'c'}, {"conv", required_argument, 0, 'v'},
                                              {0, 0, 0, 0}};
     ops_options opt = ops_options_default();
-    int iters = 5, batch = 16, c, convs[16][3], nconv = 0;
+    int iters = 5, batch = 16, c, convs[16][4], nconv = 0;
     while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
         if (c == 'v') {
             int *g = convs[nconv];
-            if (nconv == 16 || sscanf(optarg, "%d,%d,%d%n", &g[0], &g[1], &g[2], &(int){0}) != 3 || g[0] < 1 ||
-                g[1] < 1 || g[2] < 1) {
-                fprintf(stderr, "bench-ops: bad --conv '%s' (want CIN,HW,COUT, at most 16 times)\n", optarg);
+            int len = 0;
+            g[3] = 1;
+            int got = nconv == 16 ? 0 : sscanf(optarg, "%d,%d,%d%n,%d%n", &g[0], &g[1], &g[2], &len, &g[3], &len);
+            if (got < 3 || optarg[len] || g[0] < 1 || g[1] < 1 || g[2] < 1 || g[3] < 1 || g[3] > 2) {
+                fprintf(stderr, "bench-ops: bad --conv '%s' (want CIN,HW,COUT[,STRIDE 1|2], at most 16 times)\n",
+                        optarg);
                 return 2;
             }
             nconv++;
@@ -145,7 +148,7 @@ int main(int argc, char **argv) {
     }
     ops_ctx *ctx = NULL;
     int rc = ops_ctx_create(&ctx, OPS_DEV_CPU, &opt);
-    for (int i = 0; i < nconv && rc == 0; i++) rc = bench_conv(ctx, iters, batch, convs[i][0], convs[i][1], convs[i][2], 3, 1);
+    for (int i = 0; i < nconv && rc == 0; i++) rc = bench_conv(ctx, iters, batch, convs[i][0], convs[i][1], convs[i][2], 3, convs[i][3]);
     if (nconv) goto done;
     if (rc == 0) rc = bench_conv(ctx, iters, batch, 128, 32, 128, 3, 1);
     if (rc == 0) rc = bench_conv(ctx, iters, batch, 256, 16, 256, 3, 1);
