@@ -157,6 +157,8 @@ END_TEST
 typedef struct {
     float *logits, *dx, *grads, *buffers;
     size_t np, nb;
+    size_t bn_off[64], bn_n[64]; // the BatchNorm weights' and biases' places in grads
+    int nbn;
 } rn_step_out;
 
 static void rn_train_step(int threads, int n, const float *hx, const float *hdl, rn_step_out *o) {
@@ -180,6 +182,13 @@ static void rn_train_step(int threads, int n, const float *hx, const float *hdl,
     ck_assert_msg(resnet_forward(m, x, n, 1, &l, NULL) == 0, "%s", err_msg());
     ck_assert_msg(resnet_backward(m, dx, dl, n) == 0, "%s", err_msg());
     o->np = net->n_params, o->nb = net->n_buffers;
+    o->nbn = 0;
+    for (int i = 0; i < net->n_entries && o->nbn < 64; i++) {
+        const nn_entry *e = &net->entries[i];
+        if (e->kind == NN_KIND_PARAM && e->numel && (strstr(e->name, "bn") || strstr(e->name, "shortcut.1.")))
+            o->bn_off[o->nbn] = e->offset, o->bn_n[o->nbn++] = e->numel;
+    }
+    ck_assert_int_eq(o->nbn, 2 * 20); // gamma and beta of the stem's, 16 blocks' and 3 shortcuts' BatchNorms
     o->logits = malloc((size_t)n * 10 * 4), o->dx = malloc(nx * 4);
     o->grads = malloc(o->np * 4), o->buffers = malloc(o->nb * 4);
     ck_assert_int_eq(ops_download(ctx, o->logits, l, (size_t)n * 10 * 4), 0);
@@ -195,7 +204,11 @@ static void rn_step_free(rn_step_out *o) { free(o->logits), free(o->dx), free(o-
 
 // Training on 3 threads (replicas, sync BatchNorm over slices of 3, 2 and 2 images): the batch
 // statistics, hence logits, gradients and running statistics, equal one thread's up to rounding;
-// the same bits on a second run.
+// the same bits on a second run. The gradients of this random-init ReLU net meet kinks: rounding
+// alone moved dx by 2.4e-3 (direct kernel against Winograd on one thread, image 5 at 6.7e-3,
+// the rest through BatchNorm's coupling at 5e-4), so they are compared at 1e-2, each
+// BatchNorm's gamma and beta gradients on their own (a replica's missing or doubled share would
+// be off by a third or more).
 START_TEST(test_resnet_train_replicas) {
     const int n = 7;
     size_t nx = (size_t)n * 32 * 32;
@@ -207,8 +220,11 @@ START_TEST(test_resnet_train_replicas) {
     rn_train_step(3, n, hx, hdl, &rep);
     rn_train_step(3, n, hx, hdl, &again);
     nn_test_compare("sync BatchNorm logits", rep.logits, one.logits, (size_t)n * 10, 1e-5);
-    nn_test_compare("sync BatchNorm dx", rep.dx, one.dx, nx, 1e-4);
-    nn_test_compare("sync BatchNorm parameter gradients", rep.grads, one.grads, one.np, 1e-4);
+    nn_test_compare("sync BatchNorm dx", rep.dx, one.dx, nx, 1e-2);
+    nn_test_compare("sync BatchNorm parameter gradients", rep.grads, one.grads, one.np, 1e-2);
+    for (int i = 0; i < one.nbn; i++)
+        nn_test_compare("sync BatchNorm gamma/beta gradient", rep.grads + one.bn_off[i], one.grads + one.bn_off[i],
+                        one.bn_n[i], 1e-2);
     nn_test_compare("sync BatchNorm running statistics", rep.buffers, one.buffers, one.nb, 1e-6);
     ck_assert_msg(!memcmp(rep.grads, again.grads, one.np * 4), "3 threads: gradients differ between two runs");
     ck_assert_msg(!memcmp(rep.buffers, again.buffers, one.nb * 4), "3 threads: running statistics differ between runs");

@@ -4,10 +4,12 @@
 // chunked and unchunked convolution paths, sizes above and below the threading thresholds.
 #include <check.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/err.h"
+#include "kernels/cpu/cpu_direct.h"
 #include "kernels/cpu/cpu_winograd.h"
 #include "kernels/cpu/ref/ref_ops.h"
 #include "kernels/ops.h"
@@ -59,16 +61,18 @@ START_TEST(test_conv2d_fwd) {
     float *y = malloc(ny * sizeof *y);
     double *xd = ref_dup(x, nx), *wd = ref_dup(w, nw), *bd = ref_dup(b, s->c_out), *yd = malloc(ny * sizeof *yd);
     ref_conv2d_fwd(s, yd, xd, wd, cc->bias ? bd : NULL);
-    for (int var = 2; var <= 4; var += 2) { // Winograd F(2x2, 3x3) and F(4x4, 3x3)
-        int old = cpu_winograd_force(var);
+    for (int path = TOPS_CONV_F2; path < TOPS_CONV_PATHS; path++) { // Winograd F(2x2), F(4x4), direct
+        tops_conv_path(path);
+        char what[64];
+        snprintf(what, sizeof what, "conv2d_fwd %s", tops_conv_path_names[path]);
         for (int threads = 1; threads <= 3; threads++) { // inner and outer threading, uneven splits
             ops_ctx *ctx = tops_ctx(threads);
             ref_fill_uniform(y, ny, 99, 5, 6); // garbage: the op assigns
             ck_assert_int_eq(ops_conv2d_fwd(ctx, s, y, x, w, cc->bias ? b : NULL), 0);
-            CK_REL(y, yd, ny, var == 4 ? TOL_F4 : TOL, var == 4 ? "conv2d_fwd F(4x4)" : "conv2d_fwd");
+            CK_REL(y, yd, ny, path == TOPS_CONV_F4 ? TOL_F4 : TOL, what);
             ops_ctx_destroy(ctx);
         }
-        cpu_winograd_force(old);
+        tops_conv_path(TOPS_CONV_AUTO);
     }
     free(x), free(w), free(b), free(y), free(xd), free(wd), free(bd), free(yd);
 }
@@ -83,21 +87,21 @@ START_TEST(test_conv2d_adjoint) {
     float *x = ref_rand(nx, 5, -1, 1), *w = ref_rand(nw, 6, -1, 1), *dy = ref_rand(ny, 7, -1, 1);
     float *y = malloc(ny * sizeof *y), *dx = calloc(nx, sizeof *dx), *dw = calloc(nw, sizeof *dw);
     ops_ctx *ctx = tops_ctx(2);
-    for (int var = 2; var <= 4; var += 2) { // Winograd F(2x2, 3x3) and F(4x4, 3x3)
-        int old = cpu_winograd_force(var);
+    for (int path = TOPS_CONV_F2; path < TOPS_CONV_PATHS; path++) { // Winograd F(2x2), F(4x4), direct
+        tops_conv_path(path);
         memset(dx, 0, nx * sizeof *dx), memset(dw, 0, nw * sizeof *dw);
         ck_assert_int_eq(ops_conv2d_fwd(ctx, s, y, x, w, NULL), 0);
         ck_assert_int_eq(ops_conv2d_bwd_data(ctx, s, dx, dy, w), 0);
         ck_assert_int_eq(ops_conv2d_bwd_weight(ctx, s, dw, NULL, dy, x), 0);
-        cpu_winograd_force(old);
+        tops_conv_path(TOPS_CONV_AUTO);
         double a = 0, b = 0, c = 0, scale = 0;
         for (size_t i = 0; i < ny; i++) a += (double)y[i] * dy[i], scale += fabs((double)y[i] * dy[i]);
         for (size_t i = 0; i < nx; i++) b += (double)x[i] * dx[i];
         for (size_t i = 0; i < nw; i++) c += (double)w[i] * dw[i];
-        ck_assert_msg(fabs(a - b) <= 1e-5 * scale, "case %d F(%d): <conv x, dy> %.9g vs <x, bwd_data dy> %.9g", _i,
-                      var, a, b);
-        ck_assert_msg(fabs(a - c) <= 1e-5 * scale, "case %d F(%d): <conv x, dy> %.9g vs <w, bwd_weight> %.9g", _i,
-                      var, a, c);
+        ck_assert_msg(fabs(a - b) <= 1e-5 * scale, "case %d %s: <conv x, dy> %.9g vs <x, bwd_data dy> %.9g", _i,
+                      tops_conv_path_names[path], a, b);
+        ck_assert_msg(fabs(a - c) <= 1e-5 * scale, "case %d %s: <conv x, dy> %.9g vs <w, bwd_weight> %.9g", _i,
+                      tops_conv_path_names[path], a, c);
     }
     ops_ctx_destroy(ctx);
     free(x), free(w), free(dy), free(y), free(dx), free(dw);
@@ -116,11 +120,12 @@ START_TEST(test_winograd_pick) {
         ops_ctx *ctx = tops_ctx(1);
         for (int v = 0; v < 3; v++) { // 0: the default choice, 1: F(2x2) forced, 2: F(4x4) forced
             y[v] = malloc(ny * sizeof(float)), dx[v] = calloc(nx, sizeof(float)), dw[v] = calloc(nw, sizeof(float));
-            int old = cpu_winograd_force(2 * v);
+            int old = cpu_winograd_force(2 * v), old_d = cpu_direct_force(1); // Winograd's choice alone
             ck_assert_int_eq(ops_conv2d_fwd(ctx, s, y[v], x, w, NULL), 0);
             ck_assert_int_eq(ops_conv2d_bwd_data(ctx, s, dx[v], y[v], w), 0);
             ck_assert_int_eq(ops_conv2d_bwd_weight(ctx, s, dw[v], NULL, y[v], x), 0);
             cpu_winograd_force(old);
+            cpu_direct_force(old_d);
         }
         int want = k == 0 ? 2 : 1; // the forced variant the default must match
         ck_assert_msg(memcmp(y[1], y[2], ny * sizeof(float)) != 0, "F(2x2) and F(4x4) gave the same bits");
@@ -136,6 +141,55 @@ START_TEST(test_winograd_pick) {
         ops_ctx_destroy(ctx);
         free(dw2), free(x), free(w);
         for (int v = 0; v < 3; v++) free(y[v]), free(dx[v]), free(dw[v]);
+    }
+}
+END_TEST
+
+// The direct kernel's choice (cpu_direct.c): forward and backward-data passes of 3x3 pad-1
+// layers with at most 16 channels in and out (the backward-data kernel also at least 8 out),
+// where it measured faster. The paths round differently, so the bits tell which one ran, except
+// against im2col's forward (fewer than 8 channels), which sums in the same order (-1 below).
+START_TEST(test_direct_pick) {
+    static const struct {
+        ops_conv_shape s;
+        int fwd, bwd; // direct by default (1), not (0), the same bits either way (-1)
+    } cases[] = {
+        {{2, 16, 8, 8, 16, 3, 3, 1, 1, 1, 1, 1}, 1, 1},
+        {{2, 16, 8, 8, 1, 3, 3, 1, 1, 1, 1, 1}, -1, 1}, // backward data: 1 channel in, 16 out
+        {{2, 1, 8, 8, 16, 3, 3, 1, 1, 1, 1, 1}, -1, 0}, // backward data: 16 in, 1 out
+        {{2, 32, 8, 8, 16, 3, 3, 1, 1, 1, 1, 1}, 0, 0},
+        {{2, 16, 8, 8, 16, 3, 3, 2, 1, 1, 1, 1}, 0, 0}, // stride 2
+    };
+    tops_conv_path(TOPS_CONV_DIRECT);
+    int have = cpu_direct_usable(&cases[0].s, 0);
+    tops_conv_path(TOPS_CONV_AUTO);
+    if (!have) return; // a build without AVX-512 has no direct kernel
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        const ops_conv_shape *s = &cases[k].s;
+        int ho = ops_conv_out_h(s), wo = ops_conv_out_w(s);
+        size_t nx = (size_t)s->n * s->c_in * 64, nw = (size_t)s->c_out * s->c_in * 9;
+        size_t ny = (size_t)s->n * s->c_out * ho * wo;
+        float *x = ref_rand(nx, 71, -1, 1), *w = ref_rand(nw, 72, -1, 1), *dy = ref_rand(ny, 73, -1, 1), *y[3], *dx[3];
+        ops_ctx *ctx = tops_ctx(1);
+        static const int paths[3] = {TOPS_CONV_AUTO, TOPS_CONV_DIRECT, TOPS_CONV_F2}; // default, direct, not direct
+        for (int v = 0; v < 3; v++) {
+            y[v] = malloc(ny * sizeof(float)), dx[v] = calloc(nx, sizeof(float));
+            tops_conv_path(paths[v]);
+            ck_assert_int_eq(ops_conv2d_fwd(ctx, s, y[v], x, w, NULL), 0);
+            ck_assert_int_eq(ops_conv2d_bwd_data(ctx, s, dx[v], dy, w), 0);
+            tops_conv_path(TOPS_CONV_AUTO);
+        }
+        int direct = s->stride == 1; // forced: wherever it applies
+        if (cases[k].fwd >= 0)
+            ck_assert_msg((memcmp(y[1], y[2], ny * sizeof(float)) != 0) == direct, "case %zu: forced direct forward", k);
+        ck_assert_msg((memcmp(dx[1], dx[2], nx * sizeof(float)) != 0) == direct, "case %zu: forced direct bwd_data", k);
+        ck_assert_msg(!memcmp(y[0], y[cases[k].fwd ? 1 : 2], ny * sizeof(float)), "case %zu: forward not %s", k,
+                      cases[k].fwd ? "direct" : "Winograd/im2col");
+        ck_assert_msg(!memcmp(dx[0], dx[cases[k].bwd ? 1 : 2], nx * sizeof(float)), "case %zu: bwd_data not %s", k,
+                      cases[k].bwd ? "direct" : "Winograd/im2col");
+        ops_ctx_destroy(ctx);
+        free(x), free(w), free(dy);
+        for (int v = 0; v < 3; v++) free(y[v]), free(dx[v]);
     }
 }
 END_TEST
@@ -393,6 +447,7 @@ Suite *suite_ops_fwd(void) {
     tcase_add_loop_test(tc, test_conv2d_fwd, 0, (int)(sizeof conv_cases / sizeof conv_cases[0]));
     tcase_add_loop_test(tc, test_conv2d_adjoint, 0, (int)(sizeof conv_cases / sizeof conv_cases[0]));
     tcase_add_test(tc, test_winograd_pick);
+    tcase_add_test(tc, test_direct_pick);
     tcase_add_loop_test(tc, test_linear_fwd, 0, 3);
     tcase_add_loop_test(tc, test_bmm, 0, 8);
     tcase_add_loop_test(tc, test_groupnorm_fwd, 0, 12);

@@ -10,7 +10,6 @@
 #include <string.h>
 
 #include "common/err.h"
-#include "kernels/cpu/cpu_winograd.h"
 #include "kernels/cpu/ref/ref_ops.h"
 #include "kernels/ops.h"
 #include "tests/test_ops_ref.h"
@@ -67,15 +66,16 @@ START_TEST(test_conv2d_bwd) {
     float *dx = tops_prefill(nx, 50, &px), *dw = tops_prefill(nw, 51, &pw), *db = tops_prefill(s->c_out, 52, &pb);
     conv_cfg cfg = {s, ref_dup(x, nx), ref_dup(w, nw), ref_dup(b, s->c_out)};
     ops_ctx *ctx = tops_ctx(2 + _i % 2); // 2 and 3 threads: outer and inner threading
-    for (int var = 2; var <= 4; var += 2) { // Winograd F(2x2, 3x3) and F(4x4, 3x3)
-        if (var == 4) { // again from the same prefill
-            memcpy(dx, px, nx * sizeof *dx), memcpy(dw, pw, nw * sizeof *dw), memcpy(db, pb, s->c_out * sizeof *db);
-        }
-        int old = cpu_winograd_force(var);
+    for (int path = TOPS_CONV_F2; path < TOPS_CONV_PATHS; path++) { // Winograd F(2x2), F(4x4), direct
+        // again from the same prefill
+        memcpy(dx, px, nx * sizeof *dx), memcpy(dw, pw, nw * sizeof *dw), memcpy(db, pb, s->c_out * sizeof *db);
+        tops_conv_path(path);
         ck_assert_int_eq(ops_conv2d_bwd_data(ctx, s, dx, r, w), 0);
         ck_assert_int_eq(ops_conv2d_bwd_weight(ctx, s, dw, db, r, x), 0);
-        cpu_winograd_force(old);
-        tops_grad_check(conv_fwd_d, &cfg, cfg.x, nx, ny, r, dx, px, var == 4 ? "conv2d_bwd_data F(4x4)" : "conv2d_bwd_data");
+        tops_conv_path(TOPS_CONV_AUTO);
+        char what[64];
+        snprintf(what, sizeof what, "conv2d_bwd_data %s", tops_conv_path_names[path]);
+        tops_grad_check(conv_fwd_d, &cfg, cfg.x, nx, ny, r, dx, px, what);
         tops_grad_check(conv_fwd_d, &cfg, cfg.w, nw, ny, r, dw, pw, "conv2d_bwd_weight dw");
         tops_grad_check(conv_fwd_d, &cfg, cfg.b, s->c_out, ny, r, db, pb, "conv2d_bwd_weight db");
     }

@@ -9,12 +9,22 @@
 
 #include "tests/test_ops_ref.h"
 
+#include "kernels/cpu/cpu_direct.h"
+#include "kernels/cpu/cpu_winograd.h"
+
 ops_ctx *tops_ctx(int threads) {
     ops_options o = ops_options_default();
     o.threads = threads;
     ops_ctx *ctx = NULL;
     ck_assert_int_eq(ops_ctx_create(&ctx, OPS_DEV_CPU, &o), 0);
     return ctx;
+}
+
+const char *const tops_conv_path_names[TOPS_CONV_PATHS] = {"default", "F(2x2)", "F(4x4)", "direct"};
+
+void tops_conv_path(int path) {
+    cpu_winograd_force(path == TOPS_CONV_F2 ? 2 : path == TOPS_CONV_F4 ? 4 : 0);
+    cpu_direct_force(path == TOPS_CONV_F2 || path == TOPS_CONV_F4 ? 1 : path == TOPS_CONV_DIRECT ? 2 : 0);
 }
 
 void tops_grad_check(void (*fwd)(void *, double *), void *cfg, double *param, size_t np, size_t ny,

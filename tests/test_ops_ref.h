@@ -18,6 +18,13 @@ ops_ctx *tops_ctx(int threads);
 // values), projected on r (ny outputs). `what` names the case in the failure message.
 void tops_grad_check(void (*fwd)(void *, double *), void *cfg, double *param, size_t np, size_t ny,
                      const float *r, const float *got, const float *pre, const char *what);
+// The paths of 3x3 stride-1 convolutions (kernels/cpu/): TOPS_CONV_F2 and TOPS_CONV_F4 force a
+// Winograd variant with the direct kernel off, TOPS_CONV_DIRECT forces the direct kernel wherever
+// it applies (Winograd by default elsewhere), TOPS_CONV_AUTO restores the defaults. Each path
+// rounds differently: tests that compare bits name theirs.
+enum { TOPS_CONV_AUTO, TOPS_CONV_F2, TOPS_CONV_F4, TOPS_CONV_DIRECT, TOPS_CONV_PATHS };
+void tops_conv_path(int path);
+extern const char *const tops_conv_path_names[TOPS_CONV_PATHS];
 // A gradient buffer of n random values in [-1, 1) (malloc'd) and, in *copy, a malloc'd copy.
 float *tops_prefill(size_t n, uint64_t seed, float **copy);
 

@@ -188,12 +188,14 @@ START_TEST(test_resnet_golden_sgd_steps) {
     for (int s = 0; s < 10; s++) {
         float loss = rn_step(&g, 1, NULL, NULL);
         ck_assert_int_eq(optim_step(o, net->params, net->grads, NULL), 0);
-        // SGD with momentum amplifies float32 rounding at kinks (ReLU, a logit crossing): an AVX2
-        // build (x86-64-v3) differs from torch by 1.0e-6 at step 3 and 3.9e-4 at step 4, where
-        // the AVX-512 build and the former OpenBLAS GEMMs stay below 1e-6 (Dec 2026). The
-        // replicas' sync BatchNorm (sums split at another place) meets the same kink at step 4:
-        // 3.9e-4, then up to 2.5e-3 at step 6 and 5.4e-4 at step 9; under 2e-6 before it.
-        double tol = _i ? 5e-3 : 1e-3;
+        // SGD with momentum amplifies float32 rounding at kinks (ReLU, a logit crossing): whether
+        // a run meets the kink at step 4 depends on its rounding alone. Seen (Dec 2026): an AVX2
+        // build 3.9e-4 at step 4; the sync-BatchNorm replicas with Winograd 3.9e-4 at step 4, 2.5e-3
+        // at step 6; one thread with the direct kernels 1.1e-4 at step 4, 1.4e-3 at step 5; the
+        // runs that miss it stay under 2e-6 throughout. DIFFOOD_TEST_VERBOSE=1 prints every step.
+        double tol = 5e-3;
+        if (getenv("DIFFOOD_TEST_VERBOSE"))
+            fprintf(stderr, "%d thread(s), step %d: loss %.8g vs torch %.8g\n", 1 + _i, s, (double)loss, (double)losses[s]);
         ck_assert_msg(fabs(loss - losses[s]) <= tol * fabs(losses[s]) + 1e-6, "%d thread(s), step %d: loss %.8g vs torch %.8g",
                       1 + _i, s, (double)loss, (double)losses[s]);
     }

@@ -15,6 +15,7 @@
 // gradient of the outer way is summed per thread, then over threads in thread order, so results
 // are deterministic for a fixed thread count. Scratch is grown on first use and then reused.
 #include "kernels/cpu/cpu_internal.h"
+#include "kernels/cpu/cpu_direct.h"
 #include "kernels/cpu/cpu_sgemm.h"
 #include "kernels/cpu/cpu_winograd.h"
 
@@ -262,6 +263,7 @@ static void cpu_conv_bwd_weight_chunk(const ops_conv_shape *s, const cpu_conv_ge
 int cpu_conv2d_fwd(ops_ctx *ctx, const ops_conv_shape *s, float *y, const float *x, const float *w, const float *b) {
     cpu_conv_geo g;
     ERR_TRY(cpu_conv_geometry(ctx, "conv2d_fwd", s, &g, 0));
+    if (cpu_direct_usable(s, 0)) return cpu_direct_conv(ctx, s, y, x, w, b, 0);
     if (cpu_winograd_usable(s, 0)) return cpu_winograd_conv(ctx, s, y, x, w, b, 0);
     size_t slice = g.col_n + g.tmp_n;
     float *buf = cpu_scratch(ctx, (slice ? slice : 1) * (g.outer ? g.nt : 1));
@@ -273,6 +275,7 @@ int cpu_conv2d_fwd(ops_ctx *ctx, const ops_conv_shape *s, float *y, const float 
 int cpu_conv2d_bwd_data(ops_ctx *ctx, const ops_conv_shape *s, float *dx, const float *dy, const float *w) {
     cpu_conv_geo g;
     ERR_TRY(cpu_conv_geometry(ctx, "conv2d_bwd_data", s, &g, 0));
+    if (cpu_direct_usable(s, 1)) return cpu_direct_conv(ctx, s, dx, dy, w, NULL, 1);
     if (cpu_winograd_usable(s, 1)) return cpu_winograd_conv(ctx, s, dx, dy, w, NULL, 1);
     size_t slice = g.col_n + g.tmp_n;
     float *buf = cpu_scratch(ctx, (slice ? slice : 1) * (g.outer ? g.nt : 1));
