@@ -2,12 +2,13 @@
 // per module (llm.c style, as the UNet: a fixed graph, every saved activation registered once in
 // the arena at build time, backward next to forward). Only ops_* calls touch tensor memory.
 //
-// On a CPU context with more than one thread every forward and backward runs on replicas
-// (nn_rep.h), one per thread, each on its slice of the batch, in one parallel region:
+// On a CPU context with more than one thread, forwards and backwards run on replicas (nn_rep.h),
+// one per thread, each on its slice of the batch, in one parallel region:
 // * eval forwards: with running statistics no image depends on another, and the outputs are the
 //   same bits as one model's;
-// * training forwards and backwards: sync BatchNorm. Each replica computes its slice's partial
-//   statistics (ops_batchnorm_stats / _bwd_sums) into the master's `parts` buffer, waits at the
+// * training forwards and backwards (while each replica has enough images for the parameters,
+//   RN_REP_PARAMS_PER_IMAGE): sync BatchNorm. Each replica computes its slice's partial
+//   statistics (ops_batchnorm_stats / _bwd_sums) into the owner's `parts` buffer, waits at the
 //   replicas' barrier, merges all slices in replica order and normalises its own slice. Replica 0
 //   alone updates the running statistics and adds dgamma, dbeta; parameter gradients are summed
 //   in replica order afterwards. Deterministic for a fixed thread count; the batch statistics

@@ -224,6 +224,16 @@ static int cpu_bn_check(const char *op, ops_act act, int n, int c, int hw) {
     return 0;
 }
 
+// Channel ch's mean and sum of squared deviations from it over n images (two passes, double).
+static void cpu_bn_chan_stats(const float *x, int n, int c, int hw, int ch, double *mean, double *m2) {
+    double s = 0.0, v = 0.0;
+    for (int img = 0; img < n; img++) s += cpu_sum_f(x + ((size_t)img * c + ch) * hw, (size_t)hw);
+    double m = s / ((double)n * hw);
+    for (int img = 0; img < n; img++) v += cpu_sumsq_dev_f(x + ((size_t)img * c + ch) * hw, (size_t)hw, (float)m);
+    *mean = m;
+    *m2 = v;
+}
+
 int cpu_batchnorm_fwd_train(ops_ctx *ctx, ops_act act, float *y, float *mean, float *rstd, float *running_mean,
                             float *running_var, const float *x, const float *gamma, const float *beta, int n, int c,
                             int hw, float momentum, float eps) {
@@ -233,10 +243,8 @@ int cpu_batchnorm_fwd_train(ops_ctx *ctx, ops_act act, float *y, float *mean, fl
            cnt, c);
 #pragma omp parallel for schedule(static) num_threads(cpu_par_threads(ctx, (size_t)2 * n * c * hw)) if (c > 1)
     for (int ch = 0; ch < c; ch++) {
-        double s = 0.0, v = 0.0;
-        for (int img = 0; img < n; img++) s += cpu_sum_f(x + ((size_t)img * c + ch) * hw, (size_t)hw);
-        double m = s / (double)cnt;
-        for (int img = 0; img < n; img++) v += cpu_sumsq_dev_f(x + ((size_t)img * c + ch) * hw, (size_t)hw, (float)m);
+        double m, v;
+        cpu_bn_chan_stats(x, n, c, hw, ch, &m, &v);
         double var = v / (double)cnt;
         float rs = (float)(1.0 / sqrt(var + (double)eps));
         mean[ch] = (float)m;
@@ -258,13 +266,10 @@ int cpu_batchnorm_fwd_train(ops_ctx *ctx, ops_act act, float *y, float *mean, fl
 
 int cpu_batchnorm_stats(ops_ctx *ctx, float *part, const float *x, int n, int c, int hw) {
     ERR_TRY(cpu_bn_check("batchnorm_stats", OPS_ACT_NONE, n, c, hw));
-    size_t cnt = (size_t)n * hw;
 #pragma omp parallel for schedule(static) num_threads(cpu_par_threads(ctx, (size_t)2 * n * c * hw)) if (c > 1)
     for (int ch = 0; ch < c; ch++) {
-        double s = 0.0, v = 0.0;
-        for (int img = 0; img < n; img++) s += cpu_sum_f(x + ((size_t)img * c + ch) * hw, (size_t)hw);
-        double m = s / (double)cnt;
-        for (int img = 0; img < n; img++) v += cpu_sumsq_dev_f(x + ((size_t)img * c + ch) * hw, (size_t)hw, (float)m);
+        double m, v;
+        cpu_bn_chan_stats(x, n, c, hw, ch, &m, &v);
         part[ch] = (float)m;
         part[c + ch] = (float)v;
     }
