@@ -473,10 +473,12 @@ int resnet_forward(resnet_model *m, const float *x, int n, int train, const floa
     int R = m->rp.n < n ? m->rp.n : n;
     resnet_slices a = {.m = m, .x = x, .train = train};
     rn_sync *s = m->sync_own;
-    s->R = R;
-    for (int r = 0; r < R; r++) {
-        int i0;
-        nn_rep_slice(R, n, r, &i0, &s->imgs[r]);
+    if (train) { // the slices' sizes, for the merges of sync BatchNorm
+        s->R = R;
+        for (int r = 0; r < R; r++) {
+            int i0;
+            nn_rep_slice(R, n, r, &i0, &s->imgs[r]);
+        }
     }
     ERR_TRY(nn_rep_run(R, n, resnet_forward_slice, &a, train ? &s->bar : NULL));
     if (logits) *logits = A(m->logits);

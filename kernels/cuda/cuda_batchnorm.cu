@@ -113,16 +113,24 @@ __global__ void cuda_bn_bwd_part_k(double *part, ops_act act, const float *dy, c
     }
 }
 
+// Channel ch's sums of gz and of gz * xhat over its slices, in slice order.
+__device__ void cuda_bn_slice_sums(const double *part, int ch, int slices, double *sb, double *sg) {
+    double a = 0.0, b = 0.0;
+    for (int s = 0; s < slices; s++) {
+        a += part[((size_t)ch * slices + s) * 2];
+        b += part[((size_t)ch * slices + s) * 2 + 1];
+    }
+    *sb = a;
+    *sg = b;
+}
+
 // One thread per channel: dgamma, dbeta += the sums; coef[ch] = (mean of gz, mean of gz * xhat).
 __global__ void cuda_bn_bwd_combine_k(double *coef, float *dgamma, float *dbeta, const double *part, int c, int slices,
                                       size_t cnt) {
     int ch = blockIdx.x * blockDim.x + threadIdx.x;
     if (ch >= c) return;
-    double sb = 0.0, sg = 0.0;
-    for (int s = 0; s < slices; s++) {
-        sb += part[((size_t)ch * slices + s) * 2];
-        sg += part[((size_t)ch * slices + s) * 2 + 1];
-    }
+    double sb, sg;
+    cuda_bn_slice_sums(part, ch, slices, &sb, &sg);
     if (dgamma) dgamma[ch] += (float)sg;
     if (dbeta) dbeta[ch] += (float)sb;
     coef[2 * ch] = sb / (double)cnt;
@@ -184,11 +192,8 @@ __global__ void cuda_bn_merge_k(float *mean, float *var, float *rstd, float *run
 __global__ void cuda_bn_sums_k(float *sums, const double *part, int c, int slices) {
     int ch = blockIdx.x * blockDim.x + threadIdx.x;
     if (ch >= c) return;
-    double sb = 0.0, sg = 0.0;
-    for (int s = 0; s < slices; s++) {
-        sb += part[((size_t)ch * slices + s) * 2];
-        sg += part[((size_t)ch * slices + s) * 2 + 1];
-    }
+    double sb, sg;
+    cuda_bn_slice_sums(part, ch, slices, &sb, &sg);
     sums[ch] = (float)sb;
     sums[c + ch] = (float)sg;
 }
