@@ -9,6 +9,7 @@
 #include "kernels/cpu/cpu_wino_impl.h"
 
 #define CPU_WINO_STAGE 256 // tiles per staging block of the transforms
+#define CPU_WINO_VEC 16    // tiles per SIMD vector (AVX-512 floats)
 
 // row[ea + k] = src[2k], row[oa + k] = src[2k + 1] for the n floats of src: the even and odd
 // columns of an input row into the two halves of a padded row. Profiled: a plain strided loop
@@ -80,15 +81,16 @@ static void f2_weights(const float *w, float *u, int c_out, int c_in, int flip, 
     } while (0)
 
 // One tile of the input transform, written out (GCC vectorises this over tiles, not loops
-// inside it): V_e = (B^T d B)_e for the 4x4 patch of padded rows p0..p3 at tile column t,
-// stored at o[e * plane]. Rows are deinterleaved: even columns first, odd columns from `half`,
-// so the patch's columns 2t, 2t+1, 2t+2, 2t+3 are p[t], p[half+t], p[t+1], p[half+t+1].
-#define CPU_WINO_IN_TILE(p0, p1, p2, p3, t, half, o, plane)                                   \
+// inside it): V_e = (B^T d B)_e for the 4x4 patch of padded rows p0..p3 at tile t, stored at
+// o[e * plane]. Rows are deinterleaved (cpu_wino_f2 padded planes below): the patch's columns
+// 2tx, 2tx+1, 2tx+2, 2tx+3 are p[t], p[h+t], p[s+t], p[h+s+t] (h: the odd half, s: the step
+// of one column within a half).
+#define CPU_WINO_IN_TILE(p0, p1, p2, p3, t, h, s, o, plane)                                    \
     do {                                                                                       \
-        float a0 = (p0)[(t)], a1 = (p0)[(half) + (t)], a2 = (p0)[(t) + 1], a3 = (p0)[(half) + (t) + 1]; \
-        float b0 = (p1)[(t)], b1 = (p1)[(half) + (t)], b2 = (p1)[(t) + 1], b3 = (p1)[(half) + (t) + 1]; \
-        float c0 = (p2)[(t)], c1 = (p2)[(half) + (t)], c2 = (p2)[(t) + 1], c3 = (p2)[(half) + (t) + 1]; \
-        float e0 = (p3)[(t)], e1 = (p3)[(half) + (t)], e2 = (p3)[(t) + 1], e3 = (p3)[(half) + (t) + 1]; \
+        float a0 = (p0)[(t)], a1 = (p0)[(h) + (t)], a2 = (p0)[(s) + (t)], a3 = (p0)[(h) + (s) + (t)]; \
+        float b0 = (p1)[(t)], b1 = (p1)[(h) + (t)], b2 = (p1)[(s) + (t)], b3 = (p1)[(h) + (s) + (t)]; \
+        float c0 = (p2)[(t)], c1 = (p2)[(h) + (t)], c2 = (p2)[(s) + (t)], c3 = (p2)[(h) + (s) + (t)]; \
+        float e0 = (p3)[(t)], e1 = (p3)[(h) + (t)], e2 = (p3)[(s) + (t)], e3 = (p3)[(h) + (s) + (t)]; \
         CPU_WINO_COLS(a0 - c0, a1 - c1, a2 - c2, a3 - c3, o, 0, plane);                        \
         CPU_WINO_COLS(b0 + c0, b1 + c1, b2 + c2, b3 + c3, o, 1, plane);                        \
         CPU_WINO_COLS(c0 - b0, c1 - b1, c2 - b2, c3 - b3, o, 2, plane);                        \
@@ -96,8 +98,8 @@ static void f2_weights(const float *w, float *u, int c_out, int c_in, int flip, 
     } while (0)
 
 // One tile of the output-gradient transform (the adjoint of the output transform):
-// dM_e = (A dY A^T)_e for the 2x2 block of padded rows p0, p1 at tile column t (deinterleaved
-// rows as above), stored at o[e * plane]. Rows of A dY: (a, b), (a+c, b+d), (a-c, b-d), (-c, -d).
+// dM_e = (A dY A^T)_e for the 2x2 block of padded rows p0, p1 at tile t (deinterleaved rows as
+// above), stored at o[e * plane]. Rows of A dY: (a, b), (a+c, b+d), (a-c, b-d), (-c, -d).
 #define CPU_WINO_DY_ROW(x0, x1, o, i, plane)                                                   \
     do {                                                                                       \
         (o)[(size_t)(4 * (i)) * (plane)] = (x0);                                               \
@@ -105,9 +107,9 @@ static void f2_weights(const float *w, float *u, int c_out, int c_in, int flip, 
         (o)[(size_t)(4 * (i) + 2) * (plane)] = (x0) - (x1);                                    \
         (o)[(size_t)(4 * (i) + 3) * (plane)] = -(x1);                                          \
     } while (0)
-#define CPU_WINO_DY_TILE(p0, p1, t, half, o, plane)                                           \
+#define CPU_WINO_DY_TILE(p0, p1, t, h, o, plane)                                              \
     do {                                                                                       \
-        float a_ = (p0)[(t)], b_ = (p0)[(half) + (t)], c_ = (p1)[(t)], d_ = (p1)[(half) + (t)]; \
+        float a_ = (p0)[(t)], b_ = (p0)[(h) + (t)], c_ = (p1)[(t)], d_ = (p1)[(h) + (t)];      \
         CPU_WINO_DY_ROW(a_, b_, o, 0, plane);                                                  \
         CPU_WINO_DY_ROW(a_ + c_, b_ + d_, o, 1, plane);                                        \
         CPU_WINO_DY_ROW(a_ - c_, b_ - d_, o, 2, plane);                                        \
@@ -116,6 +118,9 @@ static void f2_weights(const float *w, float *u, int c_out, int c_in, int flip, 
 
 // Width and height of the zero-padded plane the input transform reads from: the tile grid's
 // columns 0 .. 2*tw+1 and rows 0 .. 2*th+1, input pixel (r, c) at (r + pad_t, c + pad_l).
+// A padded row holds its even columns, then its odd ones: padded column pc at
+// (pc & 1) * half + pc / 2, times the group's gi images interleaved (cpu_wino_group): image i
+// of the group at gi * (that) + i.
 static int f2_pad_w(const cpu_wino_geo *g) {
     int need = 2 * g->tw + 2;
     if (need < g->pad_l + g->w) need = g->pad_l + g->w;
@@ -126,59 +131,96 @@ static int f2_pad_h(const cpu_wino_geo *g) {
     return need > g->pad_t + g->h ? need : g->pad_t + g->h;
 }
 
-// V_e (C_in, T) of the images x[0..nbc) (each (C_in, H, W)); ld = T of the chunk. Each plane is
-// first copied into a zero-padded plane (so padding needs no tests), then every tile row runs
-// in a SIMD loop over its tiles.
+// Floats of a padded plane of gi images, and CPU_WINO_VEC more that the whole vectors of tiles
+// of the last tile row may read.
+static size_t f2_pad_floats(const cpu_wino_geo *g, int gi) {
+    return (size_t)f2_pad_h(g) * f2_pad_w(g) * gi + CPU_WINO_VEC;
+}
+
+// Channel planes xc[i * xstride] (i < gi) into the padded plane `pad` of gi interleaved images.
+static void f2_fill(const cpu_wino_geo *g, float *pad, const float *xc, size_t xstride, int gi) {
+    int wp = f2_pad_w(g), half = wp / 2, pl = g->pad_l;
+    // column c lands at pc = c + pad_l: the even columns 2k go to ea[k], the odd ones to oa[k]
+    int ea = (pl & 1 ? half : 0) + (pl >> 1), oa = (pl & 1 ? 0 : half) + ((pl + 1) >> 1);
+    if (gi == 1) {
+        for (int r = 0; r < g->h; r++) f2_split(pad + (size_t)(r + g->pad_t) * wp, ea, oa, xc + (size_t)r * g->w, g->w);
+        return;
+    }
+    for (int i = 0; i < gi; i++) {
+        const float *src = xc + (size_t)i * xstride;
+        for (int r = 0; r < g->h; r++, src += g->w) {
+            float *row = pad + (size_t)(r + g->pad_t) * wp * gi + i;
+            int k = 0;
+            for (; 2 * k + 1 < g->w; k++) {
+                row[(size_t)(ea + k) * gi] = src[2 * k];
+                row[(size_t)(oa + k) * gi] = src[2 * k + 1];
+            }
+            if (2 * k < g->w) row[(size_t)(ea + k) * gi] = src[2 * k];
+        }
+    }
+}
+
+// V_e (C_in, T) of the images x[0..nbc) (each (C_in, H, W)); ld = T of the chunk. Per group of
+// images (cpu_wino_group) and channel, the planes are first copied into a zero-padded plane (so
+// padding needs no tests), then every tile row runs in a SIMD loop over its tiles (tw * gi of
+// them: the images of a group interleaved).
 static void f2_input(const cpu_wino_geo *g, const float *x, float *v, int nbc, size_t ld, int nt, float *padbuf,
                            int dy) {
-    int total = nbc * g->c_in, wp = f2_pad_w(g), hp = f2_pad_h(g), half = wp / 2;
-    size_t plane = (size_t)g->c_in * ld;
+    int gi = cpu_wino_group(g, nbc), total = nbc / gi * g->c_in, wp = f2_pad_w(g);
+    int h = wp / 2 * gi, row = wp * gi, len = g->tw * gi; // odd half, padded row, tiles per tile row
+    int len_v = (len + CPU_WINO_VEC - 1) / CPU_WINO_VEC * CPU_WINO_VEC;
+    size_t pad_n = f2_pad_floats(g, gi);
+    size_t plane = (size_t)g->c_in * ld, hw = (size_t)g->h * g->w;
 #pragma omp parallel num_threads(nt) if (nt > 1 && total > 1)
     {
-        float *pad = padbuf + (size_t)omp_get_thread_num() * hp * wp; // this thread's padded plane
+        float *pad = padbuf + (size_t)omp_get_thread_num() * pad_n; // this thread's padded plane
         float stage[16 * CPU_WINO_STAGE];
-        memset(pad, 0, (size_t)hp * wp * sizeof(float)); // borders stay zero; the inside is overwritten
+        memset(pad, 0, pad_n * sizeof(float)); // borders stay zero; the inside is overwritten
 #pragma omp for schedule(static)
         for (int q = 0; q < total; q++) {
-            int img = q / g->c_in, c = q % g->c_in;
-            const float *xc = x + (size_t)q * g->h * g->w;
-            float *vc = v + (size_t)c * ld + (size_t)img * g->tpi;
-            // deinterleaved copy: padded column pc at (pc & 1) * half + pc / 2; column c lands at
-            // pc = c + pad_l, so the even columns 2k go to ea[k] and the odd ones to oa[k]
-            int pl = g->pad_l, ea = (pl & 1 ? half : 0) + (pl >> 1), oa = (pl & 1 ? 0 : half) + ((pl + 1) >> 1);
-            for (int r = 0; r < g->h; r++)
-                f2_split(pad + (size_t)(r + g->pad_t) * wp, ea, oa, xc + (size_t)r * g->w, g->w);
+            int grp = q / g->c_in, c = q % g->c_in;
+            f2_fill(g, pad, x + ((size_t)grp * gi * g->c_in + c) * hw, (size_t)g->c_in * hw, gi);
+            float *vc = v + (size_t)c * ld + (size_t)grp * gi * g->tpi;
             // tiles go to a staging block first (compile-time offsets between its 16 rows, so
             // the SIMD loop keeps its pointers in registers), then row by row to the 16 planes
             int fill = 0, t0 = 0;
             for (int ty = 0; ty < g->th; ty++) {
-                const float *p0 = pad + (size_t)(2 * ty) * wp, *p1 = p0 + wp, *p2 = p1 + wp, *p3 = p2 + wp;
-                if (g->tw > CPU_WINO_STAGE) { // very wide rows: straight to the planes
-                    float *dst = vc + (size_t)ty * g->tw;
+                const float *p0 = pad + (size_t)(2 * ty) * row, *p1 = p0 + row, *p2 = p1 + row, *p3 = p2 + row;
+                if (len > CPU_WINO_STAGE) { // very wide rows: straight to the planes
+                    float *dst = vc + (size_t)ty * len;
                     if (dy) {
 #pragma omp simd
-                        for (int tx = 0; tx < g->tw; tx++) CPU_WINO_DY_TILE(p0, p1, tx, half, dst + tx, plane);
+                        for (int t = 0; t < len; t++) CPU_WINO_DY_TILE(p0, p1, t, h, dst + t, plane);
                     } else {
 #pragma omp simd
-                        for (int tx = 0; tx < g->tw; tx++) CPU_WINO_IN_TILE(p0, p1, p2, p3, tx, half, dst + tx, plane);
+                        for (int t = 0; t < len; t++) CPU_WINO_IN_TILE(p0, p1, p2, p3, t, h, gi, dst + t, plane);
                     }
                     continue;
                 }
-                if (fill + g->tw > CPU_WINO_STAGE) {
+                if (fill + len_v > CPU_WINO_STAGE) {
                     for (int e = 0; e < 16; e++)
                         cpu_wino_copy(vc + (size_t)e * plane + t0, stage + e * CPU_WINO_STAGE, fill);
                     t0 += fill;
                     fill = 0;
                 }
+                // whole vectors of tiles (the ones past len are dropped): a SIMD loop of fewer
+                // tiles than its vector (28x28 planes: 14) ran all in GCC's scalar epilogue
                 float *dst = stage + fill;
-                if (dy) {
+                for (int tv = 0; tv < len_v; tv += CPU_WINO_VEC) {
+                    if (dy) {
 #pragma omp simd
-                    for (int tx = 0; tx < g->tw; tx++) CPU_WINO_DY_TILE(p0, p1, tx, half, dst + tx, CPU_WINO_STAGE);
-                } else {
+                        for (int t = tv; t < tv + CPU_WINO_VEC; t++) CPU_WINO_DY_TILE(p0, p1, t, h, dst + t, CPU_WINO_STAGE);
+                    } else if (gi == 1) { // a constant step: 8% faster on 28x28 planes
 #pragma omp simd
-                    for (int tx = 0; tx < g->tw; tx++) CPU_WINO_IN_TILE(p0, p1, p2, p3, tx, half, dst + tx, CPU_WINO_STAGE);
+                        for (int t = tv; t < tv + CPU_WINO_VEC; t++)
+                            CPU_WINO_IN_TILE(p0, p1, p2, p3, t, h, 1, dst + t, CPU_WINO_STAGE);
+                    } else {
+#pragma omp simd
+                        for (int t = tv; t < tv + CPU_WINO_VEC; t++)
+                            CPU_WINO_IN_TILE(p0, p1, p2, p3, t, h, gi, dst + t, CPU_WINO_STAGE);
+                    }
                 }
-                fill += g->tw;
+                fill += len;
             }
             for (int e = 0; e < 16 && fill; e++)
                 cpu_wino_copy(vc + (size_t)e * plane + t0, stage + e * CPU_WINO_STAGE, fill);
@@ -202,11 +244,57 @@ static void f2_input(const cpu_wino_geo *g, const float *x, float *v, int nbc, s
         o11 = r1 - r2 - r3 + (bias);                                                           \
     } while (0)
 
+// y[0..nbc) (C_out, HO, WO) = (or +=) A^T M A (+ b) from M_e (C_out, T) of a chunk whose nbc
+// images are one interleaved group (cpu_wino_group): per channel and tile row, the tw * nbc
+// tiles are copied into a staging block, transformed in a SIMD loop into four output rows,
+// which are then scattered into the images.
+static void f2_output_group(const cpu_wino_geo *g, const float *m, float *y, const float *b, int nbc, size_t ld,
+                            int accumulate, int nt) {
+    size_t plane = (size_t)g->c_out * ld, hwo = (size_t)g->ho * g->wo;
+    int len = g->tw * nbc;
+#pragma omp parallel num_threads(nt) if (nt > 1 && g->c_out > 1)
+    {
+        float stage[16 * CPU_WINO_STAGE], out[4 * CPU_WINO_STAGE];
+#pragma omp for schedule(static)
+        for (int co = 0; co < g->c_out; co++) {
+            float bias = b ? b[co] : 0.0f, *yc = y + (size_t)co * hwo;
+            for (int ty = 0; ty < g->th; ty++) {
+                for (int k0 = 0; k0 < len; k0 += CPU_WINO_STAGE) { // blocks of the row's tiles
+                    int n = len - k0 < CPU_WINO_STAGE ? len - k0 : CPU_WINO_STAGE;
+                    const float *mc = m + (size_t)co * ld + (size_t)ty * len + k0;
+                    for (int e = 0; e < 16; e++) cpu_wino_copy(stage + e * CPU_WINO_STAGE, mc + (size_t)e * plane, n);
+#pragma omp simd
+                    for (int t = 0; t < n; t++) {
+                        CPU_WINO_OUT_TILE(stage, t, CPU_WINO_STAGE, bias, o00, o01, o10, o11);
+                        out[t] = o00;
+                        out[CPU_WINO_STAGE + t] = o01;
+                        out[2 * CPU_WINO_STAGE + t] = o10;
+                        out[3 * CPU_WINO_STAGE + t] = o11;
+                    }
+                    for (int t = 0; t < n; t++) { // tile k0 + t: column tx of image i
+                        int tx = (k0 + t) / nbc, i = (k0 + t) % nbc;
+                        float *yp = yc + (size_t)i * g->c_out * hwo + (size_t)(2 * ty) * g->wo + 2 * tx;
+                        for (int r = 0; r < 2 && 2 * ty + r < g->ho; r++)
+                            for (int k = 0; k < 2 && 2 * tx + k < g->wo; k++) {
+                                float o = out[(2 * r + k) * CPU_WINO_STAGE + t];
+                                yp[(size_t)r * g->wo + k] = accumulate ? yp[(size_t)r * g->wo + k] + o : o;
+                            }
+                    }
+                }
+            }
+        }
+    }
+}
+
 // y[0..nbc) (C_out, HO, WO) = (or +=) A^T M A (+ b) from M_e (C_out, T). Blocks of whole tile
 // rows are first copied from the 16 planes into a staging block (compile-time offsets between
 // its rows), then transformed in SIMD loops over the tiles of a row.
 static void f2_output(const cpu_wino_geo *g, const float *m, float *y, const float *b, int nbc, size_t ld,
                             int accumulate, int nt) {
+    if (cpu_wino_group(g, nbc) > 1) {
+        f2_output_group(g, m, y, b, nbc, ld, accumulate, nt);
+        return;
+    }
     int total = nbc * g->c_out;
     size_t plane = (size_t)g->c_out * ld;
     int full_w = g->wo / 2; // tiles whose two columns are both inside
@@ -298,8 +386,5 @@ static void f2_dweights(const float *du, float *dw, int c_out, int c_in, int nt)
     }
 }
 
-static size_t f2_pad_floats(const cpu_wino_geo *g) {
-    return (size_t)f2_pad_h(g) * f2_pad_w(g);
-}
 
 const cpu_wino_kind cpu_wino_f2 = {2, 16, "F(2x2,3x3)", f2_weights, f2_pad_floats, f2_input, f2_output, f2_dweights};

@@ -162,7 +162,8 @@ static inline void f4_prefetch(const float *p, size_t n, int write) {
 // A padded plane holds each row as four phases of q = wp / 4 floats: padded column pc at
 // (pc & 3) * q + pc / 4, so that column 4 tx + k of every tile (k = 0..5) is a contiguous run
 // over tx: phase k & 3 from index tx + k / 4. Input pixel (r, c) is at padded (r + pad_t,
-// c + pad_l); the rest stays zero.
+// c + pad_l); the rest stays zero. A group of gi images (cpu_wino_group) is interleaved: image
+// i's column at gi * (that) + i, so that the runs go over (tx, i).
 static int f4_pad_w(const cpu_wino_geo *g) {
     int need = 4 * g->tw + 4; // q >= tw + 1: column 4 tw + 1 is phase 1 at index tw
     if (need < g->pad_l + g->w) need = g->pad_l + g->w;
@@ -172,8 +173,8 @@ static int f4_pad_h(const cpu_wino_geo *g) {
     int need = 4 * g->th + 2;
     return need > g->pad_t + g->h ? need : g->pad_t + g->h;
 }
-static size_t f4_pad_floats(const cpu_wino_geo *g) {
-    return (size_t)f4_pad_h(g) * f4_pad_w(g);
+static size_t f4_pad_floats(const cpu_wino_geo *g, int gi) {
+    return (size_t)f4_pad_h(g) * f4_pad_w(g) * gi;
 }
 
 // row[off[c & 3] + c / 4] = src[c] for the n floats of src: one input row into the phases of a
@@ -259,53 +260,64 @@ static void f4_flush(const float *raw, float *v, size_t plane, int n, int dy) {
     }
 }
 
-// Images per staging run: planes of at least F4_PLANE_TILES tiles fill the SIMD loops alone and
-// are walked in memory order (image, channel), one run per plane; smaller planes are gathered
-// channel by channel over all the chunk's images (neighbours in V and M), fetched ahead.
-#define F4_PLANE_TILES 16
-static int f4_run_images(const cpu_wino_geo *g, int nbc) {
-    return g->tpi >= F4_PLANE_TILES ? 1 : nbc;
+// Channel planes xc[i * xstride] (i < gi) into the padded plane `pad` of gi interleaved images
+// (off: where each source column phase starts, f4_split). Within a group the next images'
+// planes are fetched `ahead` (they lie a stride of C planes apart, where the hardware
+// prefetchers lose the stream).
+static void f4_fill(const cpu_wino_geo *g, float *pad, const int off[4], const float *xc, size_t xstride, int gi,
+                    int ahead) {
+    int wp = f4_pad_w(g);
+    size_t hw = (size_t)g->h * g->w;
+    if (gi == 1) {
+        for (int r = 0; r < g->h; r++) f4_split(pad + (size_t)(r + g->pad_t) * wp, off, xc + (size_t)r * g->w, g->w);
+        return;
+    }
+    for (int i = 0; i < gi; i++) {
+        const float *src = xc + (size_t)i * xstride;
+        if (i + ahead < gi) f4_prefetch(src + (size_t)ahead * xstride, hw, 0);
+        for (int r = 0; r < g->h; r++, src += g->w) {
+            float *row = pad + (size_t)(r + g->pad_t) * wp * gi + i;
+            for (int c = 0; c < g->w; c++) row[(size_t)(off[c & 3] + c / 4) * gi] = src[c];
+        }
+    }
 }
 
-// cpu_wino_kind.input: per run (a channel of one image, or of all images), each plane split
-// into the padded phases, its raw tiles gathered into the staging block, which is transformed
-// into V whenever it is full and at the end of the run.
+// cpu_wino_kind.input: per group of images (cpu_wino_group) and channel, the planes filled into
+// the padded plane, its raw tiles gathered into the staging block, which is transformed into V
+// whenever it is full and at the end.
 static void f4_input(const cpu_wino_geo *g, const float *x, float *v, int nbc, size_t ld, int nt, float *padbuf,
                      int dy) {
-    int wp = f4_pad_w(g), hp = f4_pad_h(g), q = wp / 4, span = dy ? 4 : 6;
+    int gi = cpu_wino_group(g, nbc), wp = f4_pad_w(g), hp = f4_pad_h(g), q = wp / 4, span = dy ? 4 : 6;
+    int row = wp * gi, len = g->tw * gi, units = nbc / gi * g->c_in; // padded row; tiles per tile row
     size_t plane = (size_t)g->c_in * ld, hw = (size_t)g->h * g->w;
-    int off[4], ahead = f4_ahead(hw), run = f4_run_images(g, nbc), runs = nbc / run * g->c_in;
+    int off[4], ahead = f4_ahead(hw);
     for (int p = 0; p < 4; p++) off[p] = ((p + g->pad_l) & 3) * q + ((p + g->pad_l) >> 2);
-#pragma omp parallel num_threads(nt) if (nt > 1 && runs > 1)
+#pragma omp parallel num_threads(nt) if (nt > 1 && units > 1)
     {
-        float *pad = padbuf + (size_t)omp_get_thread_num() * hp * wp; // this thread's padded plane
+        float *pad = padbuf + (size_t)omp_get_thread_num() * hp * row; // this thread's padded plane
         float raw[36 * F4_STAGE];
-        memset(pad, 0, (size_t)hp * wp * sizeof(float)); // borders stay zero; the inside is overwritten
+        memset(pad, 0, (size_t)hp * row * sizeof(float)); // borders stay zero; the inside is overwritten
 #pragma omp for schedule(static)
-        for (int u = 0; u < runs; u++) {
-            int c = u % g->c_in, img0 = u / g->c_in * run;
+        for (int u = 0; u < units; u++) {
+            int c = u % g->c_in, grp = u / g->c_in;
+            f4_fill(g, pad, off, x + ((size_t)grp * gi * g->c_in + c) * hw, (size_t)g->c_in * hw, gi, ahead);
             int fill = 0;
-            size_t t0 = (size_t)img0 * g->tpi; // tile index (in the chunk) of the block's first tile
+            size_t t0 = (size_t)grp * gi * g->tpi; // tile index (in the chunk) of the block's first tile
             float *vc = v + (size_t)c * ld;
-            for (int img = img0; img < img0 + run; img++) {
-                const float *xc = x + ((size_t)img * g->c_in + c) * hw;
-                if (run > 1 && img + ahead < nbc) f4_prefetch(xc + (size_t)ahead * g->c_in * hw, hw, 0);
-                for (int r = 0; r < g->h; r++) f4_split(pad + (size_t)(r + g->pad_t) * wp, off, xc + (size_t)r * g->w, g->w);
-                for (int ty = 0; ty < g->th; ty++) {
-                    for (int tx0 = 0; tx0 < g->tw;) {
-                        int len = g->tw - tx0 < F4_STAGE - fill ? g->tw - tx0 : F4_STAGE - fill;
-                        for (int i = 0; i < span; i++) {
-                            const float *prow = pad + (size_t)(4 * ty + i) * wp + tx0;
-                            for (int k = 0; k < span; k++)
-                                cpu_wino_copy(raw + (span * i + k) * F4_STAGE + fill, prow + (k & 3) * q + (k >> 2), len);
-                        }
-                        fill += len;
-                        tx0 += len;
-                        if (fill == F4_STAGE) {
-                            f4_flush(raw, vc + t0, plane, fill, dy);
-                            t0 += fill;
-                            fill = 0;
-                        }
+            for (int ty = 0; ty < g->th; ty++) {
+                for (int f0 = 0; f0 < len;) {
+                    int n = len - f0 < F4_STAGE - fill ? len - f0 : F4_STAGE - fill;
+                    for (int i = 0; i < span; i++) {
+                        const float *prow = pad + (size_t)(4 * ty + i) * row + f0;
+                        for (int k = 0; k < span; k++)
+                            cpu_wino_copy(raw + (span * i + k) * F4_STAGE + fill, prow + ((k & 3) * q + (k >> 2)) * gi, n);
+                    }
+                    fill += n;
+                    f0 += n;
+                    if (fill == F4_STAGE) {
+                        f4_flush(raw, vc + t0, plane, fill, dy);
+                        t0 += fill;
+                        fill = 0;
                     }
                 }
             }
@@ -348,23 +360,24 @@ static void f4_merge(float *restrict dst, int n, const float *restrict src, int 
     }
 }
 
-// cpu_wino_kind.output: per run (as for the input), blocks of up to F4_STAGE tiles transformed
-// into 16 output rows (row 4 i + j: output (i, j) of each tile, bias added), then merged into
-// the images' rows.
+// cpu_wino_kind.output: per group of images (cpu_wino_group) and channel, blocks of up to
+// F4_STAGE tiles transformed into 16 output rows (row 4 i + j: output (i, j) of each tile, bias
+// added), then merged into the images' rows: runs of a tile row by f4_merge for a single image,
+// tile by tile for interleaved ones.
 static void f4_output(const cpu_wino_geo *g, const float *m, float *y, const float *b, int nbc, size_t ld,
                       int accumulate, int nt) {
     size_t plane = (size_t)g->c_out * ld, hwo = (size_t)g->ho * g->wo;
-    int ahead = f4_ahead(hwo), run = f4_run_images(g, nbc), runs = nbc / run * g->c_out;
-#pragma omp parallel num_threads(nt) if (nt > 1 && runs > 1)
+    int gi = cpu_wino_group(g, nbc), units = nbc / gi * g->c_out, len = g->tw * gi;
+#pragma omp parallel num_threads(nt) if (nt > 1 && units > 1)
     {
         float out[16 * F4_STAGE];
 #pragma omp for schedule(static)
-        for (int u = 0; u < runs; u++) {
-            int co = u % g->c_out, img0 = u / g->c_out * run;
+        for (int u = 0; u < units; u++) {
+            int co = u % g->c_out, img0 = u / g->c_out * gi;
             const float *mc = m + (size_t)co * ld;
-            float bias = b ? b[co] : 0.0f;
-            int t_end = (img0 + run) * g->tpi;
-            for (int t0 = img0 * g->tpi; t0 < t_end; t0 += F4_STAGE) {
+            float bias = b ? b[co] : 0.0f, *yc = y + ((size_t)img0 * g->c_out + co) * hwo;
+            int t_beg = img0 * g->tpi, t_end = (img0 + gi) * g->tpi;
+            for (int t0 = t_beg; t0 < t_end; t0 += F4_STAGE) {
                 int n = t_end - t0 < F4_STAGE ? t_end - t0 : F4_STAGE;
 #pragma omp simd
                 for (int t = 0; t < n; t++) {
@@ -388,17 +401,28 @@ static void f4_output(const cpu_wino_geo *g, const float *m, float *y, const flo
                     COL(0) COL(1) COL(2) COL(3)
 #undef COL
                 }
-                // runs of tiles within one tile row: (img, ty, tx .. tx + len)
+                if (gi > 1) { // tile (ty, tx) of image i: the group's tile t0 - t_beg + t
+                    for (int t = 0; t < n; t++) {
+                        int f = t0 - t_beg + t, ty = f / len, tx = f % len / gi, i = f % gi;
+                        float *yp = yc + (size_t)i * g->c_out * hwo + (size_t)(4 * ty) * g->wo + 4 * tx;
+                        int rows = g->ho - 4 * ty < 4 ? g->ho - 4 * ty : 4, cols = g->wo - 4 * tx < 4 ? g->wo - 4 * tx : 4;
+                        for (int r = 0; r < rows; r++)
+                            for (int k = 0; k < cols; k++) {
+                                float o = out[(4 * r + k) * F4_STAGE + t];
+                                yp[(size_t)r * g->wo + k] = accumulate ? yp[(size_t)r * g->wo + k] + o : o;
+                            }
+                    }
+                    continue;
+                }
+                // one image: runs of tiles within one tile row (ty, tx .. tx + len)
                 for (int s = 0; s < n;) {
-                    int t = t0 + s, img = t / g->tpi, rem = t % g->tpi, ty = rem / g->tw, tx = rem % g->tw;
-                    if (run > 1 && rem == 0 && img + ahead < nbc) // a new image: fetch the plane `ahead` on
-                        f4_prefetch(y + ((size_t)(img + ahead) * g->c_out + co) * hwo, hwo, 1);
-                    int len = g->tw - tx < n - s ? g->tw - tx : n - s;
-                    int cols = g->wo - 4 * tx < 4 * len ? g->wo - 4 * tx : 4 * len;
-                    float *yp = y + ((size_t)img * g->c_out + co) * hwo + 4 * tx;
+                    int rem = t0 - t_beg + s, ty = rem / g->tw, tx = rem % g->tw;
+                    int run = g->tw - tx < n - s ? g->tw - tx : n - s;
+                    int cols = g->wo - 4 * tx < 4 * run ? g->wo - 4 * tx : 4 * run;
+                    float *yp = yc + (size_t)(4 * ty) * g->wo + 4 * tx;
                     for (int i = 0; i < 4 && 4 * ty + i < g->ho; i++)
-                        f4_merge(yp + (size_t)(4 * ty + i) * g->wo, cols, out + 4 * i * F4_STAGE + s, accumulate);
-                    s += len;
+                        f4_merge(yp + (size_t)i * g->wo, cols, out + 4 * i * F4_STAGE + s, accumulate);
+                    s += run;
                 }
             }
         }

@@ -114,9 +114,9 @@ int cpu_winograd_conv(ops_ctx *ctx, const ops_conv_shape *s, float *y, const flo
     const cpu_wino_kind *k = cpu_wino_pick(&g, 0);
     cpu_wino_tiles(&g, k);
     int nt = cpu_threads(ctx), n = s->n, ne = k->ne;
-    size_t rows_n = k->pad_floats(&g); // padded plane of one thread
     int nb, outer;
-    cpu_wino_plan(n, g.tpi, nt, rows_n, (size_t)ne * (g.c_in + g.c_out), &nb, &outer);
+    cpu_wino_plan(n, g.tpi, nt, k->pad_floats(&g, 1), (size_t)ne * (g.c_in + g.c_out), &nb, &outer);
+    size_t rows_n = k->pad_floats(&g, cpu_wino_group(&g, nb)); // padded plane of one thread
     int nchunks = (n + nb - 1) / nb;
     size_t ld_max = (size_t)nb * g.tpi, nu = (size_t)ne * g.c_in * g.c_out;
     size_t slice = (size_t)ne * ld_max * (g.c_in + g.c_out) + rows_n;
@@ -154,11 +154,12 @@ int cpu_winograd_bwd_weight(ops_ctx *ctx, const ops_conv_shape *s, float *dw, co
     int nt = cpu_threads(ctx), n = s->n, ne = k->ne;
     // the output gradient's tiles: planes (C_out, HO, WO), no padding, the same tile grid
     cpu_wino_geo gd = {g.c_out, g.c_out, g.ho, g.wo, g.ho, g.wo, 0, 0, g.th, g.tw, g.tpi};
-    size_t rows_n = k->pad_floats(&g), rows_d = k->pad_floats(&gd);
+    size_t rows_n = k->pad_floats(&g, 1), rows_d = k->pad_floats(&gd, 1);
     if (rows_d > rows_n) rows_n = rows_d;
     size_t nu = (size_t)ne * g.c_in * g.c_out;
     int nb, outer;
     cpu_wino_plan(n, g.tpi, nt, nu + rows_n, (size_t)ne * (g.c_in + g.c_out), &nb, &outer);
+    rows_n *= cpu_wino_group(&g, nb); // groups of nb images (chunks of fewer: smaller groups)
     int nchunks = (n + nb - 1) / nb, slices = outer ? nt : 1;
     size_t ld_max = (size_t)nb * g.tpi;
     // per slice: dU accumulator, V, dM, padded plane
