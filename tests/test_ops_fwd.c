@@ -49,6 +49,9 @@ static const conv_case conv_cases[] = {
     {{20, 8, 4, 4, 16, 3, 3, 1, 1, 1, 1, 1}, 1},   // many tiny images: multi-image chunks
     {{2, 8, 3, 515, 9, 3, 3, 1, 1, 1, 1, 1}, 1},   // rows wider than a Winograd staging block
     {{40, 8, 12, 11, 9, 3, 3, 1, 1, 1, 1, 1}, 0},  // F(4x4): staging runs across images and blocks
+    {{3, 5, 9, 7, 6, 3, 3, 2, 1, 1, 1, 1}, 1},     // stride 2 pad 1, odd planes (direct: phase planes)
+    {{2, 16, 28, 28, 20, 3, 3, 2, 1, 1, 1, 1}, 1}, // stride 2: two pixel vectors and a masked one
+    {{2, 9, 8, 10, 12, 3, 3, 2, 1, 1, 0, 0}, 0},   // stride 2, no padding bottom and right
 };
 
 START_TEST(test_conv2d_fwd) {
@@ -158,7 +161,7 @@ START_TEST(test_direct_pick) {
         {{2, 16, 8, 8, 1, 3, 3, 1, 1, 1, 1, 1}, -1, 1}, // backward data: 1 channel in, 16 out
         {{2, 1, 8, 8, 16, 3, 3, 1, 1, 1, 1, 1}, -1, 0}, // backward data: 16 in, 1 out
         {{2, 32, 8, 8, 16, 3, 3, 1, 1, 1, 1, 1}, 0, 0},
-        {{2, 16, 8, 8, 16, 3, 3, 2, 1, 1, 1, 1}, 0, 0}, // stride 2
+        {{2, 16, 8, 8, 16, 3, 3, 2, 1, 1, 1, 1}, -1, 0}, // stride 2: im2col sums in the same order
     };
     tops_conv_path(TOPS_CONV_DIRECT);
     int have = cpu_direct_usable(&cases[0].s, 0);
@@ -179,9 +182,9 @@ START_TEST(test_direct_pick) {
             ck_assert_int_eq(ops_conv2d_bwd_data(ctx, s, dx[v], dy, w), 0);
             tops_conv_path(TOPS_CONV_AUTO);
         }
-        int direct = s->stride == 1; // forced: wherever it applies
+        int direct = s->stride == 1; // forced: wherever it applies (stride 2: the forward only)
         if (cases[k].fwd >= 0)
-            ck_assert_msg((memcmp(y[1], y[2], ny * sizeof(float)) != 0) == direct, "case %zu: forced direct forward", k);
+            ck_assert_msg((memcmp(y[1], y[2], ny * sizeof(float)) != 0) == 1, "case %zu: forced direct forward", k);
         ck_assert_msg((memcmp(dx[1], dx[2], nx * sizeof(float)) != 0) == direct, "case %zu: forced direct bwd_data", k);
         ck_assert_msg(!memcmp(y[0], y[cases[k].fwd ? 1 : 2], ny * sizeof(float)), "case %zu: forward not %s", k,
                       cases[k].fwd ? "direct" : "Winograd/im2col");
@@ -190,6 +193,20 @@ START_TEST(test_direct_pick) {
         ops_ctx_destroy(ctx);
         free(x), free(w), free(dy);
         for (int v = 0; v < 3; v++) free(y[v]), free(dx[v]);
+    }
+    // stride 2, forward (cpu_direct.c): where whole pixel vectors are mostly outputs (7x7 and
+    // up), at most 64 channels in below 10x10; never the backward data
+    static const struct {
+        ops_conv_shape s;
+        int fwd;
+    } s2[] = {
+        {{2, 16, 28, 28, 32, 3, 3, 2, 1, 1, 1, 1}, 1},   {{2, 64, 14, 14, 64, 3, 3, 2, 1, 1, 1, 1}, 1},
+        {{2, 64, 7, 7, 128, 3, 3, 2, 1, 1, 1, 1}, 0},    {{2, 128, 14, 14, 256, 3, 3, 2, 1, 1, 1, 1}, 0},
+        {{2, 128, 32, 32, 128, 3, 3, 2, 1, 1, 1, 1}, 1}, {{2, 16, 28, 28, 32, 3, 3, 2, 0, 0, 1, 1}, 0}, // pad 0
+    };
+    for (size_t k = 0; k < sizeof s2 / sizeof s2[0]; k++) {
+        ck_assert_msg(cpu_direct_usable(&s2[k].s, 0) == s2[k].fwd, "stride-2 case %zu: forward direct %d", k, !s2[k].fwd);
+        ck_assert_msg(!cpu_direct_usable(&s2[k].s, 1), "stride-2 case %zu: backward data direct", k);
     }
 }
 END_TEST

@@ -1,14 +1,16 @@
-// cpu_direct: 3x3 stride-1 pad-1 convolutions of narrow layers computed directly, with AVX-512
-// register tiles (kernels/cpu/cpu_direct.c), where Winograd's transforms cost more than they
-// save. Internal to kernels/cpu/.
+// cpu_direct: 3x3 pad-1 convolutions computed directly, with AVX-512 register tiles
+// (kernels/cpu/cpu_direct.c): stride 1 on narrow layers, where Winograd's transforms cost more
+// than they save, and the stride-2 forward, where im2col's copy costs as much as its GEMM.
+// Internal to kernels/cpu/.
 #ifndef DIFFOOD_CPU_DIRECT_H
 #define DIFFOOD_CPU_DIRECT_H
 
 #include "kernels/cpu/cpu_internal.h"
 
 // 1 when cpu_direct_conv computes `s` for this pass (bwd_data 0: forward, 1: backward data):
-// an AVX-512 build, 3x3, stride 1, pad 1 on every side, and the channels where it measured
-// faster (cpu_direct.c), or any channels when forced. The shape must already be valid.
+// an AVX-512 build, 3x3, pad 1 at the top and left, and either stride 1 with pad 1 on every side
+// or a stride-2 forward (any bottom and right pads), where it measured faster (cpu_direct.c), or
+// wherever it applies when forced. The shape must already be valid.
 int cpu_direct_usable(const ops_conv_shape *s, int bwd_data);
 
 // bwd_data 0: y (N, C_out, H, W) = conv(x (N, C_in, H, W), w) + b (b may be NULL), assigned.
