@@ -178,7 +178,10 @@ static int cd_conv_s2(ops_ctx *ctx, const ops_conv_shape *s, float *y, const flo
     if (!buf) return err_set(ERR_NOMEM, "conv2d_fwd: out of memory for the direct convolution's planes");
     cd_weights(buf, w, cout, cin, cout_pad, 0);
     size_t toff[9];
-    for (int t = 0; t < 9; t++) toff[t] = (size_t)((t / 3 & 1) * 2 + (t % 3 & 1)) * pq + (size_t)(t / 3 >> 1) * wq + (t % 3 >> 1);
+    for (int t = 0; t < 9; t++) { // tap (i, j): phase plane (i & 1, j & 1), row i / 2, column j / 2
+        int i = t / 3, j = t % 3;
+        toff[t] = (size_t)((i & 1) * 2 + (j & 1)) * pq + (size_t)(i >> 1) * wq + (j >> 1);
+    }
 #pragma omp parallel num_threads(nt) if (nt > 1)
     {
         float *xp = buf + nwt + (size_t)omp_get_thread_num() * slice, *yw = xp + (size_t)cin * xs + CD_SLACK;

@@ -209,7 +209,8 @@ static void f2_input(const cpu_wino_geo *g, const float *x, float *v, int nbc, s
                 for (int tv = 0; tv < len_v; tv += CPU_WINO_VEC) {
                     if (dy) {
 #pragma omp simd
-                        for (int t = tv; t < tv + CPU_WINO_VEC; t++) CPU_WINO_DY_TILE(p0, p1, t, h, dst + t, CPU_WINO_STAGE);
+                        for (int t = tv; t < tv + CPU_WINO_VEC; t++)
+                            CPU_WINO_DY_TILE(p0, p1, t, h, dst + t, CPU_WINO_STAGE);
                     } else if (gi == 1) { // a constant step: 8% faster on 28x28 planes
 #pragma omp simd
                         for (int t = tv; t < tv + CPU_WINO_VEC; t++)

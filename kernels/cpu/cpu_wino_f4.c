@@ -310,7 +310,8 @@ static void f4_input(const cpu_wino_geo *g, const float *x, float *v, int nbc, s
                     for (int i = 0; i < span; i++) {
                         const float *prow = pad + (size_t)(4 * ty + i) * row + f0;
                         for (int k = 0; k < span; k++)
-                            cpu_wino_copy(raw + (span * i + k) * F4_STAGE + fill, prow + ((k & 3) * q + (k >> 2)) * gi, n);
+                            cpu_wino_copy(raw + (span * i + k) * F4_STAGE + fill,
+                                          prow + ((k & 3) * q + (k >> 2)) * gi, n);
                     }
                     fill += n;
                     f0 += n;
@@ -405,7 +406,8 @@ static void f4_output(const cpu_wino_geo *g, const float *m, float *y, const flo
                     for (int t = 0; t < n; t++) {
                         int f = t0 - t_beg + t, ty = f / len, tx = f % len / gi, i = f % gi;
                         float *yp = yc + (size_t)i * g->c_out * hwo + (size_t)(4 * ty) * g->wo + 4 * tx;
-                        int rows = g->ho - 4 * ty < 4 ? g->ho - 4 * ty : 4, cols = g->wo - 4 * tx < 4 ? g->wo - 4 * tx : 4;
+                        int rows = g->ho - 4 * ty < 4 ? g->ho - 4 * ty : 4;
+                        int cols = g->wo - 4 * tx < 4 ? g->wo - 4 * tx : 4;
                         for (int r = 0; r < rows; r++)
                             for (int k = 0; k < cols; k++) {
                                 float o = out[(4 * r + k) * F4_STAGE + t];
