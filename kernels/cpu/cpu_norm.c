@@ -9,6 +9,7 @@
 #include <omp.h>
 
 #include "common/err.h"
+#include "kernels/bn_merge.h"
 
 // y[i] = act(x[i] * a + b) over a row
 static inline void cpu_affine_act_row(ops_act act, float *y, const float *x, float a, float b, int n) {
@@ -289,22 +290,8 @@ int cpu_batchnorm_stats_merge(ops_ctx *ctx, float *mean, float *var, float *rstd
         total += counts[s];
     }
     ERR_IF(total < 2, ERR_USAGE, "batchnorm_stats_merge: %.0f values per channel: training needs more than one", total);
-    for (int ch = 0; ch < c; ch++) {
-        double na = 0.0, ma = 0.0, m2 = 0.0;
-        for (int s = 0; s < r; s++) {
-            const float *p = parts + (size_t)s * 2 * c;
-            double nb = counts[s], nt = na + nb, d = (double)p[ch] - ma;
-            ma += d * nb / nt;
-            m2 += (double)p[c + ch] + d * d * na * nb / nt;
-            na = nt;
-        }
-        float vf = (float)(m2 / total), m = (float)ma;
-        mean[ch] = m;
-        if (var) var[ch] = vf;
-        rstd[ch] = (float)(1.0 / sqrt((double)vf + (double)eps));
-        if (running_mean) running_mean[ch] = (1.0f - momentum) * running_mean[ch] + momentum * m;
-        if (running_var) running_var[ch] = (1.0f - momentum) * running_var[ch] + momentum * (float)(m2 / (total - 1.0));
-    }
+    for (int ch = 0; ch < c; ch++)
+        bn_merge_chan(parts, counts, r, c, ch, total, momentum, eps, mean, var, rstd, running_mean, running_var);
     return 0;
 }
 

@@ -5,6 +5,7 @@
 // channel in slice order with Chan's formula; then one elementwise pass. Deterministic, no atomics.
 #include <math.h>
 
+#include "kernels/bn_merge.h"
 #include "kernels/cuda/cuda_internal.h"
 
 #define BN_THREADS 256
@@ -166,26 +167,14 @@ typedef struct {
     int v[BN_MAX_PARTS];
 } cuda_bn_counts;
 
-// One thread per channel: Chan's combination of r float parts (r, 2, C), as the CPU backend.
+// One thread per channel: Chan's combination of r float parts (r, 2, C) (kernels/bn_merge.h,
+// shared with the CPU backend).
 __global__ void cuda_bn_merge_k(float *mean, float *var, float *rstd, float *running_mean, float *running_var,
                                 const float *parts, cuda_bn_counts counts, int r, int c, double total, float momentum,
                                 float eps) {
     int ch = blockIdx.x * blockDim.x + threadIdx.x;
     if (ch >= c) return;
-    double na = 0.0, ma = 0.0, m2 = 0.0;
-    for (int s = 0; s < r; s++) {
-        const float *p = parts + (size_t)s * 2 * c;
-        double nb = counts.v[s], nt = na + nb, d = (double)p[ch] - ma;
-        ma += d * nb / nt;
-        m2 += (double)p[c + ch] + d * d * na * nb / nt;
-        na = nt;
-    }
-    float vf = (float)(m2 / total), m = (float)ma;
-    mean[ch] = m;
-    if (var) var[ch] = vf;
-    rstd[ch] = (float)(1.0 / sqrt((double)vf + (double)eps));
-    if (running_mean) running_mean[ch] = (1.f - momentum) * running_mean[ch] + momentum * m;
-    if (running_var) running_var[ch] = (1.f - momentum) * running_var[ch] + momentum * (float)(m2 / (total - 1.0));
+    bn_merge_chan(parts, counts.v, r, c, ch, total, momentum, eps, mean, var, rstd, running_mean, running_var);
 }
 
 // One thread per channel: sums (2, C) of the slices' (sum g, sum g * xhat).
